@@ -1,0 +1,97 @@
+/**
+ * The command tree: global options, command dispatch, error reporting and exit codes.
+ *
+ * @module
+ */
+import { merge, object, or } from "@optique/core/constructs";
+import { message } from "@optique/core/message";
+import { optional } from "@optique/core/modifiers";
+import { option } from "@optique/core/primitives";
+import { string } from "@optique/core/valueparser";
+import { run } from "@optique/run";
+import type { InferValue } from "@optique/core/parser";
+import { ExitCode, explainPermissionError, VyaError } from "../lib/errors.ts";
+import { redact } from "../lib/redact.ts";
+import { VERSION } from "../lib/version.ts";
+import { type Context, createContext, type GlobalOptions } from "./context.ts";
+import { configCommand, runConfigShow, runConfigValidate } from "./config.ts";
+import { runVersion, versionCommand } from "./version.ts";
+
+const globalOptions = object("Global options", {
+  config: optional(option("--config", string({ metavar: "PATH" }), {
+    description: message`Configuration file. Default: $VYA_CONFIG, else ./config.yaml, else \
+/etc/vya-backupdb/config.yaml.`,
+  })),
+  env: optional(option("--env", string({ metavar: "NAME" }), {
+    description: message`Environment overlay to apply (environments.NAME). Default: $VYA_ENV, \
+else the file's environment: key.`,
+  })),
+  json: optional(option("--json", {
+    description: message`Results as JSON on stdout; logs as one JSON object a line on stderr.`,
+  })),
+  quiet: optional(option("--quiet", { description: message`Only warnings and errors on stderr.` })),
+  verbose: optional(option("--verbose", { description: message`Debug detail on stderr.` })),
+});
+
+const commands = or(configCommand, versionCommand);
+
+/** The whole command-line parser. */
+export const parser = merge(globalOptions, commands);
+
+const EXIT_CODES_HELP = message`Exit codes: 0 success; 1 some items failed; 2 all items failed; \
+3 configuration, credential or permission error; 4 another run holds the lock; 64 command-line \
+usage error; 130 interrupted.`;
+
+/** Runs the command named by `args` and returns the process exit code. */
+export async function main(args: string[]): Promise<number> {
+  const parsed = run(parser, {
+    programName: "vya-backupdb",
+    args,
+    help: "both",
+    version: { value: VERSION, option: true },
+    completion: "command",
+    aboveError: "none",
+    errorExitCode: ExitCode.USAGE,
+    brief: message`Back up and restore MySQL/MariaDB and PostgreSQL servers: one streamed, \
+compressed, checksummed file per database, plus users and roles.`,
+    footer: EXIT_CODES_HELP,
+  });
+  const globals: GlobalOptions = {
+    config: parsed.config,
+    env: parsed.env,
+    json: parsed.json,
+    quiet: parsed.quiet,
+    verbose: parsed.verbose,
+  };
+  const ctx = createContext(globals);
+  try {
+    return await dispatch(parsed, ctx);
+  } catch (error) {
+    return reportError(error, ctx);
+  }
+}
+
+type Parsed = InferValue<typeof parser>;
+
+function dispatch(parsed: Parsed, ctx: Context): Promise<number> | number {
+  switch (parsed.command) {
+    case "config validate":
+      return runConfigValidate(ctx);
+    case "config show":
+      return runConfigShow(ctx);
+    case "version":
+      return runVersion(ctx);
+  }
+}
+
+/** Prints an error the way users see it and returns its exit code. */
+export function reportError(error: unknown, ctx: Context): number {
+  const known = error instanceof VyaError ? error : explainPermissionError(error);
+  if (known) {
+    ctx.log.error(known.message, known.hint ? { hint: known.hint } : undefined);
+    return known.exitCode;
+  }
+  const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  ctx.log.error(`internal error: ${redact(text)}`);
+  return ExitCode.PARTIAL;
+}

@@ -1,0 +1,69 @@
+/**
+ * `config validate` and `config show`.
+ *
+ * @module
+ */
+import { object, or } from "@optique/core/constructs";
+import { message } from "@optique/core/message";
+import { command, constant } from "@optique/core/primitives";
+import { stringify } from "yaml";
+import { ExitCode } from "../lib/errors.ts";
+import { checkCredentialRefs } from "../lib/credentials/refs.ts";
+import type { Context } from "./context.ts";
+
+/** Parser of the `config` command group. */
+export const configCommand = command(
+  "config",
+  or(
+    command("validate", object({ command: constant("config validate" as const) }), {
+      brief: message`Check the configuration file and report every problem.`,
+      description:
+        message`Reads the configuration (--config, else $VYA_CONFIG, else ./config.yaml, \
+else /etc/vya-backupdb/config.yaml), applies the environment overlay (--env, else $VYA_ENV, else \
+the file's environment:) and validates it. Every problem is reported as file:line:column: field: \
+message. Also reports instances whose credential id is missing from the credentials file. \
+Exit 0 when valid, 3 otherwise. Needs read access to the config and credentials files only.`,
+    }),
+    command("show", object({ command: constant("config show" as const) }), {
+      brief: message`Print the effective configuration after overlays and defaults.`,
+      description: message`Prints the configuration as it will be used: the selected overlay \
+merged in, defaults filled, relative paths resolved against the config file's folder. No secret \
+is printed. With --json, prints JSON.`,
+    }),
+  ),
+  {
+    brief: message`Validate or show the configuration.`,
+  },
+);
+
+/** Runs `config validate`. */
+export async function runConfigValidate(ctx: Context): Promise<number> {
+  const loaded = await ctx.loadConfig();
+  const problems = await checkCredentialRefs(loaded.config);
+  const result = {
+    file: loaded.source.file,
+    environment: loaded.config.environment ?? null,
+    instances: loaded.config.instances.length,
+    valid: problems.length === 0,
+    problems,
+  };
+  if (ctx.json) ctx.outJson(result);
+  else if (problems.length === 0) {
+    ctx.out(
+      `${loaded.source.file}: valid (${loaded.config.instances.length} instance(s)` +
+        `${loaded.config.environment ? `, environment ${loaded.config.environment}` : ""})`,
+    );
+  } else {
+    for (const p of problems) ctx.out(`${loaded.source.file}: ${p}`);
+  }
+  return problems.length === 0 ? ExitCode.OK : ExitCode.CONFIG;
+}
+
+/** Runs `config show`. */
+export async function runConfigShow(ctx: Context): Promise<number> {
+  const loaded = await ctx.loadConfig();
+  const shown = { source: loaded.source.file, ...loaded.config };
+  if (ctx.json) ctx.outJson(shown);
+  else ctx.out(stringify(shown).trimEnd());
+  return ExitCode.OK;
+}

@@ -1,0 +1,421 @@
+/**
+ * Finding, parsing, overlaying and validating the configuration file.
+ *
+ * Every error names the file, line and column, and the field path, e.g.
+ * `config.yaml:12:11: instances[1].port: expected 1-65535, got "abc"`.
+ *
+ * @module
+ */
+import { isMap, isSeq, LineCounter, parseDocument } from "yaml";
+import type { Document, Node as YamlNode } from "yaml";
+import * as v from "valibot";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { ConfigError } from "../errors.ts";
+import { readEnv } from "../env.ts";
+import { deepMerge, type Plain } from "./merge.ts";
+import { type ConfigFile, ConfigFileSchema } from "./schema.ts";
+import type { Config, ConfigSource, EngineType, InstanceConfig } from "./types.ts";
+
+/** Where the configuration is looked for when neither `--config` nor `$VYA_CONFIG` is given. */
+export const DEFAULT_CONFIG_PATHS = ["./config.yaml", "/etc/vya-backupdb/config.yaml"] as const;
+
+/** Default storage folder. */
+export const DEFAULT_STORAGE_PATH = "/var/backups/vya-backupdb";
+
+/** Default credentials file, relative to the config file's folder. */
+export const DEFAULT_CREDENTIALS_FILE = ".secrets/credentials.json";
+
+const DEFAULT_PORTS: Record<EngineType, number> = { postgresql: 5432, mysql: 3306, mariadb: 3306 };
+
+/** How to find and select the configuration. */
+export interface LoadOptions {
+  /** `--config PATH`; wins over everything. */
+  path?: string;
+  /** `--env NAME`; wins over `$VYA_ENV` and `environment:`. */
+  env?: string;
+}
+
+/** A loaded, validated configuration and where it came from. */
+export interface LoadedConfig {
+  /** The effective configuration. */
+  config: Config;
+  /** The file it was read from. */
+  source: ConfigSource;
+  /** Names of the overlays the file defines. */
+  environments: string[];
+}
+
+/** One problem found in the file. */
+export interface ConfigProblem {
+  /** 1-based line, when the problem has a place in the file. */
+  line?: number;
+  /** 1-based column. */
+  col?: number;
+  /** Field path such as `instances[1].port`, empty for the whole file. */
+  path: string;
+  /** What is wrong. */
+  message: string;
+}
+
+/** Raised when the file has one or more problems; the message lists all of them. */
+export class ConfigValidationError extends ConfigError {
+  /** The file. */
+  readonly file: string;
+  /** Every problem found. */
+  readonly problems: ConfigProblem[];
+
+  /** Creates the error from the list of problems. */
+  constructor(file: string, problems: ConfigProblem[]) {
+    super(problems.map((p) => formatProblem(file, p)).join("\n"));
+    this.name = "ConfigValidationError";
+    this.file = file;
+    this.problems = problems;
+  }
+}
+
+/** Formats one problem as `file:line:col: path: message`. */
+export function formatProblem(file: string, p: ConfigProblem): string {
+  const where = p.line ? `${file}:${p.line}:${p.col ?? 1}` : file;
+  return `${where}: ${p.path ? p.path + ": " : ""}${p.message}`;
+}
+
+/**
+ * Resolves which file to read: `--config`, else `$VYA_CONFIG`, else `./config.yaml`, else
+ * `/etc/vya-backupdb/config.yaml`. Throws a ConfigError listing what was tried.
+ */
+export function resolveConfigPath(explicit?: string): string {
+  if (explicit) return resolve(explicit);
+  const fromEnv = readEnv("VYA_CONFIG");
+  if (fromEnv) return resolve(fromEnv);
+  for (const candidate of DEFAULT_CONFIG_PATHS) {
+    try {
+      if (Deno.statSync(candidate).isFile) return resolve(candidate);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) continue;
+      if (e instanceof Deno.errors.NotCapable) continue;
+      throw e;
+    }
+  }
+  throw new ConfigError(
+    `no configuration file found (tried --config, $VYA_CONFIG, ${DEFAULT_CONFIG_PATHS.join(", ")})`,
+    { hint: "pass --config PATH; config.example.yaml shows every key" },
+  );
+}
+
+/** Reads, overlays and validates the configuration. */
+export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfig> {
+  const file = resolveConfigPath(options.path);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new ConfigError(`${file}: configuration file not found`);
+    }
+    if (e instanceof Deno.errors.NotCapable) throw e;
+    throw new ConfigError(`${file}: cannot read: ${(e as Error).message}`, { cause: e });
+  }
+  return parseConfig(text, file, options.env ?? readEnv("VYA_ENV"));
+}
+
+/**
+ * Parses and validates configuration text. `file` is used for error messages and to resolve
+ * relative paths; `env` selects an overlay (else the file's `environment:`).
+ */
+export function parseConfig(text: string, file: string, env?: string): LoadedConfig {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigValidationError(
+      file,
+      doc.errors.map((e) => ({
+        line: e.linePos?.[0]?.line,
+        col: e.linePos?.[0]?.col,
+        path: "",
+        message: `invalid YAML: ${
+          e.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "")
+        }`,
+      })),
+    );
+  }
+  const raw = doc.toJS() ?? {};
+  const at = locator(doc, lineCounter);
+  if (typeof raw !== "object" || Array.isArray(raw)) {
+    throw new ConfigValidationError(file, [{
+      line: 1,
+      col: 1,
+      path: "",
+      message: "expected a mapping at the top of the file",
+    }]);
+  }
+  const base = raw as Plain;
+  const overlays = (typeof base.environments === "object" && base.environments !== null &&
+      !Array.isArray(base.environments))
+    ? base.environments as Plain
+    : {};
+  const environments = Object.keys(overlays);
+  const selected = env ?? (typeof base.environment === "string" ? base.environment : undefined);
+
+  let merged = base;
+  if (selected !== undefined) {
+    if (!(selected in overlays)) {
+      const fromFile = env === undefined;
+      const pos = fromFile ? at(["environment"], false) : {};
+      throw new ConfigValidationError(file, [{
+        ...pos,
+        path: fromFile ? "environment" : "",
+        message:
+          `unknown environment "${selected}"${fromFile ? "" : " (from --env or $VYA_ENV)"}; ` +
+          (environments.length
+            ? `defined: ${environments.join(", ")}`
+            : "the file defines no environments"),
+      }]);
+    }
+    const overlay = overlays[selected];
+    if (overlay !== null && overlay !== undefined) {
+      if (typeof overlay !== "object" || Array.isArray(overlay)) {
+        throw new ConfigValidationError(file, [{
+          ...at(["environments", selected], false),
+          path: `environments.${selected}`,
+          message: "expected a mapping that overlays storage, credentials, backup or instances",
+        }]);
+      }
+      const bad = Object.keys(overlay).filter((k) =>
+        !["storage", "credentials", "backup", "instances"].includes(k)
+      );
+      if (bad.length) {
+        throw new ConfigValidationError(
+          file,
+          bad.map((k) => ({
+            ...at(["environments", selected, k], true),
+            path: `environments.${selected}.${k}`,
+            message: "unknown key (an overlay may set storage, credentials, backup, instances)",
+          })),
+        );
+      }
+      merged = deepMerge(base, overlay as Plain);
+    }
+  }
+
+  const result = v.safeParse(ConfigFileSchema, merged, { abortEarly: false });
+  const problems = result.success
+    ? []
+    : result.issues.map((issue) => issueToProblem(issue, merged, selected, overlays, at));
+  problems.push(...duplicateIds(merged, selected, overlays, at));
+  if (problems.length || !result.success) throw new ConfigValidationError(file, dedupe(problems));
+  const parsed = result.output;
+
+  const dir = dirname(file);
+  return {
+    config: toConfig(parsed, dir, selected),
+    source: { file, dir },
+    environments,
+  };
+}
+
+type PathKey = string | number;
+type Locate = (path: PathKey[], key: boolean) => { line?: number; col?: number };
+
+function locator(doc: Document, lc: LineCounter): Locate {
+  return (path, key) => {
+    const node = key ? keyNode(doc, path) : doc.getIn(path, true) as YamlNode | undefined;
+    const offset = node?.range?.[0];
+    if (offset === undefined) return {};
+    const pos = lc.linePos(offset);
+    return { line: pos.line, col: pos.col };
+  };
+}
+
+function keyNode(doc: Document, path: PathKey[]): YamlNode | undefined {
+  const parent = path.length > 1 ? doc.getIn(path.slice(0, -1), true) : doc.contents;
+  const last = path[path.length - 1];
+  if (isMap(parent)) {
+    for (const pair of parent.items) {
+      const k = pair.key as { value?: unknown; range?: unknown } | null;
+      if (k && k.value === last) return k as unknown as YamlNode;
+    }
+  }
+  if (isSeq(parent) && typeof last === "number") return parent.items[last] as YamlNode;
+  return undefined;
+}
+
+/** Formats a path as `instances[1].port`. */
+export function formatPath(path: PathKey[]): string {
+  let out = "";
+  for (const part of path) {
+    if (typeof part === "number") out += `[${part}]`;
+    else out += out ? `.${part}` : part;
+  }
+  return out;
+}
+
+/**
+ * Finds where a merged value came from: the selected overlay when it sets that path, else the
+ * base document. Instances in an overlay are matched by id, as the merge does.
+ */
+function originOf(
+  path: PathKey[],
+  merged: Plain,
+  selected: string | undefined,
+  overlays: Plain,
+): PathKey[] {
+  if (selected === undefined) return path;
+  const overlay = overlays[selected] as Plain | undefined;
+  if (!overlay) return path;
+  let overlayPath: PathKey[] = path;
+  if (path[0] === "instances" && typeof path[1] === "number") {
+    const mergedList = (merged.instances as Plain[] | undefined) ?? [];
+    const id = mergedList[path[1]]?.id;
+    // With duplicate ids the merge only touched the first of them.
+    if (mergedList.findIndex((i) => i?.id === id) !== path[1]) return path;
+    const list = overlay.instances as Plain[] | undefined;
+    const index = Array.isArray(list) ? list.findIndex((i) => i?.id === id) : -1;
+    if (index < 0) {
+      // An instance appended by the overlay sits after the base's ones.
+      const baseCount = Array.isArray(list)
+        ? (merged.instances as unknown[]).length - list.length
+        : 0;
+      const appended = (path[1] as number) - baseCount;
+      if (!Array.isArray(list) || appended < 0 || list[appended]?.id !== id) return path;
+      overlayPath = ["instances", appended, ...path.slice(2)];
+    } else {
+      overlayPath = ["instances", index, ...path.slice(2)];
+    }
+  }
+  let cursor: unknown = overlay;
+  for (const part of overlayPath) {
+    if (cursor === null || typeof cursor !== "object") return path;
+    if (!(part in (cursor as Plain))) return path;
+    cursor = (cursor as Record<PathKey, unknown>)[part];
+  }
+  return ["environments", selected, ...overlayPath];
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (value === null) return "null";
+  if (typeof value === "string") return JSON.stringify(value);
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object") return "a mapping";
+  return String(value);
+}
+
+function issueToProblem(
+  issue: v.BaseIssue<unknown>,
+  merged: Plain,
+  selected: string | undefined,
+  overlays: Plain,
+  at: Locate,
+): ConfigProblem {
+  const path: PathKey[] = (issue.path ?? []).map((p) => p.key as PathKey);
+  const origin = originOf(path, merged, selected, overlays);
+  if (issue.type === "strict_object" && issue.expected === "never") {
+    return { ...at(origin, true), path: formatPath(path), message: "unknown key" };
+  }
+  if (issue.input === undefined && issue.kind === "schema") {
+    return {
+      ...at(origin.slice(0, -1), false),
+      path: formatPath(path),
+      message: `required: ${issue.message}`,
+    };
+  }
+  return {
+    ...at(origin, false),
+    path: formatPath(path),
+    message: `${issue.message}, got ${describe(valueAt(merged, path, issue.input))}`,
+  };
+}
+
+function valueAt(root: Plain, path: PathKey[], fallback: unknown): unknown {
+  let cursor: unknown = root;
+  for (const part of path) {
+    if (cursor === null || typeof cursor !== "object") return fallback;
+    cursor = (cursor as Record<PathKey, unknown>)[part];
+  }
+  return cursor;
+}
+
+function dedupe(problems: ConfigProblem[]): ConfigProblem[] {
+  const seen = new Set<string>();
+  return problems.filter((p) => {
+    const key = `${p.path}|${p.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+function duplicateIds(
+  merged: Plain,
+  selected: string | undefined,
+  overlays: Plain,
+  at: Locate,
+): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const seen = new Map<unknown, number>();
+  const list = Array.isArray(merged.instances) ? merged.instances as unknown[] : [];
+  list.forEach((inst, i) => {
+    const id = (inst as Plain | null)?.id;
+    if (typeof id !== "string") return;
+    const first = seen.get(id);
+    if (first === undefined) {
+      seen.set(id, i);
+      return;
+    }
+    problems.push({
+      ...at(originOf(["instances", i, "id"], merged, selected, overlays), false),
+      path: `instances[${i}].id`,
+      message: `duplicate instance id "${id}" (first used by instances[${first}])`,
+    });
+  });
+  return problems;
+}
+
+function abs(dir: string, p: string): string {
+  return isAbsolute(p) ? p : join(dir, p);
+}
+
+/** Applies defaults and resolves relative paths against `dir`, the config file's folder. */
+function toConfig(parsed: ConfigFile, dir: string, environment: string | undefined): Config {
+  const format = parsed.storage?.compression?.format ?? "gzip";
+  const defaultLevel = format === "zstd" ? 3 : 6;
+  const instances: InstanceConfig[] = (parsed.instances ?? []).map((i) => {
+    const { dir: toolDir, ...paths } = i.tools ?? {};
+    return {
+      id: i.id,
+      type: i.type,
+      host: i.host ?? "127.0.0.1",
+      port: i.port ?? DEFAULT_PORTS[i.type],
+      credential: i.credential,
+      enabled: i.enabled ?? true,
+      databases: { include: i.databases?.include ?? [], exclude: i.databases?.exclude ?? [] },
+      users: { backup: i.users?.backup ?? true, exclude: i.users?.exclude ?? [] },
+      tools: {
+        dir: toolDir ? abs(dir, toolDir) : undefined,
+        paths: Object.fromEntries(Object.entries(paths).map(([k, p]) => [k, abs(dir, p)])),
+      },
+      connect_timeout: i.connect_timeout ?? 10,
+    };
+  });
+  return {
+    environment,
+    storage: {
+      path: abs(dir, parsed.storage?.path ?? DEFAULT_STORAGE_PATH),
+      compression: {
+        format,
+        level: format === "none" ? 0 : parsed.storage?.compression?.level ?? defaultLevel,
+        threads: parsed.storage?.compression?.threads ?? 0,
+      },
+    },
+    credentials: {
+      file: abs(dir, parsed.credentials?.file ?? DEFAULT_CREDENTIALS_FILE),
+      key_file: parsed.credentials?.key_file ? abs(dir, parsed.credentials.key_file) : undefined,
+    },
+    backup: {
+      jobs: parsed.backup?.jobs ?? 1,
+      nice: parsed.backup?.nice ?? 0,
+      ionice: parsed.backup?.ionice ?? "none",
+    },
+    instances,
+  };
+}

@@ -1,0 +1,111 @@
+/**
+ * The configuration file's schema (valibot). It describes the file as written, before defaults
+ * and path resolution; {@linkcode toConfig} in `load.ts` turns the parsed output into a
+ * {@linkcode Config}.
+ *
+ * @module
+ */
+import * as v from "valibot";
+
+const nonEmpty = (what: string) =>
+  v.pipe(v.string(`expected ${what} (a string)`), v.minLength(1, `expected ${what}, got ""`));
+
+const intRange = (min: number, max: number, what = `${min}-${max}`) =>
+  v.pipe(
+    v.number(`expected ${what}`),
+    v.integer(`expected ${what}`),
+    v.minValue(min, `expected ${what}`),
+    v.maxValue(max, `expected ${what}`),
+  );
+
+const globList = v.array(nonEmpty("a glob pattern"), "expected a list of glob patterns");
+
+/** Engines accepted in `instances[].type`. */
+export const ENGINE_TYPES = ["postgresql", "mysql", "mariadb"] as const;
+
+/** Compression formats accepted in `storage.compression.format`. */
+export const COMPRESSION_FORMATS = ["gzip", "zstd", "none"] as const;
+
+const compression = v.pipe(
+  v.strictObject({
+    format: v.optional(
+      v.picklist(COMPRESSION_FORMATS, `expected one of ${COMPRESSION_FORMATS.join(", ")}`),
+    ),
+    level: v.optional(intRange(1, 19, "a whole number 1-19")),
+    threads: v.optional(intRange(0, 256, "a whole number 0-256 (0 = one per core)")),
+  }, "expected a mapping { format, level, threads }"),
+  v.forward(
+    v.check(
+      (c) => c.format === "zstd" || c.level === undefined || c.level <= 9,
+      "expected a gzip level 1-9 (zstd takes 1-19)",
+    ),
+    ["level"],
+  ),
+);
+
+const storage = v.strictObject({
+  path: v.optional(nonEmpty("a folder path")),
+  compression: v.optional(compression),
+}, "expected a mapping { path, compression }");
+
+const credentials = v.strictObject({
+  file: v.optional(nonEmpty("a file path")),
+  key_file: v.optional(nonEmpty("a file path")),
+}, "expected a mapping { file, key_file }");
+
+const backup = v.strictObject({
+  jobs: v.optional(intRange(1, 64)),
+  nice: v.optional(intRange(0, 19)),
+  ionice: v.optional(
+    v.picklist(["none", "idle", "best-effort"], "expected one of none, idle, best-effort"),
+  ),
+}, "expected a mapping { jobs, nice, ionice }");
+
+const tools = v.record(
+  v.string(),
+  nonEmpty("a path"),
+  "expected a mapping of tool name to path (dir, pg_dump, psql, ...)",
+);
+
+const instance = v.strictObject({
+  id: v.pipe(
+    nonEmpty("an instance id"),
+    v.regex(
+      /^[A-Za-z0-9][A-Za-z0-9._-]*$/,
+      "expected an id of letters, digits, '.', '_' and '-' (it is used in paths)",
+    ),
+  ),
+  type: v.picklist(ENGINE_TYPES, `expected one of ${ENGINE_TYPES.join(", ")}`),
+  host: v.optional(nonEmpty("a host name or address")),
+  port: v.optional(intRange(1, 65535)),
+  credential: nonEmpty("a credential id"),
+  enabled: v.optional(v.boolean("expected true or false")),
+  connect_timeout: v.optional(intRange(1, 3600, "a number of seconds 1-3600")),
+  databases: v.optional(v.strictObject({
+    include: v.optional(v.nullable(globList)),
+    exclude: v.optional(v.nullable(globList)),
+  }, "expected a mapping { include, exclude }")),
+  users: v.optional(v.strictObject({
+    backup: v.optional(v.boolean("expected true or false")),
+    exclude: v.optional(v.array(nonEmpty("an account name"), "expected a list of account names")),
+  }, "expected a mapping { backup, exclude }")),
+  tools: v.optional(tools),
+}, "expected a mapping with id, type, host, port, credential");
+
+/** The part of the file that an environment overlay may also set. */
+const body = {
+  storage: v.optional(storage),
+  credentials: v.optional(credentials),
+  backup: v.optional(backup),
+  instances: v.optional(v.array(instance, "expected a list of instances")),
+};
+
+/** Schema of the whole file after the selected overlay has been merged in. */
+export const ConfigFileSchema = v.strictObject({
+  environment: v.optional(nonEmpty("an environment name")),
+  ...body,
+  environments: v.optional(v.record(v.string(), v.unknown(), "expected a mapping of overlays")),
+}, "expected a mapping at the top of the file");
+
+/** The file's content as valibot outputs it. */
+export type ConfigFile = v.InferOutput<typeof ConfigFileSchema>;

@@ -1,0 +1,117 @@
+/**
+ * The shape of a validated, effective configuration (after environment overlays and defaults).
+ *
+ * Paths are absolute: relative paths in the file are resolved against the config file's folder.
+ *
+ * @module
+ */
+
+/** Database engines the tool knows. `mysql` and `mariadb` share one adapter. */
+export type EngineType = "postgresql" | "mysql" | "mariadb";
+
+/** Compression formats for dumps. */
+export type CompressionFormat = "gzip" | "zstd" | "none";
+
+/** Compression settings. */
+export interface CompressionConfig {
+  /** The codec. */
+  format: CompressionFormat;
+  /** gzip 1-9, zstd 1-19; ignored for none. */
+  level: number;
+  /** Worker threads for compression; 0 = as many as there are cores. */
+  threads: number;
+}
+
+/** Where backups go and how they are compressed. */
+export interface StorageConfig {
+  /** Absolute folder under which backups are written. */
+  path: string;
+  /** Compression of dump files. */
+  compression: CompressionConfig;
+}
+
+/** Where credentials are read from. */
+export interface CredentialsConfig {
+  /** Absolute path of the credentials JSON file. */
+  file: string;
+  /** Absolute path of a Fernet key file; absent = key derived from the host name. */
+  key_file?: string;
+}
+
+/** Tuning for backup runs. */
+export interface BackupConfig {
+  /** Databases dumped at once. */
+  jobs: number;
+  /** Niceness (0-19) for dump child processes; 0 leaves it unchanged. */
+  nice: number;
+  /** ionice class for dump children: none, idle, best-effort. */
+  ionice: "none" | "idle" | "best-effort";
+}
+
+/** Explicit client tool locations for one instance. */
+export interface ToolsConfig {
+  /** A folder holding the client tools; searched before the defaults. */
+  dir?: string;
+  /** Explicit path per tool name (pg_dump, pg_dumpall, psql, pg_restore, mysqldump, ...). */
+  paths: Record<string, string>;
+}
+
+/** One database server. */
+export interface InstanceConfig {
+  /** Unique id, used in paths and on the command line. */
+  id: string;
+  /** Engine of the server. */
+  type: EngineType;
+  /** Host name or IP address. */
+  host: string;
+  /** TCP port. */
+  port: number;
+  /** Id of the entry in the credentials file. */
+  credential: string;
+  /** Disabled instances are skipped by `--all` and refused by `--instance`. */
+  enabled: boolean;
+  /** Database selection: globs; empty include = all. System databases are always dropped. */
+  databases: { include: string[]; exclude: string[] };
+  /** Users/roles backup settings. */
+  users: { backup: boolean; exclude: string[] };
+  /** Client tool locations. */
+  tools: ToolsConfig;
+  /** Seconds to wait for a connection. */
+  connect_timeout: number;
+}
+
+/** The effective configuration of one run. */
+export interface Config {
+  /** The selected environment overlay, if any. */
+  environment?: string;
+  /** Storage settings. */
+  storage: StorageConfig;
+  /** Credential store settings. */
+  credentials: CredentialsConfig;
+  /** Backup tuning. */
+  backup: BackupConfig;
+  /** Configured instances, in file order. */
+  instances: InstanceConfig[];
+}
+
+/** Where a configuration came from. */
+export interface ConfigSource {
+  /** Absolute path of the file. */
+  file: string;
+  /** Folder of the file: relative paths are resolved against it. */
+  dir: string;
+}
+
+/** Connection parameters for a driver or a client tool. The password is a secret. */
+export interface ConnectionParams {
+  /** Host name or IP address. */
+  host: string;
+  /** TCP port. */
+  port: number;
+  /** Login name. */
+  user: string;
+  /** Password (already decrypted and registered with the redactor). */
+  password: string;
+  /** Seconds to wait for a connection. */
+  connectTimeout: number;
+}

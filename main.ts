@@ -1,0 +1,12 @@
+/**
+ * vya-backupdb: back up and restore MySQL/MariaDB and PostgreSQL servers.
+ *
+ * Run from source with `deno task vya ARGS…`, or compile with `deno task compile`.
+ *
+ * @module
+ */
+import { main } from "./cmd/cli.ts";
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}
