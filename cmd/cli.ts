@@ -16,6 +16,11 @@ import { VERSION } from "../lib/version.ts";
 import { type Context, createContext, type GlobalOptions } from "./context.ts";
 import { configCommand, runConfigShow, runConfigValidate } from "./config.ts";
 import { runVersion, versionCommand } from "./version.ts";
+import { credentialsCommand, runCredentials } from "./credentials.ts";
+import { backupCommand, runBackupCommand } from "./backup.ts";
+import { checkCommand, runCheck } from "./check.ts";
+import { restoreCommand, runRestore } from "./restore.ts";
+import { runUsersBackup, runUsersRestore, usersCommand } from "./users.ts";
 
 const globalOptions = object("Global options", {
   config: optional(option("--config", string({ metavar: "PATH" }), {
@@ -33,7 +38,15 @@ else the file's environment: key.`,
   verbose: optional(option("--verbose", { description: message`Debug detail on stderr.` })),
 });
 
-const commands = or(configCommand, versionCommand);
+const commands = or(
+  backupCommand,
+  checkCommand,
+  configCommand,
+  credentialsCommand,
+  restoreCommand,
+  usersCommand,
+  versionCommand,
+);
 
 /** The whole command-line parser. */
 export const parser = merge(globalOptions, commands);
@@ -81,6 +94,22 @@ function dispatch(parsed: Parsed, ctx: Context): Promise<number> | number {
       return runConfigShow(ctx);
     case "version":
       return runVersion(ctx);
+    case "backup":
+      return runBackupCommand(parsed, ctx);
+    case "check":
+      return runCheck(parsed, ctx);
+    case "restore":
+      return runRestore(parsed, ctx);
+    case "users backup":
+      return runUsersBackup(parsed, ctx);
+    case "users restore":
+      return runUsersRestore(parsed, ctx);
+    case "credentials encrypt":
+    case "credentials list":
+    case "credentials remove":
+    case "credentials keygen":
+    case "credentials import":
+      return runCredentials(parsed, ctx);
   }
 }
 

@@ -9,8 +9,13 @@
 /** What a masked value is replaced with. */
 export const MASK = "********";
 
+// `key=value` / `key: value` pairs; the separator is required so that a path such as
+// `.secrets/x` is not taken for a secret.
 const PAIR_PATTERN =
-  /\b((?:password|passwd|pwd|secret|token|pass|identified by(?: password)?|PGPASSWORD|MYSQL_PWD)\s*[=:]?\s*)('[^']*'|"[^"]*"|[^\s,;&'"]+)/gi;
+  /\b((?:password|passwd|pwd|secret|token|PGPASSWORD|MYSQL_PWD)\s*[=:]\s*)('[^']*'|"[^"]*"|[^\s,;&'"]+)/gi;
+// SQL: IDENTIFIED BY 'x', IDENTIFIED BY PASSWORD '*hash', PASSWORD 'x', USING 'hash', AS 'hash'.
+const SQL_SECRET =
+  /\b((?:identified\s+by(?:\s+password)?|password|using|as)\s+)('(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.)*")/gi;
 const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]+):([^@/?#\s]+)@/gi;
 
 /** Masks secret values in text. */
@@ -35,6 +40,7 @@ export class Redactor {
     for (const secret of secrets) out = out.split(secret).join(MASK);
     out = out.replace(URL_CREDENTIALS, `$1:${MASK}@`);
     out = out.replace(PAIR_PATTERN, (_m, key: string) => `${key}${MASK}`);
+    out = out.replace(SQL_SECRET, (_m, key: string) => `${key}'${MASK}'`);
     return out;
   }
 }

@@ -5,11 +5,13 @@
  * @module
  */
 import type { Config } from "../config/types.ts";
+import { VyaError } from "../errors.ts";
+import { readStore } from "./store.ts";
 
 /**
  * Returns one message per instance whose credential id is not in the credentials file, or one
- * message about the file itself when it is missing or malformed. Returns nothing when the run
- * may not read the file (narrow `--allow-read`): validation of the config alone still works.
+ * message about the file itself when it is missing, unsafe or malformed. Returns nothing when
+ * the run may not read the file (narrow `--allow-read`): validating the config alone still works.
  */
 export async function checkCredentialRefs(config: Config): Promise<string[]> {
   const file = config.credentials.file;
@@ -17,21 +19,17 @@ export async function checkCredentialRefs(config: Config): Promise<string[]> {
   if (Deno.permissions.querySync({ name: "read", path: file }).state !== "granted") return [];
   let ids: Set<string>;
   try {
-    const parsed = JSON.parse(await Deno.readTextFile(file));
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-      return [`credentials file ${file}: expected a JSON object of entries`];
-    }
-    ids = new Set(Object.keys(parsed));
+    ids = new Set(Object.keys(await readStore(file)));
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
+    if (e instanceof VyaError && /no such file|not found|does not exist/i.test(e.message)) {
       return [
         `credentials file ${file} not found (instances reference ${
           [...new Set(config.instances.map((i) => i.credential))].join(", ")
         }); create entries with 'vya-backupdb credentials encrypt'`,
       ];
     }
-    if (e instanceof SyntaxError) return [`credentials file ${file}: invalid JSON: ${e.message}`];
-    return [`credentials file ${file}: ${(e as Error).message}`];
+    if (e instanceof VyaError) return [e.hint ? `${e.message} (${e.hint})` : e.message];
+    throw e;
   }
   return config.instances
     .map((inst, i) => ({ inst, i }))

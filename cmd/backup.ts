@@ -1,0 +1,146 @@
+/**
+ * `backup`: every selected database into its own streamed, compressed, checksummed file.
+ *
+ * @module
+ */
+import { object } from "@optique/core/constructs";
+import { message } from "@optique/core/message";
+import { multiple, optional } from "@optique/core/modifiers";
+import { command, constant, option } from "@optique/core/primitives";
+import { integer, string } from "@optique/core/valueparser";
+import { CredentialResolver } from "../lib/credentials/resolve.ts";
+import { InterruptedError, UsageError } from "../lib/errors.ts";
+import { usersAfterInstance } from "../lib/users/backup.ts";
+import { exitCodeOf, type ItemResult, runBackup, type RunSummary } from "../lib/backup/run.ts";
+import type { Context } from "./context.ts";
+import { pickInstances } from "./instances.ts";
+import { formatBytes, ProgressLine } from "./progress.ts";
+import { withInterruption } from "./signals.ts";
+
+/** Parser of the `backup` command. */
+export const backupCommand = command(
+  "backup",
+  object({
+    command: constant("backup" as const),
+    instance: optional(option("--instance", string({ metavar: "ID" }), {
+      description: message`Back up this instance.`,
+    })),
+    all: optional(option("--all", {
+      description: message`Back up every enabled instance of the configuration.`,
+    })),
+    databases: multiple(option("--database", string({ metavar: "NAME" }), {
+      description: message`Only this database (repeatable; with --instance). A name that does \
+not exist fails that name.`,
+    })),
+    jobs: optional(option("--jobs", integer({ min: 1, max: 64, metavar: "N" }), {
+      description: message`Databases dumped at once (default: backup.jobs, 1).`,
+    })),
+    dryRun: optional(option("--dry-run", {
+      description: message`Connect and list what would be backed up, with target paths; write \
+nothing.`,
+    })),
+  }),
+  {
+    brief: message`Back up databases: one compressed, checksummed file per database.`,
+    description: message`Dumps each selected database with the server's own tool (pg_dump, \
+mariadb-dump/mysqldump) and streams it through compression and SHA-256 into \
+{storage}/{host}/{instance}/{database}/{YYYY-MM-DD}/{database}_{YYYYMMDDTHHMMSSZ}.sql.gz, \
+with a .sha256 (sha256sum -c works) and a .metadata.json beside it. The file is written as \
+.partial and renamed only once the tool succeeded and printed its completion marker. One \
+database failing never stops the others. A lock per storage path makes a concurrent run exit 4. \
+Exit: 0 all ok, 1 some failed, 2 all failed, 3 configuration/credential error, 4 locked, \
+130 interrupted.`,
+  },
+);
+
+type BackupParsed = {
+  instance?: string;
+  all?: boolean;
+  databases: readonly string[];
+  jobs?: number;
+  dryRun?: boolean;
+};
+
+/** Runs `backup`. */
+export async function runBackupCommand(parsed: BackupParsed, ctx: Context): Promise<number> {
+  const { config } = await ctx.loadConfig();
+  const instances = pickInstances(config, parsed);
+  if (parsed.databases.length && !parsed.instance) {
+    throw new UsageError("--database needs --instance");
+  }
+  const progress = new ProgressLine(!ctx.json && !ctx.globals.quiet);
+  const started = new Map<string, number>();
+  const summary = await withInterruption((signal) =>
+    runBackup({
+      config,
+      instances,
+      databases: parsed.databases.length ? [...parsed.databases] : undefined,
+      dryRun: parsed.dryRun,
+      jobs: parsed.jobs,
+      hostname: Deno.hostname(),
+      credentials: new CredentialResolver(config.credentials, ctx.log),
+      log: ctx.log,
+      signal,
+      afterInstance: usersAfterInstance,
+      events: {
+        start: (instance, database) => started.set(`${instance}/${database}`, performance.now()),
+        progress: (instance, database, raw) => {
+          const t0 = started.get(`${instance}/${database}`) ?? performance.now();
+          const rate = raw / Math.max(0.001, (performance.now() - t0) / 1000);
+          progress.update(
+            `${instance}/${database}: ${formatBytes(raw)} dumped, ${formatBytes(rate)}/s`,
+          );
+        },
+        done: (r) => {
+          progress.clear();
+          logResult(ctx, r);
+        },
+      },
+    })
+  );
+  if (summary === undefined) {
+    throw new InterruptedError("backup interrupted; partial files removed");
+  }
+  printSummary(ctx, summary);
+  return exitCodeOf(summary);
+}
+
+function logResult(ctx: Context, r: ItemResult): void {
+  const what = r.database === undefined ? r.instance : `${r.instance}/${r.database}`;
+  if (r.status === "ok") {
+    ctx.log.info(`ok ${what}`, {
+      bytes: r.bytes,
+      raw_bytes: r.raw_bytes,
+      seconds: r.duration_ms !== undefined ? +(r.duration_ms / 1000).toFixed(1) : undefined,
+    });
+  } else if (r.status === "planned") {
+    ctx.log.debug(`would back up ${what}`);
+  }
+  // Failures were logged where they happened, with their reason.
+}
+
+function printSummary(ctx: Context, summary: RunSummary): void {
+  if (ctx.json) {
+    ctx.outJson(summary);
+    return;
+  }
+  for (const r of summary.results) {
+    const what = r.database === undefined
+      ? `${r.instance} (instance)`
+      : `${r.instance}/${r.database}`;
+    if (r.status === "planned") {
+      ctx.out(`would back up ${what} (${formatBytes(r.size_bytes ?? 0)}) -> ${r.path}`);
+    } else if (r.status === "ok") {
+      ctx.out(
+        `ok      ${what}  ${formatBytes(r.bytes ?? 0)} (${formatBytes(r.raw_bytes ?? 0)} raw) ` +
+          `in ${((r.duration_ms ?? 0) / 1000).toFixed(1)}s  ${r.path}`,
+      );
+    } else {
+      ctx.out(`FAILED  ${what}: ${r.error}`);
+    }
+  }
+  const failed = summary.results.filter((r) => r.status === "failed").length;
+  if (!summary.dry_run) {
+    ctx.out(`${summary.results.length - failed} ok, ${failed} failed`);
+  }
+}

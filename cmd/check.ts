@@ -1,0 +1,77 @@
+/**
+ * `check`: can each instance be backed up right now?
+ *
+ * @module
+ */
+import { object } from "@optique/core/constructs";
+import { message } from "@optique/core/message";
+import { optional } from "@optique/core/modifiers";
+import { command, constant, option } from "@optique/core/primitives";
+import { string } from "@optique/core/valueparser";
+import { checkInstance, type InstanceCheck } from "../lib/check.ts";
+import { CredentialResolver } from "../lib/credentials/resolve.ts";
+import { ExitCode } from "../lib/errors.ts";
+import type { Context } from "./context.ts";
+import { findInstance } from "./instances.ts";
+import { formatBytes } from "./progress.ts";
+
+/** Parser of the `check` command. */
+export const checkCommand = command(
+  "check",
+  object({
+    command: constant("check" as const),
+    instance: optional(option("--instance", string({ metavar: "ID" }), {
+      description: message`Check only this instance (default: every enabled instance).`,
+    })),
+  }),
+  {
+    brief: message`Check that each instance can be backed up: connection, login, version, \
+databases, client tools.`,
+    description: message`For each instance: reachable, authenticated, server version, the \
+databases a backup would take (after include/exclude, system databases dropped) with their sizes, \
+and the dump and restore client tools that would be used, with their versions and why they were \
+chosen. Exit 0 when every instance is fine, 1 when some are not, 2 when none is, 3 for a \
+configuration error or an unknown instance.`,
+  },
+);
+
+/** Runs `check`. */
+export async function runCheck(parsed: { instance?: string }, ctx: Context): Promise<number> {
+  const { config } = await ctx.loadConfig();
+  const instances = parsed.instance
+    ? [findInstance(config, parsed.instance)]
+    : config.instances.filter((i) => i.enabled);
+  const resolver = new CredentialResolver(config.credentials, ctx.log);
+  const results: InstanceCheck[] = [];
+  for (const instance of instances) {
+    const r = await checkInstance(instance, resolver, ctx.log);
+    results.push(r);
+    if (!ctx.json) printCheck(ctx, r);
+  }
+  if (ctx.json) ctx.outJson(results);
+  const bad = results.filter((r) => !r.ok).length;
+  if (bad === 0) return ExitCode.OK;
+  return bad === results.length ? ExitCode.FAILED : ExitCode.PARTIAL;
+}
+
+function printCheck(ctx: Context, r: InstanceCheck): void {
+  ctx.out(`${r.instance} (${r.type} at ${r.address}): ${r.ok ? "ok" : "PROBLEM"}`);
+  ctx.out(
+    `  reachable: ${r.reachable ? "yes" : "no"}, authenticated: ${r.authenticated ? "yes" : "no"}`,
+  );
+  if (r.server_version) ctx.out(`  server: ${r.server_version.flavor} ${r.server_version.full}`);
+  if (r.databases) {
+    const total = r.databases.reduce((n, d) => n + d.sizeBytes, 0);
+    ctx.out(`  databases to back up: ${r.databases.length} (${formatBytes(total)})`);
+    for (const d of r.databases) ctx.out(`    ${d.name}  ${formatBytes(d.sizeBytes)}`);
+  }
+  for (const t of Object.values(r.tools?.tools ?? {})) {
+    if (!t) continue;
+    ctx.out(
+      t.path
+        ? `  ${t.role}: ${t.path} (${t.version ?? "version unknown"}; ${t.reason ?? ""})`
+        : `  ${t.role}: NOT FOUND`,
+    );
+  }
+  for (const e of r.errors) ctx.out(`  error: ${e}`);
+}

@@ -1,0 +1,250 @@
+/**
+ * `restore`: list the backups of a database, or restore one (the newest good one, or a file)
+ * under its own name or a new one.
+ *
+ * @module
+ */
+import { basename, resolve } from "node:path";
+import { object } from "@optique/core/constructs";
+import { message } from "@optique/core/message";
+import { optional } from "@optique/core/modifiers";
+import { command, constant, option } from "@optique/core/primitives";
+import { string } from "@optique/core/valueparser";
+import type { InferValue } from "@optique/core/parser";
+import { ConfigError, ExitCode, InterruptedError, UsageError } from "../lib/errors.ts";
+import { CredentialResolver } from "../lib/credentials/resolve.ts";
+import { type BackupEntry, checkEntry, listBackups, pickLatest } from "../lib/restore/catalog.ts";
+import {
+  metadataBeside,
+  originalToolName,
+  restore,
+  type RestoreResult,
+  type RestoreSource,
+} from "../lib/restore/restore.ts";
+import type { Context } from "./context.ts";
+
+/** Parser of the `restore` command. */
+export const restoreCommand = command(
+  "restore",
+  object({
+    command: constant("restore" as const),
+    instance: option("--instance", string({ metavar: "ID" }), {
+      description: message`Instance to list backups of and restore into.`,
+    }),
+    database: optional(option("--database", string({ metavar: "NAME" }), {
+      description: message`Database whose backups are listed or restored.`,
+    })),
+    list: optional(option("--list", {
+      description: message`List backups newest first: date, status, size, compression and \
+whether the checksum verifies. Without --database: every database of the instance.`,
+    })),
+    latest: optional(option("--latest", {
+      description: message`Restore the newest backup whose metadata says ok and whose checksum \
+verifies; failed or corrupted ones are skipped and named.`,
+    })),
+    file: optional(option("--file", string({ metavar: "PATH" }), {
+      description: message`Restore this file: a backup of this tool (its metadata beside it is \
+used), a bare .sql/.sql.gz/.sql.zst dump, or a file of the original tool (needs --target).`,
+    })),
+    target: optional(option("--target", string({ metavar: "NAME" }), {
+      description: message`Database to restore into. Default: the backup's own database.`,
+    })),
+    force: optional(option("--force", {
+      description: message`Drop and recreate a target database that holds tables, views or \
+routines (otherwise it is left alone and the restore refused).`,
+    })),
+    dryRun: optional(option("--dry-run", {
+      description: message`Verify the file, check the server and the target, and say what \
+would be done; change nothing.`,
+    })),
+    noOwner: optional(option("--no-owner", {
+      description: message`Skip ownership: the database and its objects belong to the \
+connecting user (PostgreSQL: ALTER … OWNER TO statements are left out).`,
+    })),
+  }),
+  {
+    brief: message`List backups, or restore a database from one.`,
+    description: message`The file is verified before the server is touched: its SHA-256 against \
+the metadata (or, without metadata, a full decompression and the dump's completion marker), and \
+its engine. The target is created with the captured properties (PostgreSQL owner, encoding, \
+locale, connection limit, comment, grants, settings; MySQL character set and collation). A \
+restore that fails part-way drops the database it created. Exit 0 restored; 1 the load failed \
+(the server's message names the line); 2 the server could not be reached; 3 the file is \
+missing, corrupted, truncated or for another engine, the target is not empty (without --force), \
+roles are missing, or configuration/credential error; 64 usage error.`,
+  },
+);
+
+/** The parsed `restore` command line. */
+export type RestoreArgs = InferValue<typeof restoreCommand>;
+
+function human(bytes: number | undefined): string {
+  if (bytes === undefined) return "-";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let n = bytes;
+  let u = 0;
+  while (n >= 1024 && u < units.length - 1) {
+    n /= 1024;
+    u++;
+  }
+  return `${u === 0 ? n : n.toFixed(1)} ${units[u]}`;
+}
+
+function progressPrinter(
+  ctx: Context,
+): ((phase: string, n: number, total: number) => void) | undefined {
+  if (ctx.json || ctx.globals.quiet || !Deno.stderr.isTerminal()) return undefined;
+  const enc = new TextEncoder();
+  return (phase, n, total) => {
+    const pct = total > 0 ? Math.floor((n / total) * 100) : 0;
+    const line = `${phase === "verify" ? "verifying" : "restoring"} ${pct}% ` +
+      `(${human(n)} of ${human(total)})`;
+    Deno.stderr.writeSync(enc.encode(`\r${line.padEnd(60)}${n >= total ? "\n" : ""}`));
+  };
+}
+
+/** Runs `restore`. */
+export async function runRestore(args: RestoreArgs, ctx: Context): Promise<number> {
+  const modes = [args.list, args.latest, args.file !== undefined].filter(Boolean).length;
+  if (modes !== 1) {
+    throw new UsageError("restore needs exactly one of --list, --latest or --file PATH");
+  }
+  if (args.latest && args.database === undefined) {
+    throw new UsageError("restore --latest needs --database NAME");
+  }
+  const { config } = await ctx.loadConfig();
+  const instance = config.instances.find((i) => i.id === args.instance);
+  if (!instance) {
+    throw new ConfigError(`unknown instance "${args.instance}"`, {
+      hint: `configured instances: ${config.instances.map((i) => i.id).join(", ") || "none"}`,
+    });
+  }
+  const hostname = Deno.hostname();
+  if (args.list) {
+    return await list(
+      ctx,
+      await listBackups(config.storage.path, hostname, instance.id, args.database),
+    );
+  }
+
+  let source: RestoreSource;
+  if (args.latest) {
+    const entries = await listBackups(config.storage.path, hostname, instance.id, args.database);
+    const { chosen, skipped } = await pickLatest(entries);
+    for (const s of skipped) {
+      ctx.log.warn(`skipped backup of ${s.entry.at.toISOString()}: ${s.reason}`, {
+        file: s.entry.dump ?? s.entry.metadataPath,
+      });
+    }
+    if (!chosen) {
+      throw new ConfigError(
+        `no usable backup of ${args.database} on instance ${instance.id}` +
+          (entries.length ? ` (${entries.length} found, none verifies)` : " (none found)"),
+        { hint: `looked under ${config.storage.path}/${hostname}/${instance.id}` },
+      );
+    }
+    ctx.log.info(`using the backup of ${chosen.at.toISOString()}: ${chosen.dump}`);
+    source = { path: chosen.dump!, metadata: chosen.metadata };
+  } else {
+    const path = resolve(args.file!);
+    const metadata = await metadataBeside(path);
+    const originalName = metadata ? undefined : originalToolName(basename(path));
+    if (originalName !== undefined && args.target === undefined) {
+      throw new UsageError(`${basename(path)} is a file of the original tool: give --target NAME`);
+    }
+    source = { path, metadata, originalName, original: originalName !== undefined };
+    if (metadata && args.database !== undefined && metadata.database !== args.database) {
+      ctx.log.warn(`${basename(path)} is a backup of ${metadata.database}, not ${args.database}`);
+    }
+  }
+
+  const params = await new CredentialResolver(config.credentials, ctx.log).connectionParams(
+    instance,
+  );
+  const abort = new AbortController();
+  const onSignal = () => abort.abort();
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  let result: RestoreResult;
+  try {
+    result = await restore({
+      instance,
+      params,
+      source,
+      target: args.target ?? (source.metadata ? undefined : args.database),
+      force: args.force ?? false,
+      dryRun: args.dryRun ?? false,
+      noOwner: args.noOwner ?? false,
+      log: ctx.log,
+      onProgress: progressPrinter(ctx),
+      signal: abort.signal,
+    });
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+  }
+  if (abort.signal.aborted) throw new InterruptedError("restore interrupted");
+  if (ctx.json) ctx.outJson(result);
+  else if (result.status === "planned") {
+    ctx.out(
+      `dry run: nothing changed. Would restore ${result.file} into ${result.target} on ` +
+        `${result.instance}:`,
+    );
+    for (const a of result.actions) ctx.out(`  - ${a}`);
+  } else {
+    ctx.out(
+      `restored ${result.file} into ${result.target} on ${result.instance} ` +
+        `(${human(result.raw_bytes)} of SQL in ${(result.duration_ms / 1000).toFixed(1)} s)`,
+    );
+  }
+  return ExitCode.OK;
+}
+
+async function list(ctx: Context, entries: BackupEntry[]): Promise<number> {
+  const rows = [];
+  for (const e of entries) {
+    const check = e.dump && e.metadata?.status === "ok" ? await checkEntry(e) : undefined;
+    rows.push({
+      database: e.database,
+      started_at: e.at.toISOString(),
+      status: e.status,
+      bytes: e.bytes ?? null,
+      compression: e.compression,
+      checksum: check ? (check.ok ? "ok" : "bad") : "-",
+      problem: check && !check.ok ? check.reason : e.metadata?.error ?? null,
+      file: e.dump ?? null,
+      metadata: e.metadata ? e.metadataPath : null,
+    });
+  }
+  if (ctx.json) {
+    ctx.outJson(rows);
+    return ExitCode.OK;
+  }
+  if (rows.length === 0) {
+    ctx.out("no backups found");
+    return ExitCode.OK;
+  }
+  const table = [[
+    "DATABASE",
+    "STARTED (UTC)",
+    "STATUS",
+    "SIZE",
+    "COMPRESSION",
+    "CHECKSUM",
+    "FILE",
+  ]];
+  for (const r of rows) {
+    table.push([
+      r.database,
+      r.started_at.replace("T", " ").replace(/\.\d+Z$/, "Z"),
+      r.status,
+      human(r.bytes ?? undefined),
+      r.compression,
+      r.checksum + (r.problem ? ` (${r.problem})` : ""),
+      r.file ?? "-",
+    ]);
+  }
+  const widths = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)));
+  for (const r of table) ctx.out(r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd());
+  return ExitCode.OK;
+}

@@ -1,0 +1,127 @@
+/**
+ * The storage layout, a contract that restore, users' scripts and retention rely on:
+ *
+ * ```
+ * {storage}/{hostname}/{instance}/{database}/{YYYY-MM-DD}/{database}_{YYYYMMDDTHHMMSSZ}.sql.gz
+ *                                                           …same stem….sha256
+ *                                                           …same stem….metadata.json
+ * {storage}/{hostname}/{instance}/users_{YYYYMMDDTHHMMSSZ}.sql.gz (and .sha256, .metadata.json)
+ * ```
+ *
+ * Database names become path segments through a reversible encoding: letters and digits of any
+ * script, `_`, `-` and inner dots stay as they are; every other byte (`/`, space, quotes, `%`,
+ * a leading dot…) becomes `%XX` of its UTF-8 encoding, so no name can leave its folder and every
+ * segment decodes back to the exact name.
+ *
+ * @module
+ */
+import { join } from "node:path";
+
+const SAFE_CHAR = /^[\p{L}\p{N}_-]$/u;
+
+/** Encodes a database (or instance) name as one safe path segment. */
+export function encodeName(name: string): string {
+  if (name.length === 0) return "%";
+  let out = "";
+  const chars = [...name];
+  chars.forEach((ch, i) => {
+    // A dot is safe only inside the name: "." and ".." and hidden names are encoded.
+    if (SAFE_CHAR.test(ch) || (ch === "." && i > 0 && i < chars.length - 1)) {
+      out += ch;
+    } else {
+      for (const byte of new TextEncoder().encode(ch)) {
+        out += "%" + byte.toString(16).toUpperCase().padStart(2, "0");
+      }
+    }
+  });
+  return out;
+}
+
+/** Decodes a segment made by {@linkcode encodeName}. */
+export function decodeName(segment: string): string {
+  if (segment === "%") return "";
+  return decodeURIComponent(segment);
+}
+
+/** Formats a date as the stem's UTC timestamp, `YYYYMMDDTHHMMSSZ`. */
+export function stamp(date: Date): string {
+  return date.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
+}
+
+/** Parses a `YYYYMMDDTHHMMSSZ` timestamp. */
+export function parseStamp(text: string): Date | undefined {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(text);
+  if (!m) return undefined;
+  return new Date(Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]));
+}
+
+/** The file extension of a dump for a compression format. */
+export function dumpExtension(format: "gzip" | "zstd" | "none"): string {
+  return format === "gzip" ? ".sql.gz" : format === "zstd" ? ".sql.zst" : ".sql";
+}
+
+/** The folder that holds every backup of one instance. */
+export function instanceDir(storage: string, hostname: string, instance: string): string {
+  return join(storage, encodeName(hostname), encodeName(instance));
+}
+
+/** The paths of one database backup. */
+export interface BackupPaths {
+  /** Folder of the day. */
+  dir: string;
+  /** Common stem of the three files. */
+  stem: string;
+  /** The dump. */
+  dump: string;
+  /** `sha256sum`-format checksum file. */
+  sha256: string;
+  /** Metadata JSON. */
+  metadata: string;
+}
+
+/** Computes where a backup of `database` started at `startedAt` goes. */
+export function databaseBackupPaths(
+  storage: string,
+  hostname: string,
+  instance: string,
+  database: string,
+  startedAt: Date,
+  format: "gzip" | "zstd" | "none",
+): BackupPaths {
+  const day = startedAt.toISOString().slice(0, 10);
+  const dir = join(instanceDir(storage, hostname, instance), encodeName(database), day);
+  const stem = `${encodeName(database)}_${stamp(startedAt)}`;
+  return withStem(dir, stem, format);
+}
+
+/** Computes where a users backup of an instance started at `startedAt` goes. */
+export function usersBackupPaths(
+  storage: string,
+  hostname: string,
+  instance: string,
+  startedAt: Date,
+  format: "gzip" | "zstd" | "none",
+): BackupPaths {
+  return withStem(instanceDir(storage, hostname, instance), `users_${stamp(startedAt)}`, format);
+}
+
+function withStem(dir: string, stem: string, format: "gzip" | "zstd" | "none"): BackupPaths {
+  return {
+    dir,
+    stem,
+    dump: join(dir, stem + dumpExtension(format)),
+    sha256: join(dir, stem + ".sha256"),
+    metadata: join(dir, stem + ".metadata.json"),
+  };
+}
+
+/** Splits a file name of this layout into its stem and its timestamp. */
+export function parseStem(fileName: string): { stem: string; name: string; at: Date } | undefined {
+  const m = /^(.*)_(\d{8}T\d{6}Z)(?:\.sql(?:\.gz|\.zst)?|\.sha256|\.metadata\.json)$/.exec(
+    fileName,
+  );
+  if (!m) return undefined;
+  const at = parseStamp(m[2]);
+  if (!at) return undefined;
+  return { stem: `${m[1]}_${m[2]}`, name: m[1], at };
+}

@@ -1,0 +1,414 @@
+/**
+ * A backup run: every selected database of every selected instance, each into its own file,
+ * one failure never costing the others.
+ *
+ * The run takes the storage lock, sweeps partial files that crashed runs left, then for each
+ * instance connects, lists and selects databases, and dumps them (up to `jobs` at once, largest
+ * first). Progress and results are reported through callbacks; nothing here prints.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { Config, ConnectionParams, InstanceConfig } from "../config/types.ts";
+import { ExitCode, InterruptedError, VyaError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { redact } from "../redact.ts";
+import { ensurePrivateDir } from "../secure_fs.ts";
+import { VERSION } from "../version.ts";
+import { codecFor } from "../stream/codecs.ts";
+import type { DatabaseInfo, EngineAdapter, ServerVersion } from "../engines/types.ts";
+import { selectDatabases } from "../engines/select.ts";
+import { connect } from "../engines/mod.ts";
+import { pgDumpCommand } from "../dump/postgres.ts";
+import { mysqlDumpCommand } from "../dump/mysql.ts";
+import type { DumpCommand } from "../dump/types.ts";
+import { type BackupPaths, databaseBackupPaths, encodeName } from "./layout.ts";
+import { acquireLock } from "./lock.ts";
+import { type BackupMetadata, METADATA_FORMAT_VERSION, writeMetadata } from "./metadata.ts";
+import { streamDumpToFile } from "./stream_dump.ts";
+import { type DumpTool, resolveDumpTool } from "./tools.ts";
+
+/** What to back up and how. */
+export interface BackupRequest {
+  /** The effective configuration. */
+  config: Config;
+  /** Instances to back up, in order. */
+  instances: InstanceConfig[];
+  /** Only these databases (one instance only); a name that does not exist fails that name. */
+  databases?: string[];
+  /** List what would be done; write nothing. */
+  dryRun?: boolean;
+  /** Databases dumped at once (default: config.backup.jobs). */
+  jobs?: number;
+  /** Host name recorded in paths and metadata. */
+  hostname: string;
+  /** Decrypts the instances' credentials. */
+  credentials: { connectionParams(instance: InstanceConfig): Promise<ConnectionParams> };
+  /** Logger (progress lines go through the callbacks). */
+  log: Logger;
+  /** Aborts the run: children are killed, partial files removed. */
+  signal?: AbortSignal;
+  /** Called as a database starts, progresses and ends. */
+  events?: BackupEvents;
+  /** Runs after an instance's databases, with its connection (users backup hooks in here). */
+  afterInstance?: (ctx: InstanceContext) => Promise<ItemResult[]>;
+}
+
+/** Progress callbacks. */
+export interface BackupEvents {
+  /** A database dump starts. */
+  start?(instance: string, database: string, sizeBytes: number): void;
+  /** Uncompressed bytes dumped so far. */
+  progress?(instance: string, database: string, rawBytes: number): void;
+  /** A database is done (ok or failed). */
+  done?(result: ItemResult): void;
+}
+
+/** What an instance hook gets. */
+export interface InstanceContext {
+  /** The instance. */
+  instance: InstanceConfig;
+  /** Open driver connection. */
+  adapter: EngineAdapter;
+  /** Connection parameters (with the password). */
+  params: ConnectionParams;
+  /** Server version. */
+  version: ServerVersion;
+  /** The run's request. */
+  request: BackupRequest;
+}
+
+/** The result of one item: a database or an instance's users. */
+export interface ItemResult {
+  /** Instance id. */
+  instance: string;
+  /** Database name; `(users)` for a users backup; absent for an instance-level failure. */
+  database?: string;
+  /** Outcome; `planned` in a dry run. */
+  status: "ok" | "failed" | "planned";
+  /** Server-reported size in bytes. */
+  size_bytes?: number;
+  /** Path of the backup file (the target path in a dry run). */
+  path?: string;
+  /** Bytes of the file. */
+  bytes?: number;
+  /** Uncompressed bytes. */
+  raw_bytes?: number;
+  /** Hex SHA-256 of the file. */
+  sha256?: string;
+  /** Wall time. */
+  duration_ms?: number;
+  /** Why it failed (redacted). */
+  error?: string;
+}
+
+/** The whole run's results. */
+export interface RunSummary {
+  /** ISO-8601 UTC. */
+  started_at: string;
+  /** ISO-8601 UTC. */
+  finished_at: string;
+  /** Whether nothing was written. */
+  dry_run: boolean;
+  /** Every item, in the order finished. */
+  results: ItemResult[];
+}
+
+/** The exit code of a run: 0 all ok, 1 some failed, 2 all failed. */
+export function exitCodeOf(summary: RunSummary): number {
+  const failed = summary.results.filter((r) => r.status === "failed").length;
+  if (failed === 0) return ExitCode.OK;
+  return failed === summary.results.length ? ExitCode.FAILED : ExitCode.PARTIAL;
+}
+
+/** Runs a backup. Throws only for what stops the whole run (lock, interruption). */
+export async function runBackup(request: BackupRequest): Promise<RunSummary> {
+  const startedAt = new Date();
+  const results: ItemResult[] = [];
+  const record = (r: ItemResult) => {
+    results.push(r);
+    request.events?.done?.(r);
+  };
+  const storage = request.config.storage.path;
+  let release = async () => {};
+  if (!request.dryRun) {
+    await ensurePrivateDir(storage, { tighten: false });
+    const lock = await acquireLock(storage);
+    release = lock.release;
+  }
+  try {
+    if (!request.dryRun) {
+      await sweepPartials(join(storage, encodeName(request.hostname)), request.log);
+    }
+    for (const instance of request.instances) {
+      request.signal?.throwIfAborted();
+      await backupInstance(instance, request, record);
+    }
+  } catch (e) {
+    if (request.signal?.aborted) throw new InterruptedError("backup interrupted", { cause: e });
+    throw e;
+  } finally {
+    await release();
+  }
+  return {
+    started_at: startedAt.toISOString(),
+    finished_at: new Date().toISOString(),
+    dry_run: request.dryRun ?? false,
+    results,
+  };
+}
+
+async function backupInstance(
+  instance: InstanceConfig,
+  request: BackupRequest,
+  record: (r: ItemResult) => void,
+): Promise<void> {
+  let adapter: EngineAdapter | undefined;
+  try {
+    const params = await request.credentials.connectionParams(instance);
+    adapter = await connect(instance.type, params);
+    const version = await adapter.serverVersion();
+    const all = await adapter.listDatabases();
+    let chosen = selectDatabases(
+      adapter.engine,
+      all,
+      instance.databases.include,
+      instance.databases.exclude,
+    );
+    if (request.databases?.length) {
+      chosen = [];
+      for (const name of request.databases) {
+        const found = all.find((d) => d.name === name);
+        if (!found) {
+          record({
+            instance: instance.id,
+            database: name,
+            status: "failed",
+            error: `database "${name}" does not exist on ${instance.id}`,
+          });
+        } else {
+          chosen.push(found);
+        }
+      }
+    }
+    if (chosen.length === 0 && !request.databases?.length) {
+      request.log.warn(`no database of instance ${instance.id} matches the selection`, {
+        instance: instance.id,
+      });
+    }
+    const tool = await resolveDumpTool(instance, version);
+    const startedAt = new Date();
+    const order = [...chosen].sort((a, b) => b.sizeBytes - a.sizeBytes);
+    const jobs = Math.max(1, request.jobs ?? request.config.backup.jobs);
+    await pool(order, jobs, async (db) => {
+      if (request.signal?.aborted) return;
+      record(
+        await backupDatabase(db, {
+          instance,
+          request,
+          adapter: adapter!,
+          params,
+          version,
+          tool,
+          startedAt,
+        }),
+      );
+    });
+    request.signal?.throwIfAborted();
+    if (request.afterInstance) {
+      for (
+        const r of await request.afterInstance({ instance, adapter, params, version, request })
+      ) record(r);
+    }
+  } catch (e) {
+    if (request.signal?.aborted) throw e;
+    if (e instanceof VyaError && e.exitCode === ExitCode.CONFIG && !(e.name === "ConnectError")) {
+      // A credential or tool problem of one instance: reported as that instance's failure.
+    }
+    const message = e instanceof Error ? e.message : String(e);
+    request.log.error(`instance ${instance.id}: ${message}`, { instance: instance.id });
+    record({ instance: instance.id, status: "failed", error: redact(message) });
+  } finally {
+    await adapter?.close().catch(() => {});
+  }
+}
+
+interface DatabaseJob {
+  instance: InstanceConfig;
+  request: BackupRequest;
+  adapter: EngineAdapter;
+  params: ConnectionParams;
+  version: ServerVersion;
+  tool: DumpTool;
+  startedAt: Date;
+}
+
+async function backupDatabase(db: DatabaseInfo, job: DatabaseJob): Promise<ItemResult> {
+  const { instance, request, version, tool } = job;
+  const config = request.config;
+  const format = config.storage.compression.format;
+  const level = config.storage.compression.level;
+  const started = new Date();
+  const paths = databaseBackupPaths(
+    config.storage.path,
+    request.hostname,
+    instance.id,
+    db.name,
+    started,
+    format,
+  );
+  const base: ItemResult = {
+    instance: instance.id,
+    database: db.name,
+    status: "planned",
+    size_bytes: db.sizeBytes,
+    path: paths.dump,
+  };
+  if (request.dryRun) return base;
+  request.events?.start?.(instance.id, db.name, db.sizeBytes);
+  const meta: BackupMetadata = {
+    format_version: METADATA_FORMAT_VERSION,
+    kind: "database",
+    tool_version: VERSION,
+    status: "failed",
+    engine: version.flavor,
+    server_version: version.full,
+    hostname: request.hostname,
+    instance: instance.id,
+    database: db.name,
+    started_at: started.toISOString(),
+    finished_at: started.toISOString(),
+    duration_ms: 0,
+    raw_bytes: 0,
+    compression: { format, level },
+    file: null,
+    dump: { tool: tool.name, path: tool.path, tool_version: tool.version, options: [] },
+  };
+  try {
+    meta.objects = { ...(await job.adapter.objectCounts(db.name)) };
+    meta.database_properties = await job.adapter.databaseProperties(db.name);
+    const command = await dumpCommandFor(job, db.name);
+    meta.dump.options = command.options;
+    const result = await streamDumpToFile({
+      command,
+      target: paths,
+      codec: codecFor(format),
+      level,
+      threads: compressionThreads(config),
+      signal: request.signal,
+      onProgress: (raw) => request.events?.progress?.(instance.id, db.name, raw),
+    });
+    Object.assign(meta, finish(started), {
+      status: "ok",
+      raw_bytes: result.rawBytes,
+      file: { name: paths.dump.split("/").pop()!, bytes: result.fileBytes, sha256: result.sha256 },
+    });
+    const warnings = dumpWarnings(result.stderr, version.flavor);
+    if (warnings.length) meta.warnings = warnings;
+    await writeMetadata(paths.metadata, meta);
+    return {
+      ...base,
+      status: "ok",
+      bytes: result.fileBytes,
+      raw_bytes: result.rawBytes,
+      sha256: result.sha256,
+      duration_ms: meta.duration_ms,
+    };
+  } catch (e) {
+    if (request.signal?.aborted) throw e;
+    const message = redact(e instanceof Error ? e.message : String(e));
+    Object.assign(meta, finish(started), { status: "failed", error: message });
+    await writeFailure(paths, meta, request.log);
+    request.log.error(`backup of ${instance.id}/${db.name} failed: ${message}`, {
+      instance: instance.id,
+      database: db.name,
+    });
+    return {
+      ...base,
+      status: "failed",
+      path: undefined,
+      error: message,
+      duration_ms: meta.duration_ms,
+    };
+  }
+}
+
+function finish(started: Date): Pick<BackupMetadata, "finished_at" | "duration_ms"> {
+  const now = new Date();
+  return { finished_at: now.toISOString(), duration_ms: now.getTime() - started.getTime() };
+}
+
+async function writeFailure(paths: BackupPaths, meta: BackupMetadata, log: Logger): Promise<void> {
+  try {
+    await ensurePrivateDir(paths.dir);
+    await writeMetadata(paths.metadata, meta);
+  } catch (e) {
+    log.warn(`could not record the failure in ${paths.metadata}: ${(e as Error).message}`);
+  }
+}
+
+function dumpCommandFor(job: DatabaseJob, database: string): Promise<DumpCommand> | DumpCommand {
+  const tuning = { nice: job.request.config.backup.nice, ionice: job.request.config.backup.ionice };
+  if (job.version.flavor === "postgresql") {
+    return pgDumpCommand(job.tool.path, job.params, database, tuning);
+  }
+  return mysqlDumpCommand(
+    job.tool.path,
+    job.tool.name as "mysqldump" | "mariadb-dump",
+    job.version.flavor,
+    job.params,
+    database,
+    tuning,
+  );
+}
+
+/** Threads for compression: the configured number, or one per core. */
+export function compressionThreads(config: Config): number {
+  const configured = config.storage.compression.threads;
+  if (configured > 0) return configured;
+  return Math.max(1, navigator.hardwareConcurrency ?? 1);
+}
+
+function dumpWarnings(stderr: string, flavor: string): string[] {
+  const warnings = stderr.split("\n").map((l) => l.trim()).filter((l) => /warning/i.test(l));
+  if (flavor !== "postgresql") {
+    warnings.push(
+      "FLOAT columns are dumped with 6 significant digits by mysqldump/mariadb-dump; use DOUBLE or DECIMAL for exact values",
+    );
+  }
+  return warnings;
+}
+
+/** Removes `*.partial` files left by crashed runs below `dir` (the caller holds the lock). */
+export async function sweepPartials(dir: string, log: Logger): Promise<number> {
+  let removed = 0;
+  const walk = async (path: string): Promise<void> => {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await Array.fromAsync(Deno.readDir(path));
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return;
+      throw e;
+    }
+    for (const entry of entries) {
+      const child = join(path, entry.name);
+      if (entry.isDirectory) await walk(child);
+      else if (entry.isFile && entry.name.endsWith(".partial")) {
+        await Deno.remove(child).catch(() => {});
+        removed++;
+        log.warn(`removed ${child}, left by an interrupted run`);
+      }
+    }
+  };
+  await walk(dir);
+  return removed;
+}
+
+/** Runs `work` over `items`, at most `limit` at a time. */
+async function pool<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await work(items[next++]);
+  });
+  await Promise.all(runners);
+}

@@ -1,0 +1,151 @@
+/**
+ * MySQL and MariaDB adapter over npm:mysql2. The product is detected from the server's version
+ * string, so an instance configured as `mysql` that is really MariaDB gets MariaDB's tools.
+ *
+ * @module
+ */
+import mysql from "mysql2/promise";
+import type { DatabaseProperties } from "../backup/metadata.ts";
+import type { ConnectionParams } from "../config/types.ts";
+import { ExitCode, VyaError } from "../errors.ts";
+import { redact } from "../redact.ts";
+import { connectError } from "./connect_error.ts";
+import type { DatabaseInfo, EngineAdapter, ObjectCounts, ServerVersion } from "./types.ts";
+import { MissingDatabaseError } from "./types.ts";
+
+/**
+ * Parses a MySQL/MariaDB version string: `8.0.36`, `10.11.19-MariaDB-0+deb12u1`, or the
+ * `5.5.5-10.11.19-MariaDB` form MariaDB sends in the protocol handshake.
+ */
+export function parseMysqlVersion(full: string): ServerVersion {
+  const flavor = /mariadb/i.test(full) ? "mariadb" : "mysql";
+  const stripped = flavor === "mariadb" ? full.replace(/^5\.5\.5-/, "") : full;
+  const match = /^(\d+)\.(\d+)/.exec(stripped);
+  if (!match) {
+    throw new VyaError(`unrecognised server version ${JSON.stringify(full)}`, ExitCode.FAILED);
+  }
+  return { full, major: Number(match[1]), minor: Number(match[2]), flavor };
+}
+
+function queryError(error: unknown, what: string): VyaError {
+  const message = redact(error instanceof Error ? error.message : String(error));
+  return new VyaError(`${what}: ${message}`, ExitCode.FAILED, { cause: error });
+}
+
+class MysqlAdapter implements EngineAdapter {
+  readonly engine: "mysql" | "mariadb";
+  #conn: mysql.Connection;
+  #version: ServerVersion;
+  #closed = false;
+
+  constructor(conn: mysql.Connection, version: ServerVersion) {
+    this.#conn = conn;
+    this.#version = version;
+    this.engine = version.flavor === "mariadb" ? "mariadb" : "mysql";
+  }
+
+  serverVersion(): Promise<ServerVersion> {
+    return Promise.resolve(this.#version);
+  }
+
+  async listDatabases(): Promise<DatabaseInfo[]> {
+    try {
+      const [rows] = await this.#conn.query<mysql.RowDataPacket[]>(
+        `SELECT s.SCHEMA_NAME AS name,
+                CAST(COALESCE(SUM(t.DATA_LENGTH + t.INDEX_LENGTH), 0) AS CHAR) AS size
+           FROM information_schema.SCHEMATA s
+           LEFT JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = s.SCHEMA_NAME
+          GROUP BY s.SCHEMA_NAME`,
+      );
+      return rows
+        .map((r) => ({ name: String(r.name), sizeBytes: Number(r.size) }))
+        .sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+    } catch (error) {
+      throw queryError(error, "cannot list databases");
+    }
+  }
+
+  async databaseProperties(database: string): Promise<DatabaseProperties> {
+    const [rows] = await this.#conn.query<mysql.RowDataPacket[]>(
+      `SELECT DEFAULT_CHARACTER_SET_NAME AS cs, DEFAULT_COLLATION_NAME AS coll
+         FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?`,
+      [database],
+    );
+    if (rows.length === 0) {
+      throw new VyaError(`database "${database}" does not exist`, ExitCode.FAILED);
+    }
+    return { character_set: rows[0].cs, collation: rows[0].coll };
+  }
+
+  async objectCounts(database: string): Promise<ObjectCounts> {
+    try {
+      const [exists] = await this.#conn.query<mysql.RowDataPacket[]>(
+        "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+        [database],
+      );
+      if (exists.length === 0) {
+        throw new MissingDatabaseError(`database ${database} does not exist`);
+      }
+      const [[row]] = await this.#conn.query<mysql.RowDataPacket[]>(
+        `SELECT
+           (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?
+               AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')) AS tables,
+           (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?
+               AND TABLE_TYPE = 'VIEW') AS views,
+           (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?
+               AND TABLE_TYPE = 'SEQUENCE') AS sequences,
+           (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?) AS routines,
+           (SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?) AS triggers,
+           (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?) AS events`,
+        [database, database, database, database, database, database],
+      );
+      const counts: ObjectCounts = {
+        tables: Number(row.tables),
+        views: Number(row.views),
+        routines: Number(row.routines),
+        triggers: Number(row.triggers),
+        events: Number(row.events),
+      };
+      // Only MariaDB has sequences; MySQL reports none, so the field is left out there.
+      if (this.engine === "mariadb") counts.sequences = Number(row.sequences);
+      return counts;
+    } catch (error) {
+      if (error instanceof VyaError) throw error;
+      throw queryError(error, `cannot count objects in ${database}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#conn.end().catch(() => this.#conn.destroy());
+  }
+}
+
+/** Connects to a MySQL or MariaDB server, checks the login and reads the version. */
+export async function connectMysql(params: ConnectionParams): Promise<EngineAdapter> {
+  let conn: mysql.Connection;
+  try {
+    conn = await mysql.createConnection({
+      host: params.host,
+      port: params.port,
+      user: params.user,
+      password: params.password,
+      connectTimeout: params.connectTimeout * 1000,
+      charset: "utf8mb4_general_ci",
+      // Sizes can exceed 2^53 only in theory; they are cast to text and converted anyway.
+      supportBigNumbers: true,
+      multipleStatements: false,
+    });
+  } catch (error) {
+    throw connectError(error, params);
+  }
+  try {
+    const [[row]] = await conn.query<mysql.RowDataPacket[]>("SELECT VERSION() AS v");
+    return new MysqlAdapter(conn, parseMysqlVersion(String(row.v)));
+  } catch (error) {
+    conn.destroy();
+    if (error instanceof VyaError) throw error;
+    throw queryError(error, "cannot read the server version");
+  }
+}

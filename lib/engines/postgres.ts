@@ -1,0 +1,229 @@
+/**
+ * PostgreSQL adapter over npm:postgres (porsager). One connection at a time (`max: 1`); every
+ * option is passed explicitly so the driver's PG* environment fallbacks never decide anything.
+ *
+ * @module
+ */
+import postgres from "postgres";
+import type { DatabaseProperties } from "../backup/metadata.ts";
+import type { ConnectionParams } from "../config/types.ts";
+import { ExitCode, VyaError } from "../errors.ts";
+import { redact } from "../redact.ts";
+import { connectError } from "./connect_error.ts";
+import {
+  type DatabaseInfo,
+  type EngineAdapter,
+  MissingDatabaseError,
+  type ObjectCounts,
+  type ServerVersion,
+} from "./types.ts";
+
+type Sql = ReturnType<typeof postgres>;
+
+/** The database every PostgreSQL server has; the adapter's home connection goes there. */
+const HOME_DATABASE = "postgres";
+
+function open(params: ConnectionParams, database: string): Sql {
+  return postgres({
+    host: params.host,
+    port: params.port,
+    user: params.user,
+    password: params.password,
+    database,
+    ssl: false,
+    max: 1,
+    connect_timeout: params.connectTimeout,
+    idle_timeout: 0,
+    max_lifetime: null,
+    prepare: false,
+    onnotice: () => {},
+    connection: { application_name: "vya-backupdb" },
+  });
+}
+
+/** Opens a connection and proves it works, so bad credentials fail here, not on first use. */
+async function openChecked(params: ConnectionParams, database: string): Promise<Sql> {
+  const sql = open(params, database);
+  try {
+    await sql`select 1`;
+    return sql;
+  } catch (error) {
+    await sql.end({ timeout: 0 }).catch(() => {});
+    if ((error as { code?: string }).code === "3D000") {
+      throw new MissingDatabaseError(
+        `database ${database} does not exist on ${params.host}:${params.port}`,
+      );
+    }
+    throw connectError(error, params);
+  }
+}
+
+/** Parses `server_version_num` (e.g. 150018, or 90624 before PostgreSQL 10). */
+export function parsePgVersion(full: string, num: number): ServerVersion {
+  // Before 10 the major had two parts (9.6 = 90600); major 9, minor 6 then.
+  const major = Math.floor(num / 10000);
+  const minor = num >= 100000 ? num % 10000 : Math.floor(num / 100) % 100;
+  return { full, major, minor, flavor: "postgresql" };
+}
+
+function queryError(error: unknown, what: string): VyaError {
+  const message = redact(error instanceof Error ? error.message : String(error));
+  return new VyaError(`${what}: ${message}`, ExitCode.FAILED, { cause: error });
+}
+
+class PostgresAdapter implements EngineAdapter {
+  readonly engine = "postgresql" as const;
+  #sql: Sql;
+  #params: ConnectionParams;
+  #version?: ServerVersion;
+  #closed = false;
+
+  constructor(sql: Sql, params: ConnectionParams) {
+    this.#sql = sql;
+    this.#params = params;
+  }
+
+  async serverVersion(): Promise<ServerVersion> {
+    if (this.#version) return this.#version;
+    try {
+      const [row] = await this.#sql`
+        select current_setting('server_version') as full,
+               current_setting('server_version_num')::int as num`;
+      this.#version = parsePgVersion(row.full, row.num);
+      return this.#version;
+    } catch (error) {
+      throw queryError(error, "cannot read the server version");
+    }
+  }
+
+  async listDatabases(): Promise<DatabaseInfo[]> {
+    try {
+      // pg_database_size needs CONNECT on the database (or pg_read_all_stats): report 0 rather
+      // than fail the whole listing when the backup account lacks it.
+      const rows = await this.#sql`
+        select datname as name,
+               case when has_database_privilege(oid, 'CONNECT')
+                    then pg_database_size(oid) else 0 end::text as size
+          from pg_database
+         where not datistemplate`;
+      return rows
+        .map((r) => ({ name: r.name as string, sizeBytes: Number(r.size) }))
+        .sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+    } catch (error) {
+      throw queryError(error, "cannot list databases");
+    }
+  }
+
+  async databaseProperties(database: string): Promise<DatabaseProperties> {
+    try {
+      // to_jsonb(d) rather than named columns: the locale columns differ across majors
+      // (daticulocale until 16, datlocale from 17).
+      const [row] = await this.#sql`
+        select to_jsonb(d) as d, pg_get_userbyid(d.datdba) as owner,
+               pg_encoding_to_char(d.encoding) as encoding,
+               shobj_description(d.oid, 'pg_database') as comment
+          from pg_database d where d.datname = ${database}`;
+      if (!row) throw new Error(`database "${database}" does not exist`);
+      const d = row.d as Record<string, unknown>;
+      const grants = await this.#sql`
+        select case a.grantee when 0 then 'PUBLIC' else pg_get_userbyid(a.grantee) end as grantee,
+               a.privilege_type as privilege, a.is_grantable as grantable
+          from pg_database d, aclexplode(d.datacl) a
+         where d.datname = ${database} order by 1, 2`;
+      const settings = await this.#sql`
+        select pg_get_userbyid(nullif(s.setrole, 0)) as role, unnest(s.setconfig) as setting
+          from pg_db_role_setting s join pg_database d on d.oid = s.setdatabase
+         where d.datname = ${database} order by 1 nulls first, 2`;
+      const provider = { c: "libc", i: "icu", b: "builtin" }[String(d.datlocprovider ?? "c")];
+      return {
+        owner: row.owner,
+        encoding: row.encoding,
+        collate: String(d.datcollate ?? ""),
+        ctype: String(d.datctype ?? ""),
+        locale_provider: provider ?? "libc",
+        icu_locale: (d.datlocale ?? d.daticulocale ?? null) as string | null,
+        connection_limit: Number(d.datconnlimit ?? -1),
+        comment: row.comment ?? null,
+        grants: grants.map((g) => ({
+          grantee: g.grantee as string,
+          privilege: g.privilege as string,
+          grantable: g.grantable as boolean,
+        })),
+        settings: settings.map((s) => ({
+          role: (s.role ?? null) as string | null,
+          setting: s.setting as string,
+        })),
+      };
+    } catch (error) {
+      throw queryError(error, `cannot read the properties of database "${database}"`);
+    }
+  }
+
+  async objectCounts(database: string): Promise<ObjectCounts> {
+    const sql = await openChecked(this.#params, database);
+    try {
+      // User objects only: system schemas and extension members are left out, as a dump of the
+      // database would recreate them through CREATE EXTENSION.
+      const [row] = await sql`
+        with user_ns as (
+          select oid from pg_namespace
+           where nspname not in ('pg_catalog', 'information_schema', 'pg_toast')
+             and nspname !~ '^pg_(toast_)?temp_'
+        ), ext as (
+          select objid, classid from pg_depend where deptype = 'e'
+        )
+        select
+          (select count(*) from pg_class c where c.relnamespace in (select oid from user_ns)
+              and c.relkind in ('r', 'p')
+              and c.oid not in (select objid from ext where classid = 'pg_class'::regclass))::int
+            as tables,
+          (select count(*) from pg_class c where c.relnamespace in (select oid from user_ns)
+              and c.relkind in ('v', 'm')
+              and c.oid not in (select objid from ext where classid = 'pg_class'::regclass))::int
+            as views,
+          (select count(*) from pg_class c where c.relnamespace in (select oid from user_ns)
+              and c.relkind = 'S'
+              and c.oid not in (select objid from ext where classid = 'pg_class'::regclass))::int
+            as sequences,
+          (select count(*) from pg_proc p where p.pronamespace in (select oid from user_ns)
+              and p.prokind in ('f', 'p')
+              and p.oid not in (select objid from ext where classid = 'pg_proc'::regclass))::int
+            as routines,
+          (select count(*) from pg_trigger t join pg_class c on c.oid = t.tgrelid
+            where not t.tgisinternal and c.relnamespace in (select oid from user_ns))::int
+            as triggers`;
+      return {
+        tables: row.tables,
+        views: row.views,
+        routines: row.routines,
+        triggers: row.triggers,
+        sequences: row.sequences,
+      };
+    } catch (error) {
+      throw queryError(error, `cannot count objects in ${database}`);
+    } finally {
+      await sql.end({ timeout: 5 }).catch(() => {});
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#sql.end({ timeout: 5 }).catch(() => {});
+  }
+}
+
+/**
+ * Connects to a PostgreSQL server (database `postgres`, or `template1` where `postgres` was
+ * dropped) and checks the login.
+ */
+export async function connectPostgres(params: ConnectionParams): Promise<EngineAdapter> {
+  let sql: Sql;
+  try {
+    sql = await openChecked(params, HOME_DATABASE);
+  } catch (error) {
+    if (!(error instanceof MissingDatabaseError)) throw error;
+    sql = await openChecked(params, "template1");
+  }
+  return new PostgresAdapter(sql, params);
+}

@@ -1,0 +1,96 @@
+/**
+ * The contract every database engine adapter fulfils: what the rest of the tool may ask a
+ * server (version, databases with sizes, object counts) without knowing its driver.
+ *
+ * @module
+ */
+import type { EngineType } from "../config/types.ts";
+import { ExitCode, VyaError, type VyaErrorOptions } from "../errors.ts";
+import type { DatabaseProperties } from "../backup/metadata.ts";
+
+/** One database on a server, as listed before selection. */
+export interface DatabaseInfo {
+  /** Database name. */
+  name: string;
+  /** On-disk size in bytes as the server reports it (MySQL: data + index length). */
+  sizeBytes: number;
+}
+
+/** How many objects of each kind a database holds (used to verify restores and in reports). */
+export interface ObjectCounts {
+  /** Base tables (PostgreSQL: ordinary and partitioned tables, not partitions' parents twice). */
+  tables: number;
+  /** Views (PostgreSQL: plain and materialized). */
+  views: number;
+  /** Functions and procedures (PostgreSQL: excluding those of extensions and aggregates). */
+  routines: number;
+  /** Triggers (PostgreSQL: user triggers only, not constraint triggers). */
+  triggers: number;
+  /** Scheduled events (MySQL/MariaDB only). */
+  events?: number;
+  /** Sequences (PostgreSQL only). */
+  sequences?: number;
+}
+
+/** A server's version, parsed from its version string. */
+export interface ServerVersion {
+  /** The full version string as the server reports it. */
+  full: string;
+  /** Major version (PostgreSQL 15 → 15, MariaDB 10.11 → 10, MySQL 8.0 → 8). */
+  major: number;
+  /** Minor version (PostgreSQL 15.18 → 18, MariaDB 10.11 → 11, MySQL 8.0 → 0). */
+  minor: number;
+  /** The actual product: a server configured as `mysql` may turn out to be MariaDB. */
+  flavor: "postgresql" | "mysql" | "mariadb";
+}
+
+/** A connection to one database server. */
+export interface EngineAdapter {
+  /**
+   * The engine as detected: `postgresql`, or `mysql` / `mariadb` from the server version string
+   * (whatever the configuration said).
+   */
+  readonly engine: EngineType;
+  /** The server's version. */
+  serverVersion(): Promise<ServerVersion>;
+  /** Every database except templates, with sizes, before any selection; sorted by name. */
+  listDatabases(): Promise<DatabaseInfo[]>;
+  /** Counts the objects in one database. */
+  objectCounts(database: string): Promise<ObjectCounts>;
+  /**
+   * The properties a database must be recreated with, which its dump leaves out (PostgreSQL:
+   * owner, encoding, locale, connection limit, comment, grants, settings; MySQL/MariaDB:
+   * character set and collation).
+   */
+  databaseProperties(database: string): Promise<DatabaseProperties>;
+  /** Closes the connection(s). Safe to call twice. */
+  close(): Promise<void>;
+}
+
+/** Why a connection could not be made. */
+export type ConnectFailure = "refused" | "auth" | "timeout" | "dns" | "other";
+
+/**
+ * A server could not be reached or refused the login. Exit code 2 (failed): the caller decides
+ * whether the run as a whole is partial. The message never contains the password.
+ */
+export class ConnectError extends VyaError {
+  /** What went wrong, for callers that react differently (e.g. `check`). */
+  readonly reason: ConnectFailure;
+
+  /** Creates a connection error. */
+  constructor(message: string, reason: ConnectFailure, options: VyaErrorOptions = {}) {
+    super(message, ExitCode.FAILED, options);
+    this.name = "ConnectError";
+    this.reason = reason;
+  }
+}
+
+/** A database asked for by name does not exist on the server (exit 2). */
+export class MissingDatabaseError extends VyaError {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message, ExitCode.FAILED);
+    this.name = "MissingDatabaseError";
+  }
+}

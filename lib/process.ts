@@ -1,0 +1,142 @@
+/**
+ * Child processes of the official client tools: how they are started (niceness, secrets kept
+ * out of argv) and how their stderr is collected (bounded, redacted).
+ *
+ * @module
+ */
+import { redact } from "./redact.ts";
+
+/** How to start one client tool. */
+export interface ChildSpec {
+  /** Executable path or name. */
+  cmd: string;
+  /** Arguments. Never a password: secrets go through `env` or an options file. */
+  args: string[];
+  /** Extra environment for the child (e.g. PGPASSWORD). */
+  env?: Record<string, string>;
+  /** Niceness 1-19 through `nice`; 0 leaves the priority alone. */
+  nice?: number;
+  /** I/O class through `ionice`. */
+  ionice?: "none" | "idle" | "best-effort";
+  /** stdin of the child. */
+  stdin?: "piped" | "null";
+  /** stdout of the child. */
+  stdout?: "piped" | "null";
+}
+
+/** A running child with its stderr being collected. */
+export interface RunningChild {
+  /** The process. */
+  process: Deno.ChildProcess;
+  /** The command line as shown to users (no secrets by construction, redacted anyway). */
+  display: string;
+  /** The collected stderr (at most the last 64 KiB), redacted; resolves when stderr closes. */
+  stderr: Promise<string>;
+  /** Sends SIGTERM, then SIGKILL after `graceMs` if the child has not exited. */
+  kill(graceMs?: number): void;
+}
+
+const STDERR_LIMIT = 64 * 1024;
+
+/** Wraps the command in `nice`/`ionice` when asked. */
+export function commandLine(spec: ChildSpec): { cmd: string; args: string[] } {
+  let cmd = spec.cmd;
+  let args = spec.args;
+  if (spec.ionice && spec.ionice !== "none") {
+    args = ["-c", spec.ionice === "idle" ? "3" : "2", cmd, ...args];
+    cmd = "ionice";
+  }
+  if (spec.nice && spec.nice > 0) {
+    args = ["-n", String(spec.nice), cmd, ...args];
+    cmd = "nice";
+  }
+  return { cmd, args };
+}
+
+/** Starts a child. stderr is always collected; stdin/stdout as the spec says (piped default). */
+export function startChild(spec: ChildSpec): RunningChild {
+  const { cmd, args } = commandLine(spec);
+  const process = new Deno.Command(cmd, {
+    args,
+    env: spec.env,
+    stdin: spec.stdin ?? "null",
+    stdout: spec.stdout ?? "piped",
+    stderr: "piped",
+  }).spawn();
+  let exited = false;
+  process.status.then(() => exited = true, () => exited = true);
+  return {
+    process,
+    display: redact([cmd, ...args].join(" ")),
+    stderr: collectTail(process.stderr, STDERR_LIMIT).then(redact),
+    kill(graceMs = 3000) {
+      if (exited) return;
+      try {
+        process.kill("SIGTERM");
+      } catch { /* already gone */ }
+      const timer = setTimeout(() => {
+        if (!exited) {
+          try {
+            process.kill("SIGKILL");
+          } catch { /* already gone */ }
+        }
+      }, graceMs);
+      process.status.finally(() => clearTimeout(timer));
+    },
+  };
+}
+
+/** Reads a stream to the end, keeping only the last `limit` bytes, as text. */
+export async function collectTail(
+  stream: ReadableStream<Uint8Array>,
+  limit: number,
+): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  let dropped = false;
+  for await (const chunk of stream) {
+    chunks.push(chunk);
+    size += chunk.length;
+    while (size - chunks[0].length >= limit && chunks.length > 1) {
+      size -= chunks.shift()!.length;
+      dropped = true;
+    }
+  }
+  const text = new TextDecoder().decode(concat(chunks));
+  return dropped ? "…" + text : text;
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+/** Runs a tool to completion and returns its stdout, throwing with its stderr on failure. */
+export async function runTool(
+  spec: ChildSpec & { input?: string },
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { cmd, args } = commandLine(spec);
+  const child = new Deno.Command(cmd, {
+    args,
+    env: spec.env,
+    stdin: spec.input === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (spec.input !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(spec.input));
+    await writer.close();
+  }
+  const out = await child.output();
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: redact(new TextDecoder().decode(out.stderr)),
+  };
+}

@@ -1,0 +1,393 @@
+/**
+ * Reads a plain SQL dump line by line, by structure rather than by text substitution: finds the
+ * dump tool's banner (and so the engine), the original tool's header that precedes it, the
+ * roles a PostgreSQL dump assigns ownership and privileges to, and, on request, leaves out the
+ * header and the `ALTER … OWNER TO …;` statements. COPY data and everything after a MySQL banner
+ * flow through untouched and unbuffered, so memory stays flat whatever the size of the dump.
+ *
+ * @module
+ */
+import { type Dialect, SqlLexer } from "./sql_lexer.ts";
+
+/** What a pass over a dump found. */
+export interface DumpFacts {
+  /** Engine family from the banner; undefined when no banner was found. */
+  dialect?: Dialect;
+  /** The banner line (`-- PostgreSQL database dump`, `-- MySQL dump …`, `-- MariaDB dump …`). */
+  banner?: string;
+  /** 1-based line number of the banner. */
+  bannerLine?: number;
+  /**
+   * Statements before the banner (the original tool's header), each by its first words only
+   * (`CREATE USER`, `\connect`): a header may hold passwords.
+   */
+  headerStatements: string[];
+  /** PostgreSQL: roles named by OWNER TO (ownership only). */
+  ownerRoles: Set<string>;
+  /** PostgreSQL: roles named by GRANT / REVOKE / ALTER DEFAULT PRIVILEGES. */
+  privilegeRoles: Set<string>;
+  /** PostgreSQL: the dump holds large objects (pg_dump wraps them in its own BEGIN/COMMIT). */
+  largeObjects: boolean;
+  /** Lines read. */
+  lines: number;
+  /** Bytes read. */
+  bytes: number;
+}
+
+/** What the filter does besides looking. */
+export interface DumpFilterOptions {
+  /** The dialect when known; otherwise both are tried until a banner decides. */
+  dialect?: Dialect;
+  /** Leave out every line before the banner (the original tool's header). */
+  skipHeader?: boolean;
+  /** PostgreSQL: leave out `ALTER … OWNER TO …;` statements (outside COPY data). */
+  noOwner?: boolean;
+}
+
+const NL = 0x0a;
+const PG_BANNER = "-- PostgreSQL database dump";
+const MY_BANNER = /^-- (MySQL|MariaDB) dump\b/;
+const decoder = new TextDecoder();
+
+type Mode = "header" | "body" | "copy" | "pass";
+
+/** Splits a role list (`a, "b c", PUBLIC`) and unquotes each name. */
+export function parseRoleList(text: string): string[] {
+  const roles: string[] = [];
+  let i = 0;
+  while (i < text.length) {
+    while (text[i] === " " || text[i] === ",") i++;
+    if (i >= text.length) break;
+    let name = "";
+    if (text[i] === '"') {
+      i++;
+      while (i < text.length) {
+        if (text[i] === '"' && text[i + 1] === '"') {
+          name += '"';
+          i += 2;
+        } else if (text[i] === '"') {
+          i++;
+          break;
+        } else name += text[i++];
+      }
+    } else {
+      while (i < text.length && text[i] !== ",") name += text[i++];
+      name = name.trim();
+      if (/^(GROUP|ROLE) /i.test(name)) name = name.replace(/^\S+ /, "");
+    }
+    roles.push(name);
+  }
+  return roles;
+}
+
+const OWNER_RE = /^ALTER [A-Z ]+ .* OWNER TO ("(?:[^"]|"")+"|[^\s";]+);\s*$/;
+const GRANT_RE = /^GRANT .+ TO (.+?)(?: WITH (?:GRANT|ADMIN) OPTION)?(?: GRANTED BY .+)?;\s*$/;
+const REVOKE_RE = /^REVOKE .+ FROM (.+?)(?: CASCADE| RESTRICT)?;\s*$/;
+const DEFAULT_PRIV_RE = /^ALTER DEFAULT PRIVILEGES FOR ROLE ("(?:[^"]|"")+"|[^\s";]+) /;
+const COPY_RE = /^COPY .* FROM stdin;\s*$/;
+
+/**
+ * The line machine shared by {@linkcode DumpFilter} (which passes lines on) and
+ * {@linkcode scanDump}-style sinks (which only look).
+ */
+export class DumpLineReader {
+  /** What was found so far. */
+  readonly facts: DumpFacts = {
+    headerStatements: [],
+    ownerRoles: new Set(),
+    privilegeRoles: new Set(),
+    largeObjects: false,
+    lines: 0,
+    bytes: 0,
+  };
+  #options: DumpFilterOptions;
+  #mode: Mode = "header";
+  #lexers: SqlLexer[];
+  #lexer?: SqlLexer;
+  // A partial line carried to the next chunk (only outside COPY data and pass-through).
+  #carry: Uint8Array[] = [];
+  #carryBytes = 0;
+  // In COPY data: the current line already flowed out and is known not to be the terminator.
+  #midDataLine = false;
+  // For each dropped line, how many lines had been kept before it (non-decreasing).
+  #drops: number[] = [];
+
+  /** Creates a reader. */
+  constructor(options: DumpFilterOptions = {}) {
+    this.#options = options;
+    this.#lexers = options.dialect
+      ? [new SqlLexer(options.dialect)]
+      : [new SqlLexer("postgresql"), new SqlLexer("mysql")];
+  }
+
+  /**
+   * Reads a chunk and calls `emit` with the spans to keep, in order. Spans are views into
+   * `chunk` or carried bytes; the caller must use them before the next call.
+   */
+  push(chunk: Uint8Array, emit: (span: Uint8Array) => void): void {
+    this.facts.bytes += chunk.length;
+    let pos = 0;
+    while (pos < chunk.length) {
+      if (this.#mode === "pass") {
+        emit(pos === 0 ? chunk : chunk.subarray(pos));
+        this.facts.lines += countNewlines(chunk, pos);
+        return;
+      }
+      const nl = chunk.indexOf(NL, pos);
+      if (nl < 0) {
+        this.#partial(chunk.subarray(pos), emit);
+        return;
+      }
+      if (this.#mode === "copy") {
+        // Long runs of COPY data: emit every line up to the terminator in one span.
+        const end = this.#copyRunEnd(chunk, pos, nl);
+        if (end > pos) {
+          emit(chunk.subarray(pos, end));
+          pos = end;
+          continue;
+        }
+      }
+      let line: Uint8Array;
+      if (this.#carryBytes > 0) {
+        this.#carry.push(chunk.subarray(pos, nl + 1));
+        line = concat(this.#carry, this.#carryBytes + nl + 1 - pos);
+        this.#carry = [];
+        this.#carryBytes = 0;
+      } else line = chunk.subarray(pos, nl + 1);
+      pos = nl + 1;
+      if (this.#midDataLine) {
+        this.#midDataLine = false;
+        this.facts.lines++;
+        emit(line);
+        continue;
+      }
+      if (this.#line(line)) emit(line);
+    }
+  }
+
+  /** Ends the input: a last line without newline is handled like any other. */
+  end(emit: (span: Uint8Array) => void): void {
+    if (this.#carryBytes > 0) {
+      const line = concat(this.#carry, this.#carryBytes);
+      this.#carry = [];
+      this.#carryBytes = 0;
+      if (this.#midDataLine || this.#mode === "pass") emit(line);
+      else if (this.#line(line)) emit(line);
+    }
+  }
+
+  #partial(rest: Uint8Array, emit: (span: Uint8Array) => void): void {
+    if (this.#mode === "copy") {
+      // A data line may be huge: let it flow unless it could still turn out to be "\.".
+      if (this.#midDataLine || this.#carryBytes + rest.length > 3) {
+        if (this.#carryBytes > 0) {
+          const head = concat(this.#carry, this.#carryBytes);
+          this.#carry = [];
+          this.#carryBytes = 0;
+          emit(head);
+        }
+        emit(rest);
+        this.#midDataLine = true;
+        return;
+      }
+    }
+    this.#carry.push(rest.slice());
+    this.#carryBytes += rest.length;
+  }
+
+  /** End (exclusive) of the run of complete COPY data lines starting at `pos`. */
+  #copyRunEnd(chunk: Uint8Array, pos: number, firstNl: number): number {
+    if (this.#carryBytes > 0 || this.#midDataLine) return pos;
+    let start = pos;
+    let nl = firstNl;
+    while (nl >= 0) {
+      if (isCopyEnd(chunk.subarray(start, nl + 1))) return start;
+      this.facts.lines++;
+      start = nl + 1;
+      nl = chunk.indexOf(NL, start);
+    }
+    return start;
+  }
+
+  /**
+   * The line of the input that line `outputLine` (1-based) of the output came from: client
+   * errors name output lines, users need the file's.
+   */
+  inputLine(outputLine: number): number {
+    let dropped = 0;
+    for (const at of this.#drops) {
+      if (at < outputLine) dropped++;
+      else break;
+    }
+    return outputLine + dropped;
+  }
+
+  /** Handles one complete line; returns whether to keep it. */
+  #line(line: Uint8Array): boolean {
+    const keep = this.#classify(line);
+    // Output lines before this dropped one: lines read before it minus lines dropped.
+    if (!keep) this.#drops.push(this.facts.lines - 1 - this.#drops.length);
+    return keep;
+  }
+
+  #classify(line: Uint8Array): boolean {
+    this.facts.lines++;
+    if (this.#mode === "copy") {
+      if (isCopyEnd(line)) this.#mode = "body";
+      return true;
+    }
+    if (this.#mode === "header") return this.#headerLine(line);
+    return this.#bodyLine(line);
+  }
+
+  #headerLine(line: Uint8Array): boolean {
+    const text = decoder.decode(line).replace(/\r?\n$/, "");
+    for (const lexer of this.#lexers) {
+      if (!lexer.atBoundary) continue;
+      const isPg = lexer.dialect === "postgresql" && text.startsWith(PG_BANNER) &&
+        !text.startsWith(PG_BANNER + " complete");
+      const isMy = lexer.dialect === "mysql" && MY_BANNER.test(text);
+      if (isPg || isMy) {
+        this.#lexer = lexer;
+        this.facts.dialect = lexer.dialect;
+        this.facts.banner = text;
+        this.facts.bannerLine = this.facts.lines;
+        this.#mode = lexer.dialect === "mysql" ? "pass" : "body";
+        return true;
+      }
+    }
+    // Before the banner: the original tool's header (or a file that is no dump at all).
+    const lexer = this.#lexers[0];
+    const trimmed = text.trimStart();
+    if (lexer.atBoundary && trimmed && !trimmed.startsWith("--") && !trimmed.startsWith("#")) {
+      if (this.facts.headerStatements.length < 50) {
+        this.facts.headerStatements.push(firstWords(trimmed));
+      }
+    }
+    for (const l of this.#lexers) {
+      if (l.atBoundary && trimmed.startsWith("\\")) continue;
+      if (l.dialect === "mysql" && l.atBoundary) {
+        const m = /^DELIMITER\s+(\S+)/i.exec(trimmed);
+        if (m) {
+          l.setDelimiter(m[1]);
+          continue;
+        }
+      }
+      l.feed(line);
+    }
+    return !this.#options.skipHeader;
+  }
+
+  #bodyLine(line: Uint8Array): boolean {
+    const lexer = this.#lexer!;
+    if (!lexer.atBoundary) {
+      lexer.feed(line);
+      return true;
+    }
+    const first = line[0];
+    // psql meta-commands (\connect, \restrict, \unrestrict) are one line and no SQL.
+    if (first === 0x5c) return true;
+    // Only statements that begin with these letters matter here; the rest is just lexed.
+    if (
+      first === 0x41 /* A */ || first === 0x47 /* G */ || first === 0x52 /* R */ ||
+      first === 0x43 /* C */ || first === 0x53 /* S */
+    ) {
+      const text = decoder.decode(line);
+      if (first === 0x43 && COPY_RE.test(text)) {
+        lexer.feed(line);
+        if (lexer.atBoundary) this.#mode = "copy";
+        return true;
+      }
+      const owner = OWNER_RE.exec(text);
+      if (owner && topLevelAt(text, text.lastIndexOf(" OWNER TO "))) {
+        for (const r of parseRoleList(owner[1])) this.facts.ownerRoles.add(r);
+        if (this.#options.noOwner) return false;
+      } else this.#privileges(text);
+      if (first === 0x53 && text.startsWith("SELECT pg_catalog.lo_create(")) {
+        this.facts.largeObjects = true;
+      }
+    }
+    lexer.feed(line);
+    return true;
+  }
+
+  #privileges(text: string): void {
+    const add = (list: string) => {
+      for (const r of parseRoleList(list)) {
+        if (r.toUpperCase() !== "PUBLIC") this.facts.privilegeRoles.add(r);
+      }
+    };
+    const def = DEFAULT_PRIV_RE.exec(text);
+    if (def) {
+      add(def[1]);
+      const rest = text.slice(text.indexOf(" ", def[0].length) + 1);
+      const inner = /\b(GRANT .*|REVOKE .*)$/.exec(rest);
+      if (inner) text = inner[1];
+    }
+    const grant = GRANT_RE.exec(text);
+    if (grant && topLevelAt(text, text.lastIndexOf(" TO "))) add(grant[1]);
+    const revoke = REVOKE_RE.exec(text);
+    if (revoke && topLevelAt(text, text.lastIndexOf(" FROM "))) add(revoke[1]);
+  }
+}
+
+/** Whether position `at` of a one-line statement is outside quotes and comments. */
+function topLevelAt(text: string, at: number): boolean {
+  if (at < 0) return false;
+  const lexer = new SqlLexer("postgresql");
+  lexer.feed(new TextEncoder().encode(text.slice(0, at)));
+  return lexer.atTopLevel;
+}
+
+function firstWords(text: string): string {
+  if (text.startsWith("\\")) return text.split(/\s+/)[0];
+  return text.split(/[\s(;]+/).slice(0, 2).join(" ").toUpperCase();
+}
+
+function isCopyEnd(line: Uint8Array): boolean {
+  return line[0] === 0x5c && line[1] === 0x2e &&
+    (line.length === 2 || line[2] === NL || (line[2] === 0x0d && line[3] === NL));
+}
+
+function countNewlines(chunk: Uint8Array, from: number): number {
+  let n = 0;
+  let at = chunk.indexOf(NL, from);
+  while (at >= 0) {
+    n++;
+    at = chunk.indexOf(NL, at + 1);
+  }
+  return n;
+}
+
+function concat(parts: Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * A stream that passes a dump on, leaving out what the options ask (header, ownership), and
+ * records {@linkcode DumpFacts} on the way.
+ */
+export class DumpFilter extends TransformStream<Uint8Array, Uint8Array> {
+  /** The reader doing the work; its facts are complete once the stream has closed. */
+  readonly reader: DumpLineReader;
+
+  /** Creates the filter. */
+  constructor(options: DumpFilterOptions = {}) {
+    const reader = new DumpLineReader(options);
+    super({
+      transform(chunk, controller) {
+        reader.push(chunk, (span) => controller.enqueue(span));
+      },
+      flush(controller) {
+        reader.end((span) => controller.enqueue(span));
+      },
+    });
+    this.reader = reader;
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * Worker thread of the parallel gzip compressor: deflates one block per message.
+ *
+ * Each block is raw deflate primed with the previous block's last 32 KiB, ending in a sync flush
+ * (or the final block's finish), so the main thread can concatenate the replies into one gzip
+ * member. See gzip_parallel.ts for the protocol.
+ *
+ * @module
+ */
+import zlib from "node:zlib";
+import type { BlockReply, BlockRequest } from "./gzip_parallel.ts";
+
+/** The worker global, typed locally so this file checks under the main program's lib. */
+const scope = self as unknown as {
+  onmessage: ((event: MessageEvent<BlockRequest>) => void) | null;
+  postMessage(message: BlockReply, transfer?: Transferable[]): void;
+};
+
+scope.onmessage = (event) => {
+  const { id, level, data, dict, last } = event.data;
+  try {
+    const out = zlib.deflateRawSync(data, {
+      level,
+      dictionary: dict,
+      finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
+      chunkSize: 256 * 1024,
+    });
+    // Small results can be views into Node's shared Buffer pool; transferring that pool would
+    // detach memory other Buffers still use, so only a buffer we own outright is transferred.
+    const owned = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength
+      ? new Uint8Array(out.buffer, 0, out.byteLength)
+      : Uint8Array.prototype.slice.call(out);
+    scope.postMessage({ id, out: owned }, [owned.buffer as ArrayBuffer]);
+  } catch (error) {
+    scope.postMessage({ id, error: error instanceof Error ? error.message : String(error) });
+  }
+};

@@ -1,0 +1,343 @@
+/**
+ * Users backup of an instance: every account as the statements that recreate it, one section
+ * per account, written compressed and checksummed with metadata listing the accounts (never a
+ * hash).
+ *
+ * Two entry points: {@linkcode usersAfterInstance} plugs into a backup run's `afterInstance`
+ * hook (so `backup --all` takes users where `users.backup` is true), and
+ * {@linkcode backupUsersOfInstances} is the standalone `users backup`.
+ *
+ * @module
+ */
+import type { Config, ConnectionParams, InstanceConfig } from "../config/types.ts";
+import type { Logger } from "../log.ts";
+import { redact } from "../redact.ts";
+import { ensurePrivateDir } from "../secure_fs.ts";
+import { VERSION } from "../version.ts";
+import { codecFor } from "../stream/codecs.ts";
+import { connect } from "../engines/mod.ts";
+import type { ServerVersion } from "../engines/types.ts";
+import { findTools, requireTools } from "../tools/find.ts";
+import { type BackupPaths, usersBackupPaths } from "../backup/layout.ts";
+import { acquireLock } from "../backup/lock.ts";
+import { type BackupMetadata, METADATA_FORMAT_VERSION, writeMetadata } from "../backup/metadata.ts";
+import { writeBackupStream } from "../backup/stream_dump.ts";
+import type { InstanceContext, ItemResult } from "../backup/run.ts";
+import { formatUsersFile, USERS_FORMAT_VERSION, type UsersFile } from "./format.ts";
+import { registerHashes } from "./mask.ts";
+import { collectMysqlAccounts, openMysql } from "./mysql_collect.ts";
+import { collectPgRoles } from "./pg_collect.ts";
+import { openPg, readRoleFacts } from "./pg_db.ts";
+import type { AccountSummary } from "./summary.ts";
+
+/** The `database` value of a users item in run results. */
+export const USERS_ITEM = "(users)";
+
+/** What a users backup of one instance needs. */
+export interface UsersBackupOptions {
+  /** The effective configuration (storage and compression). */
+  config: Config;
+  /** The instance. */
+  instance: InstanceConfig;
+  /** Its connection parameters (password registered with the redactor). */
+  params: ConnectionParams;
+  /** Its server version (flavor decides the method). */
+  version: ServerVersion;
+  /** Host name in the storage path and metadata. */
+  hostname: string;
+  /** Logger. */
+  log: Logger;
+  /** Read the accounts, write nothing. */
+  dryRun?: boolean;
+  /** Leave password hashes out (accounts come back without password, MySQL ones locked). */
+  noPasswords?: boolean;
+  /** Aborts the write. */
+  signal?: AbortSignal;
+}
+
+interface Collected {
+  file: UsersFile;
+  summaries: AccountSummary[];
+  warnings: string[];
+  dump: BackupMetadata["dump"];
+}
+
+async function collect(o: UsersBackupOptions, takenAt: Date): Promise<Collected> {
+  const header = {
+    format: USERS_FORMAT_VERSION,
+    engine: o.version.flavor,
+    server_version: o.version.full,
+    instance: o.instance.id,
+    taken_at: takenAt.toISOString(),
+  };
+  const exclude = o.instance.users.exclude;
+  if (o.version.flavor === "postgresql") {
+    const set = await findTools("postgresql", o.version.major, o.instance.tools);
+    const tools = requireTools(set);
+    const sql = openPg(o.params);
+    try {
+      const facts = await readRoleFacts(sql);
+      const roles = await collectPgRoles(tools.dumpall!, o.params, facts, {
+        exclude,
+        noPasswords: o.noPasswords,
+      });
+      return {
+        file: { header, preamble: roles.preamble, sections: roles.sections },
+        summaries: roles.summaries,
+        warnings: roles.warnings,
+        dump: {
+          tool: "pg_dumpall",
+          path: tools.dumpall!,
+          tool_version: set.tools.dumpall?.version ?? "",
+          options: roles.options,
+        },
+      };
+    } finally {
+      await sql.end({ timeout: 1 }).catch(() => {});
+    }
+  }
+  const conn = await openMysql(o.params);
+  try {
+    const got = await collectMysqlAccounts(conn, o.version.flavor, {
+      exclude,
+      noPasswords: o.noPasswords,
+    });
+    return {
+      file: { header, preamble: [], sections: got.sections },
+      summaries: got.summaries,
+      warnings: got.warnings,
+      dump: {
+        tool: "vya-backupdb",
+        path: "",
+        tool_version: VERSION,
+        options: ["SHOW CREATE USER", "SHOW GRANTS", ...(o.noPasswords ? ["no-passwords"] : [])],
+      },
+    };
+  } finally {
+    await conn.end().catch(() => {});
+  }
+}
+
+/**
+ * Backs up the accounts of one instance. Never throws for a failure of the instance's users
+ * (it is returned as a failed item and recorded in failed metadata); throws only when
+ * interrupted.
+ */
+export async function backupUsers(o: UsersBackupOptions): Promise<ItemResult> {
+  const config = o.config;
+  const format = config.storage.compression.format;
+  const level = config.storage.compression.level;
+  const started = new Date();
+  const paths = usersBackupPaths(config.storage.path, o.hostname, o.instance.id, started, format);
+  const base: ItemResult = { instance: o.instance.id, database: USERS_ITEM, status: "planned" };
+  const meta: BackupMetadata = {
+    format_version: METADATA_FORMAT_VERSION,
+    kind: "users",
+    tool_version: VERSION,
+    status: "failed",
+    engine: o.version.flavor,
+    server_version: o.version.full,
+    hostname: o.hostname,
+    instance: o.instance.id,
+    started_at: started.toISOString(),
+    finished_at: started.toISOString(),
+    duration_ms: 0,
+    raw_bytes: 0,
+    compression: { format, level },
+    file: null,
+    dump: { tool: "", path: "", tool_version: "", options: [] },
+  };
+  try {
+    if (o.dryRun) {
+      // Only the catalog: what would be backed up, without running pg_dumpall.
+      const accounts = await listAccounts(o);
+      o.log.info(
+        `users of ${o.instance.id}: would back up ${accounts.length} account(s) to ${paths.dump}`,
+        { accounts: accounts.join(", ") },
+      );
+      return { ...base, path: paths.dump };
+    }
+    const got = await collect(o, started);
+    registerHashes(got.file.sections.flatMap((s) => s.steps.map((st) => st.sql)));
+    const text = formatUsersFile(got.file);
+    const threads = config.storage.compression.threads > 0
+      ? config.storage.compression.threads
+      : Math.max(1, navigator.hardwareConcurrency ?? 1);
+    const written = await writeBackupStream(
+      ReadableStream.from([new TextEncoder().encode(text)]),
+      { target: paths, codec: codecFor(format), level, threads, signal: o.signal },
+    );
+    const finished = new Date();
+    Object.assign(meta, {
+      status: "ok",
+      finished_at: finished.toISOString(),
+      duration_ms: finished.getTime() - started.getTime(),
+      raw_bytes: written.rawBytes,
+      file: {
+        name: paths.dump.split("/").pop()!,
+        bytes: written.fileBytes,
+        sha256: written.sha256,
+      },
+      dump: got.dump,
+      objects: {
+        accounts: got.summaries.filter((s) => s.kind === "user").length,
+        roles: got.summaries.filter((s) => s.kind === "role").length,
+      },
+      accounts: got.summaries,
+    });
+    if (got.warnings.length) meta.warnings = got.warnings;
+    await writeMetadata(paths.metadata, meta);
+    o.log.info(
+      `users of ${o.instance.id}: ${got.summaries.length} account(s) backed up to ${paths.dump}`,
+    );
+    return {
+      ...base,
+      status: "ok",
+      path: paths.dump,
+      bytes: written.fileBytes,
+      raw_bytes: written.rawBytes,
+      sha256: written.sha256,
+      duration_ms: meta.duration_ms,
+    };
+  } catch (e) {
+    if (o.signal?.aborted) throw e;
+    const message = redact(e instanceof Error ? e.message : String(e));
+    const finished = new Date();
+    Object.assign(meta, {
+      status: "failed",
+      error: message,
+      finished_at: finished.toISOString(),
+      duration_ms: finished.getTime() - started.getTime(),
+    });
+    await writeFailure(paths, meta, o.log);
+    o.log.error(`users backup of ${o.instance.id} failed: ${message}`, {
+      instance: o.instance.id,
+    });
+    return { ...base, status: "failed", error: message, duration_ms: meta.duration_ms };
+  }
+}
+
+async function listAccounts(o: UsersBackupOptions): Promise<string[]> {
+  if (o.version.flavor === "postgresql") {
+    const sql = openPg(o.params);
+    try {
+      return (await readRoleFacts(sql)).map((f) => f.name);
+    } finally {
+      await sql.end({ timeout: 1 }).catch(() => {});
+    }
+  }
+  const conn = await openMysql(o.params);
+  try {
+    const got = await collectMysqlAccounts(conn, o.version.flavor, {
+      exclude: o.instance.users.exclude,
+    });
+    return got.sections.map((s) =>
+      s.account.host ? `${s.account.name}@${s.account.host}` : s.account.name
+    );
+  } finally {
+    await conn.end().catch(() => {});
+  }
+}
+
+async function writeFailure(paths: BackupPaths, meta: BackupMetadata, log: Logger): Promise<void> {
+  try {
+    await ensurePrivateDir(paths.dir);
+    await writeMetadata(paths.metadata, meta);
+  } catch (e) {
+    log.warn(`could not record the failure in ${paths.metadata}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * The `afterInstance` hook of a backup run: backs up the instance's users when its
+ * `users.backup` is true (nothing otherwise). Dry runs report the planned file.
+ */
+export async function usersAfterInstance(ctx: InstanceContext): Promise<ItemResult[]> {
+  if (!ctx.instance.users.backup) return [];
+  return [
+    await backupUsers({
+      config: ctx.request.config,
+      instance: ctx.instance,
+      params: ctx.params,
+      version: ctx.version,
+      hostname: ctx.request.hostname,
+      log: ctx.request.log,
+      dryRun: ctx.request.dryRun,
+      signal: ctx.request.signal,
+    }),
+  ];
+}
+
+/** What the standalone `users backup` needs. */
+export interface UsersBackupRequest {
+  /** The effective configuration. */
+  config: Config;
+  /** Instances to take users of. */
+  instances: InstanceConfig[];
+  /** Host name in paths and metadata. */
+  hostname: string;
+  /** Decrypts the instances' credentials. */
+  credentials: { connectionParams(instance: InstanceConfig): Promise<ConnectionParams> };
+  /** Logger. */
+  log: Logger;
+  /** Write nothing. */
+  dryRun?: boolean;
+  /** Leave password hashes out. */
+  noPasswords?: boolean;
+  /** Aborts the run. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Backs up the users of each instance under the storage lock (not taken in a dry run). An
+ * instance that cannot be reached is a failed item; the others go on.
+ */
+export async function backupUsersOfInstances(req: UsersBackupRequest): Promise<ItemResult[]> {
+  const results: ItemResult[] = [];
+  let release = async () => {};
+  if (!req.dryRun) {
+    await ensurePrivateDir(req.config.storage.path, { tighten: false });
+    release = (await acquireLock(req.config.storage.path)).release;
+  }
+  try {
+    for (const instance of req.instances) {
+      req.signal?.throwIfAborted();
+      try {
+        const params = await req.credentials.connectionParams(instance);
+        const adapter = await connect(instance.type, params);
+        let version: ServerVersion;
+        try {
+          version = await adapter.serverVersion();
+        } finally {
+          await adapter.close().catch(() => {});
+        }
+        results.push(
+          await backupUsers({
+            config: req.config,
+            instance,
+            params,
+            version,
+            hostname: req.hostname,
+            log: req.log,
+            dryRun: req.dryRun,
+            noPasswords: req.noPasswords,
+            signal: req.signal,
+          }),
+        );
+      } catch (e) {
+        if (req.signal?.aborted) throw e;
+        const message = redact(e instanceof Error ? e.message : String(e));
+        req.log.error(`instance ${instance.id}: ${message}`, { instance: instance.id });
+        results.push({
+          instance: instance.id,
+          database: USERS_ITEM,
+          status: "failed",
+          error: message,
+        });
+      }
+    }
+  } finally {
+    await release();
+  }
+  return results;
+}

@@ -1,0 +1,173 @@
+/**
+ * Reads every account of a MySQL/MariaDB server as the statements that recreate it:
+ * `SHOW CREATE USER` (plugin and hash, so passwords survive; locking, expiry, limits, TLS) or
+ * `CREATE ROLE`, then `SHOW GRANTS` (global, database, table, column, routine, proxy, role
+ * grants and, on MariaDB, the default role).
+ *
+ * Left out: the server's own accounts (`mysql.sys`, `mysql.session`, `mysql.infoschema`,
+ * `mariadb.sys`, `debian-sys-maint`), which every server creates for itself, and whatever the
+ * instance's `users.exclude` names. `root@localhost` is kept but marked bootstrap: a fresh
+ * server has its own, which `users restore --all` leaves alone.
+ *
+ * @module
+ */
+import mysql from "mysql2/promise";
+import type { ConnectionParams } from "../config/types.ts";
+import { globMatch } from "../engines/select.ts";
+import type { AccountRef, Section, Step } from "./format.ts";
+import { classifyGrant, quoteAccount, quoteIdent, withoutPassword } from "./mysql_grants.ts";
+import type { AccountSummary } from "./summary.ts";
+
+/** Accounts every MySQL/MariaDB server makes for itself. */
+export const MYSQL_SYSTEM_ACCOUNTS: readonly string[] = [
+  "mysql.sys",
+  "mysql.session",
+  "mysql.infoschema",
+  "mariadb.sys",
+  "debian-sys-maint",
+];
+
+/** Accounts a fresh server already has: kept in the backup, restored by `--all` only if missing. */
+const BOOTSTRAP = new Set(["root@localhost"]);
+
+/** Opens a plain mysql2 connection (one statement per query). */
+export async function openMysql(params: ConnectionParams): Promise<mysql.Connection> {
+  return await mysql.createConnection({
+    host: params.host,
+    port: params.port,
+    user: params.user,
+    password: params.password,
+    connectTimeout: params.connectTimeout * 1000,
+    multipleStatements: false,
+    dateStrings: true,
+    supportBigNumbers: true,
+    bigNumberStrings: true,
+    charset: "utf8mb4",
+  });
+}
+
+/** Whether an account is excluded by the instance's `users.exclude` globs. */
+export function excludedAccount(patterns: readonly string[], user: string, host?: string): boolean {
+  const full = host === undefined ? user : `${user}@${host}`;
+  return patterns.some((p) => globMatch(p, full) || globMatch(p, user));
+}
+
+/** What was read from the server. */
+export interface CollectedAccounts {
+  /** One section per account, roles first. */
+  sections: Section[];
+  /** Summaries for the metadata (no hash). */
+  summaries: AccountSummary[];
+  /** Things the user should know. */
+  warnings: string[];
+}
+
+type Row = mysql.RowDataPacket;
+
+/** Reads every account of the server. */
+export async function collectMysqlAccounts(
+  conn: mysql.Connection,
+  flavor: "mysql" | "mariadb",
+  options: { exclude: readonly string[]; noPasswords?: boolean },
+): Promise<CollectedAccounts> {
+  if (flavor === "mysql") {
+    // MySQL 8 prints caching_sha2 hashes as binary; hex keeps them intact in a text file.
+    await conn.query("SET SESSION print_identified_with_as_hex = ON").catch(() => {});
+  }
+  const [rows] = await conn.query<Row[]>(
+    flavor === "mariadb"
+      ? `SELECT User AS user, Host AS host, is_role AS is_role, plugin,
+                authentication_string <> '' AS has_password
+           FROM mysql.user ORDER BY User, Host`
+      : `SELECT User AS user, Host AS host, 'N' AS is_role, plugin,
+                authentication_string <> '' AS has_password
+           FROM mysql.user ORDER BY User, Host`,
+  );
+  let mysqlRoles = new Set<string>();
+  if (flavor === "mysql") {
+    // MySQL 8 roles are accounts; those granted to someone are created first.
+    const [edges] = await conn.query<Row[]>(
+      "SELECT DISTINCT FROM_USER AS user, FROM_HOST AS host FROM mysql.role_edges",
+    ).catch(() => [[] as Row[]]);
+    mysqlRoles = new Set(edges.map((e) => `${e.user}@${e.host}`));
+  }
+  const sections: Section[] = [];
+  const summaries: AccountSummary[] = [];
+  const warnings: string[] = [];
+  for (const row of rows) {
+    const user = String(row.user);
+    const host = String(row.host);
+    if (MYSQL_SYSTEM_ACCOUNTS.includes(user)) continue;
+    const mariaRole = row.is_role === "Y";
+    if (excludedAccount(options.exclude, user, mariaRole ? undefined : host)) continue;
+    const isRole = mariaRole || mysqlRoles.has(`${user}@${host}`);
+    const account: AccountRef = { name: user, host, kind: isRole ? "role" : "user" };
+    if (BOOTSTRAP.has(`${user}@${host}`)) account.bootstrap = true;
+    const target = mariaRole ? quoteIdent(user) : quoteAccount(user, host);
+    const steps: Step[] = [];
+    if (mariaRole) {
+      steps.push({ phase: "create", sql: `CREATE ROLE ${target};` });
+    } else {
+      const [[created]] = await conn.query<Row[]>(`SHOW CREATE USER ${target}`);
+      let sql = String(Object.values(created)[0]);
+      if (options.noPasswords) sql = withoutPassword(sql);
+      steps.push({ phase: "create", sql: `${sql};` });
+    }
+    const [grantRows] = await conn.query<Row[]>(`SHOW GRANTS FOR ${target}`);
+    const grants: AccountSummary["grants"] = [];
+    const roles: string[] = [];
+    let defaultRole: string | undefined;
+    for (const g of grantRows) {
+      const info = classifyGrant(String(Object.values(g)[0]));
+      if (!info || info.usageOnly) continue;
+      steps.push({
+        phase: info.phase,
+        ...(info.phase === "object" ? { database: info.database } : {}),
+        sql: `${info.sql};`,
+      });
+      if (info.level === "role") roles.push(roleOf(info.sql));
+      else if (info.level === "default-role") defaultRole = roleOf(info.sql);
+      else {
+        grants.push({
+          level: info.level,
+          ...(info.database !== undefined ? { database: info.database } : {}),
+          grant: info.sql,
+        });
+      }
+    }
+    sections.push({ account, steps });
+    summaries.push({
+      name: user,
+      host,
+      kind: account.kind,
+      ...(account.bootstrap ? { bootstrap: true } : {}),
+      plugin: mariaRole ? null : String(row.plugin ?? "") || null,
+      has_password: !mariaRole && Boolean(Number(row.has_password)) && !options.noPasswords,
+      roles,
+      ...(defaultRole ? { default_role: defaultRole } : {}),
+      grants,
+    });
+  }
+  if (options.noPasswords) {
+    warnings.push(
+      "taken with --no-role-passwords: accounts are restored without password and locked",
+    );
+  }
+  // Roles first: a user's grants and default role name them.
+  const order = (s: Section) => (s.account.kind === "role" ? 0 : 1);
+  const indexed = sections.map((s, i) => ({ s, i, sum: summaries[i] }));
+  indexed.sort((a, b) => order(a.s) - order(b.s) || a.i - b.i);
+  return {
+    sections: indexed.map((x) => x.s),
+    summaries: indexed.map((x) => x.sum),
+    warnings,
+  };
+}
+
+/** The role named by `GRANT `r` TO …` or `SET DEFAULT ROLE `r` FOR …`. */
+function roleOf(sql: string): string {
+  const m = /^(?:GRANT|SET DEFAULT ROLE)\s+`((?:[^`]|``)*)`(?:@`((?:[^`]|``)*)`)?/i.exec(sql);
+  if (!m) return sql;
+  const name = m[1].replaceAll("``", "`");
+  return m[2] === undefined ? name : `${name}@${m[2].replaceAll("``", "`")}`;
+}

@@ -1,0 +1,345 @@
+/**
+ * Restores accounts from a users backup onto a server.
+ *
+ * Order: all CREATEs (roles' sections first), then attributes, privileges, memberships, default
+ * roles, and last the privileges on tables, columns and routines. Those need their database:
+ * when it does not exist yet (a rebuild onto an empty server), they wait, are listed, and
+ * {@linkcode applyWaitingGrants} applies them once the database has been restored.
+ *
+ * Existing accounts are refused by default (before anything is changed), left alone with
+ * `skip`, or replaced with `replace` (MySQL/MariaDB: DROP then CREATE; PostgreSQL: reset in
+ * place, since a role holding privileges cannot be dropped). Two kinds of accounts are never
+ * touched by `--all` when they exist: the account the restore is logged in as, and accounts
+ * every fresh server has (root@localhost, the bootstrap superuser).
+ *
+ * @module
+ */
+import type { ConnectionParams, InstanceConfig } from "../config/types.ts";
+import { ExitCode, UsageError, VyaError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { redact } from "../redact.ts";
+import {
+  accountLabel,
+  type AccountRef,
+  PHASES,
+  type Section,
+  type Step,
+  type UsersFile,
+} from "./format.ts";
+import { maskHashes } from "./mask.ts";
+import { latestUsersBackup, readUsersBackup } from "./store.ts";
+import { openTarget, type RestoreTarget } from "./target.ts";
+
+/** Which accounts to restore. */
+export type AccountSelection = { all: true } | { user: string };
+
+/** What to do with an account that already exists. */
+export type ExistingPolicy = "error" | "skip" | "replace";
+
+/** Options of {@linkcode restoreUsers}. */
+export interface UsersRestoreOptions {
+  /** The parsed backup. */
+  file: UsersFile;
+  /** Engine type of the target instance. */
+  type: InstanceConfig["type"];
+  /** Connection to the target. */
+  params: ConnectionParams;
+  /** `--all` or `--user NAME`. */
+  select: AccountSelection;
+  /** Existing accounts: refuse (default), skip, replace. */
+  existing?: ExistingPolicy;
+  /** List the statements (hashes masked) and change nothing. */
+  dryRun?: boolean;
+  /** Logger. */
+  log: Logger;
+}
+
+/** The outcome for one account. */
+export interface AccountOutcome {
+  /** `user@host` or role name. */
+  account: string;
+  /** What happened (`planned` in a dry run). */
+  status: "created" | "replaced" | "skipped" | "failed" | "planned";
+  /** Why it was skipped, or what else to know. */
+  note?: string;
+  /** The first error (hashes masked, redacted). */
+  error?: string;
+}
+
+/** An object privilege waiting for its database. */
+export interface WaitingGrant {
+  /** The account it is for. */
+  account: string;
+  /** The database it needs. */
+  database: string;
+  /** The statement, hashes masked. */
+  statement: string;
+}
+
+/** What a restore did (or would do). */
+export interface UsersRestoreResult {
+  /** Per account, in file order. */
+  accounts: AccountOutcome[];
+  /** Object privileges waiting for their database. */
+  waiting: WaitingGrant[];
+  /** The statements run (or, in a dry run, that would run), hashes masked. */
+  statements: string[];
+}
+
+/** Some accounts to restore already exist and the policy is to refuse (exit 2). */
+export class ExistingAccountsError extends VyaError {
+  /** The accounts that exist. */
+  readonly accounts: string[];
+
+  /** Creates the error. */
+  constructor(accounts: string[], instance: string) {
+    super(
+      `${accounts.length} account(s) already exist on ${instance}: ${accounts.join(", ")}; ` +
+        "nothing was changed",
+      ExitCode.FAILED,
+      { hint: "pass --skip-existing to leave them, or --replace to drop and recreate them" },
+    );
+    this.name = "ExistingAccountsError";
+    this.accounts = accounts;
+  }
+}
+
+/** Picks the sections `select` names; throws a UsageError naming what the file has otherwise. */
+export function selectSections(file: UsersFile, select: AccountSelection): Section[] {
+  if ("all" in select) return file.sections;
+  const wanted = select.user;
+  const isPg = file.header.engine === "postgresql";
+  const found = file.sections.filter((s) => {
+    if (isPg) return s.account.name === wanted;
+    if (s.account.name === wanted) return true;
+    const at = wanted.lastIndexOf("@");
+    return at >= 0 && s.account.name === wanted.slice(0, at) &&
+      (s.account.host ?? "") === wanted.slice(at + 1);
+  });
+  if (found.length === 0) {
+    const names = file.sections.map((s) => accountLabel(s.account));
+    throw new UsageError(`no account ${wanted} in this users backup`, {
+      hint: `it holds: ${names.slice(0, 20).join(", ")}${names.length > 20 ? ", …" : ""}`,
+    });
+  }
+  return found;
+}
+
+function sameAccount(a: AccountRef, b: { name: string; host?: string }): boolean {
+  return a.name === b.name && (a.host ?? "") === (b.host ?? "");
+}
+
+function checkEngine(file: UsersFile, target: RestoreTarget, log: Logger): void {
+  const fromPg = file.header.engine === "postgresql";
+  const toPg = target.engine === "postgresql";
+  if (fromPg !== toPg) {
+    throw new UsageError(
+      `this users backup is of a ${file.header.engine} server; the target is ${target.engine}`,
+    );
+  }
+  if (file.header.engine !== target.engine) {
+    log.warn(
+      `users backup taken from ${file.header.engine} ${file.header.server_version}, restoring ` +
+        `onto ${target.engine}: statements may need adjusting`,
+    );
+  }
+}
+
+function errorText(e: unknown): string {
+  return redact(maskHashes(e instanceof Error ? e.message : String(e)));
+}
+
+interface Plan {
+  section: Section;
+  outcome: AccountOutcome;
+  replace: boolean;
+}
+
+/** Restores (or, with `dryRun`, plans) the selected accounts. */
+export async function restoreUsers(o: UsersRestoreOptions): Promise<UsersRestoreResult> {
+  const chosen = selectSections(o.file, o.select);
+  const all = "all" in o.select;
+  const policy = o.existing ?? "error";
+  const target = await openTarget(o.type, o.params);
+  try {
+    checkEngine(o.file, target, o.log);
+    const me = await target.current();
+    const plans: Plan[] = [];
+    const conflicts: string[] = [];
+    for (const section of chosen) {
+      const label = accountLabel(section.account);
+      const outcome: AccountOutcome = { account: label, status: o.dryRun ? "planned" : "created" };
+      const plan: Plan = { section, outcome, replace: false };
+      plans.push(plan);
+      if (sameAccount(section.account, me)) {
+        outcome.status = "skipped";
+        outcome.note = "the account this restore is logged in as is left alone";
+        continue;
+      }
+      if (!(await target.exists(section.account))) continue;
+      if (section.account.bootstrap && all) {
+        outcome.status = "skipped";
+        outcome.note = "exists (every server has it): left alone";
+      } else if (policy === "skip") {
+        outcome.status = "skipped";
+        outcome.note = "exists: left alone (--skip-existing)";
+      } else if (policy === "replace") {
+        plan.replace = true;
+        if (!o.dryRun) outcome.status = "replaced";
+        outcome.note = target.replaceInPlace ? "exists: reset in place" : "exists: dropped first";
+      } else {
+        conflicts.push(label);
+      }
+    }
+    if (conflicts.length) throw new ExistingAccountsError(conflicts, o.file.header.instance);
+
+    const active = plans.filter((p) => p.outcome.status !== "skipped");
+    const result: UsersRestoreResult = {
+      accounts: plans.map((p) => p.outcome),
+      waiting: [],
+      statements: [],
+    };
+    const dbExists = new Map<string, boolean>();
+    const databaseReady = async (db: string) => {
+      if (!dbExists.has(db)) dbExists.set(db, await target.databaseExists(db));
+      return dbExists.get(db)!;
+    };
+    const run = async (plan: Plan | undefined, sql: string) => {
+      result.statements.push(maskHashes(sql));
+      if (o.dryRun) return;
+      try {
+        await target.exec(sql);
+      } catch (e) {
+        const message = errorText(e);
+        if (!plan) throw new VyaError(`${maskHashes(sql)}: ${message}`, ExitCode.FAILED);
+        if (plan.outcome.status !== "failed") {
+          plan.outcome.status = "failed";
+          plan.outcome.error = `${maskHashes(sql.slice(0, 120))}: ${message}`;
+          o.log.error(`account ${plan.outcome.account}: ${plan.outcome.error}`);
+        }
+      }
+    };
+    if (active.length) { for (const sql of o.file.preamble) await run(undefined, sql); }
+    for (const plan of active.filter((p) => p.replace)) {
+      for (const sql of await target.dropStatements(plan.section.account)) await run(plan, sql);
+    }
+    for (const phase of PHASES) {
+      for (const plan of active) {
+        if (plan.outcome.status === "failed") continue;
+        for (const step of plan.section.steps.filter((s: Step) => s.phase === phase)) {
+          if (phase === "create" && plan.replace && target.replaceInPlace) continue;
+          if (step.database !== undefined && !(await databaseReady(step.database))) {
+            result.waiting.push({
+              account: plan.outcome.account,
+              database: step.database,
+              statement: maskHashes(step.sql),
+            });
+            continue;
+          }
+          await run(plan, step.sql);
+        }
+      }
+    }
+    for (const p of plans) {
+      const line = `${p.outcome.account}: ${p.outcome.status}` +
+        (p.outcome.note ? ` (${p.outcome.note})` : "");
+      if (p.outcome.status === "failed") continue;
+      o.log.info(line);
+    }
+    const byDb = new Map<string, number>();
+    for (const w of result.waiting) byDb.set(w.database, (byDb.get(w.database) ?? 0) + 1);
+    for (const [db, n] of byDb) {
+      o.log.info(
+        `${n} privilege(s) wait for database ${db}: applied when it is restored ` +
+          `(restore of ${db} on ${o.file.header.instance})`,
+        { database: db },
+      );
+    }
+    return result;
+  } finally {
+    await target.close();
+  }
+}
+
+/** Where {@linkcode applyWaitingGrants} finds the users backup. */
+export interface WaitingGrantsSource {
+  /** Storage folder (config.storage.path). */
+  storage: string;
+  /** Host name the backups were taken on. */
+  hostname: string;
+  /** A specific users backup file instead of the latest. */
+  file?: string;
+}
+
+/** What {@linkcode applyWaitingGrants} did. */
+export interface WaitingGrantsResult {
+  /** The users backup used; undefined when the instance has none. */
+  file?: string;
+  /** Statements applied. */
+  applied: number;
+  /** Accounts skipped (they do not exist on the server). */
+  skipped: string[];
+  /** Statements that failed (hashes masked, redacted). */
+  failed: { account: string; error: string }[];
+}
+
+/**
+ * Applies the object privileges (table, column, routine) on `database` kept in the instance's
+ * latest users backup, for accounts that exist on the server. Called after a database restore:
+ * on a rebuild those privileges could not be applied before the database existed. Safe to
+ * call again (GRANT is idempotent), and a no-op when there is no users backup or nothing waits.
+ */
+export async function applyWaitingGrants(
+  instance: InstanceConfig,
+  params: ConnectionParams,
+  database: string,
+  log: Logger,
+  source: WaitingGrantsSource,
+): Promise<WaitingGrantsResult> {
+  const path = source.file ?? await latestUsersBackup(source.storage, source.hostname, instance.id);
+  const result: WaitingGrantsResult = { file: path, applied: 0, skipped: [], failed: [] };
+  if (!path) return result;
+  const file = await readUsersBackup(path);
+  const pending = file.sections
+    .map((s) => ({ s, steps: s.steps.filter((st) => st.database === database) }))
+    .filter((x) => x.steps.length > 0);
+  if (pending.length === 0) return result;
+  const target = await openTarget(instance.type, params);
+  try {
+    for (const sql of file.preamble) await target.exec(sql);
+    for (const { s, steps } of pending) {
+      const label = accountLabel(s.account);
+      if (!(await target.exists(s.account))) {
+        result.skipped.push(label);
+        continue;
+      }
+      for (const step of steps) {
+        try {
+          await target.exec(step.sql);
+          result.applied++;
+        } catch (e) {
+          result.failed.push({ account: label, error: errorText(e) });
+        }
+      }
+    }
+  } finally {
+    await target.close();
+  }
+  if (result.applied) {
+    log.info(
+      `applied ${result.applied} privilege(s) on ${database} from the users backup ${path}`,
+      { database },
+    );
+  }
+  for (const f of result.failed) {
+    log.warn(`privilege of ${f.account} on ${database} not applied: ${f.error}`, { database });
+  }
+  if (result.skipped.length) {
+    log.info(
+      `privileges on ${database} of account(s) absent from this server not applied: ` +
+        result.skipped.join(", "),
+      { database },
+    );
+  }
+  return result;
+}

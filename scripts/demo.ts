@@ -1,0 +1,229 @@
+/**
+ * The demo: the whole job against throwaway local servers, printing what a sysadmin would look
+ * at. Starts a PostgreSQL and a MariaDB server on 127.0.0.1 with a small sample dataset, writes
+ * a temporary config with encrypted credentials, and runs the tool's commands as a user would.
+ *
+ *   bash scripts/demo.sh        (sets the machine up first)
+ *   deno task demo              (when Deno and the servers' packages are installed)
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { stringify } from "yaml";
+import {
+  type MyServer,
+  type PgServer,
+  startMariadb,
+  startPostgres,
+} from "../tests/harness/servers.ts";
+import { runCli } from "../tests/helpers/cli.ts";
+
+const bold = (s: string) => Deno.stdout.isTerminal() ? `\x1b[1m${s}\x1b[0m` : s;
+
+function step(title: string): void {
+  console.log(`\n${bold("== " + title)}`);
+}
+
+async function show(args: string[], options: { stdin?: string } = {}): Promise<number> {
+  console.log(bold(`$ vya-backupdb ${args.join(" ")}`));
+  const r = await runCli(args, options);
+  if (r.stdout.trim()) console.log(r.stdout.trimEnd());
+  if (r.stderr.trim()) console.log(r.stderr.trimEnd().replace(/^/gm, "  [stderr] "));
+  console.log(`  (exit ${r.code})`);
+  return r.code;
+}
+
+async function seedPostgres(pg: PgServer): Promise<void> {
+  await pg.sql(`
+    CREATE ROLE shop_owner LOGIN PASSWORD 'shop-owner-pw';
+    CREATE ROLE reporting NOLOGIN;
+    CREATE ROLE analyst LOGIN PASSWORD 'analyst-pw' IN ROLE reporting;
+    CREATE DATABASE shop OWNER shop_owner;
+    CREATE DATABASE inventory;
+    CREATE DATABASE tmp_scratch;`);
+  await pg.sql(
+    `
+    SET ROLE shop_owner;
+    CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, email text UNIQUE,
+      created_at timestamptz DEFAULT now());
+    CREATE TABLE orders (id bigserial PRIMARY KEY, customer_id int REFERENCES customers(id),
+      total numeric(10,2), placed_at timestamptz DEFAULT now());
+    INSERT INTO customers (name, email)
+      SELECT 'Customer ' || g, 'c' || g || '@example.com' FROM generate_series(1, 2000) g;
+    INSERT INTO orders (customer_id, total)
+      SELECT 1 + (g % 2000), (g % 500) + 0.99 FROM generate_series(1, 20000) g;
+    CREATE VIEW big_orders AS SELECT * FROM orders WHERE total > 400;
+    GRANT SELECT ON ALL TABLES IN SCHEMA public TO reporting;`,
+    { database: "shop" },
+  );
+  await pg.sql(
+    `
+    CREATE TABLE items (sku text PRIMARY KEY, qty int, note text);
+    INSERT INTO items SELECT 'SKU-' || g, g % 97, repeat('x', g % 50) FROM generate_series(1, 5000) g;`,
+    { database: "inventory" },
+  );
+}
+
+async function seedMariadb(my: MyServer): Promise<void> {
+  await my.sql(`
+    CREATE DATABASE blog CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+    CREATE TABLE blog.posts (id INT AUTO_INCREMENT PRIMARY KEY, title VARCHAR(200),
+      body MEDIUMTEXT, published DATETIME);
+    CREATE USER 'blog_app'@'%' IDENTIFIED BY 'blog-app-pw';
+    GRANT SELECT, INSERT, UPDATE ON blog.* TO 'blog_app'@'%';
+    CREATE DATABASE test_throwaway;`);
+  await my.sql(
+    `INSERT INTO posts (title, body, published)
+      SELECT CONCAT('Post ', seq), REPEAT('lorem ipsum ', 40), NOW() FROM seq_1_to_3000;`,
+    { database: "blog" },
+  );
+}
+
+async function main(): Promise<void> {
+  const work = await Deno.makeTempDir({ prefix: "vya-demo-" });
+  step("Starting throwaway PostgreSQL and MariaDB servers on 127.0.0.1");
+  const [pg, my] = await Promise.all([startPostgres(), startMariadb()]);
+  try {
+    console.log(`PostgreSQL on port ${pg.port}, MariaDB on port ${my.port}; work folder ${work}`);
+    await Promise.all([seedPostgres(pg), seedMariadb(my)]);
+
+    const configPath = join(work, "config.yaml");
+    const config = {
+      storage: { path: join(work, "backups"), compression: { format: "zstd", level: 3 } },
+      credentials: {
+        file: join(work, ".secrets/credentials.json"),
+        key_file: join(work, ".secrets/key"),
+      },
+      instances: [
+        {
+          id: "pg-main",
+          type: "postgresql",
+          host: pg.host,
+          port: pg.port,
+          credential: "pg-main",
+          databases: { exclude: ["tmp_*"] },
+        },
+        {
+          id: "maria-main",
+          type: "mariadb",
+          host: my.host,
+          port: my.port,
+          credential: "maria-main",
+          databases: { exclude: ["test_*"] },
+        },
+      ],
+    };
+    await Deno.writeTextFile(configPath, stringify(config));
+    const c = ["--config", configPath];
+
+    step("Configuration");
+    console.log(stringify(config).trimEnd());
+    await show([...c, "credentials", "keygen"]);
+    await show([
+      ...c,
+      "credentials",
+      "encrypt",
+      "--id",
+      "pg-main",
+      "--username",
+      pg.user,
+      "--password-stdin",
+    ], {
+      stdin: pg.password + "\n",
+    });
+    await show([
+      ...c,
+      "credentials",
+      "encrypt",
+      "--id",
+      "maria-main",
+      "--username",
+      my.user,
+      "--password-stdin",
+    ], {
+      stdin: my.password + "\n",
+    });
+    await show([...c, "credentials", "list"]);
+    await show([...c, "config", "validate"]);
+    await show([...c, "config", "show"]);
+
+    step("Health check");
+    await show([...c, "check"]);
+
+    step("Backup of every instance");
+    await show([...c, "backup", "--all", "--dry-run"]);
+    await show([...c, "backup", "--all"]);
+    step("What is on disk");
+    const tree = await new Deno.Command("find", { args: [join(work, "backups"), "-type", "f"] })
+      .output();
+    const files = new TextDecoder().decode(tree.stdout).trim().split("\n").sort();
+    for (const f of files) console.log(f.slice(work.length + 1));
+    const meta = files.find((f) => f.includes("/shop/") && f.endsWith(".metadata.json"));
+    if (meta) {
+      step(`One metadata file: ${meta.slice(work.length + 1)}`);
+      console.log(await Deno.readTextFile(meta));
+      const dir = meta.slice(0, meta.lastIndexOf("/"));
+      const sum = await new Deno.Command("sha256sum", {
+        args: ["-c", meta.split("/").pop()!.replace(".metadata.json", ".sha256")],
+        cwd: dir,
+      }).output();
+      console.log(bold("$ sha256sum -c …sha256"));
+      console.log(new TextDecoder().decode(sum.stdout).trim());
+    }
+    await runOptional(c);
+  } finally {
+    step("Stopping the servers");
+    await Promise.all([pg.stop(), my.stop()]);
+    await Deno.remove(work, { recursive: true }).catch(() => {});
+    console.log("done");
+  }
+}
+
+/** The commands that landed after the foundation; each is shown when the CLI has it. */
+async function runOptional(c: string[]): Promise<void> {
+  const help = await runCli(["--help"]);
+  if (help.stdout.includes("restore")) {
+    step("Restore");
+    await show([...c, "restore", "--instance", "pg-main", "--list"]);
+    await show([
+      ...c,
+      "restore",
+      "--instance",
+      "pg-main",
+      "--database",
+      "shop",
+      "--latest",
+      "--target",
+      "shop_copy",
+    ]);
+    await show([
+      ...c,
+      "restore",
+      "--instance",
+      "maria-main",
+      "--database",
+      "blog",
+      "--latest",
+      "--target",
+      "blog_copy",
+    ]);
+    await show([
+      ...c,
+      "restore",
+      "--instance",
+      "pg-main",
+      "--database",
+      "shop",
+      "--latest",
+      "--target",
+      "shop_copy",
+    ]);
+  }
+  if (help.stdout.includes("users")) {
+    step("Users and roles");
+    await show([...c, "users", "backup", "--all"]);
+    await show([...c, "users", "restore", "--instance", "maria-main", "--all", "--dry-run"]);
+  }
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,68 @@
+/**
+ * The dump filter reads by structure whatever the chunking: COPY data, dollar-quoted bodies and
+ * quoted strings that look like statements are never touched.
+ */
+import { assertEquals } from "./harness/assert.ts";
+import { DumpLineReader } from "../lib/restore/dump_filter.ts";
+
+const DUMP = [
+  "CREATE DATABASE old;",
+  "\\connect old",
+  "--",
+  "-- PostgreSQL database dump",
+  "--",
+  "\\restrict abc",
+  "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$",
+  "SELECT 1;",
+  "ALTER TABLE t OWNER TO inside_body;",
+  "$$;",
+  "ALTER FUNCTION public.f() OWNER TO alice;",
+  "COMMENT ON TABLE t IS 'x;",
+  "ALTER TABLE t OWNER TO inside_string;';",
+  "COPY public.t (x) FROM stdin;",
+  "ALTER TABLE t OWNER TO inside_copy;",
+  "\\\\.",
+  "\\.",
+  'ALTER TABLE public."a OWNER TO b" OWNER TO "Bob ""B""";',
+  'GRANT SELECT ON TABLE public.t TO carol, "Dave";',
+  "REVOKE ALL ON SCHEMA public FROM PUBLIC;",
+  "--",
+  "-- PostgreSQL database dump complete",
+  "--",
+  "",
+].join("\n");
+
+function run(chunkSize: number, options: { skipHeader?: boolean; noOwner?: boolean }) {
+  const reader = new DumpLineReader({ dialect: "postgresql", ...options });
+  const bytes = new TextEncoder().encode(DUMP);
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < bytes.length; i += chunkSize) {
+    reader.push(bytes.subarray(i, i + chunkSize), (s) => out.push(s.slice()));
+  }
+  reader.end((s) => out.push(s.slice()));
+  const text = new TextDecoder().decode(
+    new Uint8Array(out.flatMap((c) => [...c])),
+  );
+  return { text, facts: reader.facts, reader };
+}
+
+Deno.test("filter: untouched without options, any chunk size", () => {
+  for (const size of [1, 2, 3, 5, 7, 64, 4096]) {
+    assertEquals(run(size, {}).text, DUMP, `size ${size}`);
+  }
+});
+
+Deno.test("filter: header and ownership left out by structure", () => {
+  const lines = DUMP.split("\n");
+  const expected = lines.filter((_, i) => i >= 3 && i !== 10 && i !== 17).join("\n");
+  for (const size of [1, 3, 11, 4096]) {
+    const { text, facts, reader } = run(size, { skipHeader: true, noOwner: true });
+    assertEquals(text, expected, `size ${size}`);
+    assertEquals([...facts.ownerRoles].sort(), ['Bob "B"', "alice"]);
+    assertEquals([...facts.privilegeRoles].sort(), ["Dave", "carol"]);
+    assertEquals(facts.headerStatements, ["CREATE DATABASE", "\\connect"]);
+    // Line 10 of the output (the COPY line) is line 14 of the input (3 header lines, 1 owner).
+    assertEquals(reader.inputLine(10), 14);
+    assertEquals(reader.inputLine(15), 20);
+  }
+});

@@ -1,0 +1,667 @@
+/**
+ * `restore` against real PostgreSQL and MariaDB servers, through the CLI as a sysadmin runs it:
+ * a database full of awkward content is backed up, restored under a new name and compared
+ * (schema, every table's rows, database properties); bad files and unsafe targets are refused
+ * with the server untouched; a load that fails part-way leaves nothing behind.
+ */
+import { join } from "node:path";
+import { deflateRawSync, gzipSync } from "node:zlib";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "./harness/assert.ts";
+import { type MyServer, type PgServer, sharedMariadb, sharedPostgres } from "./harness/servers.ts";
+import { makeTestEnv, type TestEnv } from "./helpers/cli.ts";
+import { databaseBackupPaths } from "../lib/backup/layout.ts";
+import {
+  type BackupMetadata,
+  type DatabaseProperties,
+  METADATA_FORMAT_VERSION,
+  writeMetadata,
+} from "../lib/backup/metadata.ts";
+import { streamDumpToFile } from "../lib/backup/stream_dump.ts";
+import { pgDumpCommand } from "../lib/dump/postgres.ts";
+import { mysqlDumpCommand } from "../lib/dump/mysql.ts";
+import { codecFor } from "../lib/stream/codecs.ts";
+
+const HOST = Deno.hostname();
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+const PG_FIXTURE = `
+CREATE TABLE "Mixed ""Case"" Table" (
+  id serial PRIMARY KEY,
+  "quoted ""col""" text,
+  maybe text,
+  bin bytea,
+  big text,
+  at timestamptz,
+  doubled int GENERATED ALWAYS AS (id * 2) STORED
+);
+INSERT INTO "Mixed ""Case"" Table" ("quoted ""col""", maybe, bin, big, at) VALUES
+  ('null below', NULL, '\\x00ff0a0d5c27'::bytea, repeat('large text é ', 20000), '2024-03-10 02:30:00+05:30'),
+  ('empty below', '', ''::bytea, '', '1999-12-31 23:59:59.123456-08'),
+  (E'tab\\there\\nnewline', 'x', NULL, NULL, NULL);
+CREATE TABLE child (id int PRIMARY KEY, parent int NOT NULL REFERENCES "Mixed ""Case"" Table"(id));
+INSERT INTO child VALUES (10, 1), (11, 2);
+CREATE VIEW child_view AS SELECT c.id, p."quoted ""col""" FROM child c JOIN "Mixed ""Case"" Table" p ON p.id = c.parent;
+CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $body$
+BEGIN
+  NEW.id := NEW.id; -- a ';' and 'OWNER TO nobody;' inside a body
+  RETURN NEW;
+END;
+$body$;
+CREATE TRIGGER child_touch BEFORE INSERT ON child FOR EACH ROW EXECUTE FUNCTION touch();
+CREATE SEQUENCE counter START 5;
+SELECT setval('counter', 42);
+COMMENT ON SEQUENCE counter IS 'a sequence''s comment';
+ALTER TABLE child OWNER TO restore_owner;
+ALTER VIEW child_view OWNER TO restore_owner;
+GRANT SELECT ON child TO restore_reader;
+`;
+
+const MY_FIXTURE = `
+CREATE TABLE \`weird\`\`name\` (
+  id INT AUTO_INCREMENT PRIMARY KEY,
+  maybe VARCHAR(20) NULL,
+  bin BLOB,
+  big LONGTEXT,
+  at TIMESTAMP NULL,
+  dt DATETIME(6) NULL,
+  n INT,
+  doubled INT AS (n * 2) STORED,
+  emoji VARCHAR(10) CHARACTER SET utf8mb4
+) DEFAULT CHARSET=utf8mb4;
+INSERT INTO \`weird\`\`name\` (maybe, bin, big, at, dt, emoji, n) VALUES
+  (NULL, 0x00FF0A0D5C27, REPEAT('large text é ', 20000), '2024-03-10 02:30:00', '1999-12-31 23:59:59.123456', '🦆', 1),
+  ('', '', '', NULL, NULL, '', 2),
+  ('x', NULL, NULL, NULL, NULL, NULL, NULL);
+CREATE TABLE child (id INT PRIMARY KEY, parent INT NOT NULL,
+  FOREIGN KEY (parent) REFERENCES \`weird\`\`name\`(id)) ENGINE=InnoDB;
+INSERT INTO child VALUES (10, 1), (11, 2);
+CREATE VIEW child_view AS SELECT c.id, p.maybe FROM child c JOIN \`weird\`\`name\` p ON p.id = c.parent;
+CREATE PROCEDURE count_children(OUT n INT) SELECT COUNT(*) INTO n FROM child;
+CREATE TRIGGER child_touch BEFORE INSERT ON child FOR EACH ROW SET NEW.id = NEW.id;
+CREATE EVENT nightly ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM child WHERE id < 0;
+`;
+
+async function pgProps(pg: PgServer, db: string): Promise<DatabaseProperties> {
+  const q = (s: string) => pg.sql(s.replaceAll("$DB", `'${db.replaceAll("'", "''")}'`));
+  const [owner, encoding, collate, ctype, provider, limit] = (await q(`
+    SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype,
+           CASE datlocprovider WHEN 'c' THEN 'libc' WHEN 'i' THEN 'icu' END, datconnlimit
+      FROM pg_database WHERE datname = $DB`)).split("\t");
+  const comment = await q(
+    `SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $DB`,
+  );
+  const grants = (await q(`
+    SELECT CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
+           a.privilege_type, a.is_grantable
+      FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = $DB ORDER BY 1, 2`))
+    .split("\n").filter(Boolean).map((l) => {
+      const [grantee, privilege, grantable] = l.split("\t");
+      return { grantee, privilege, grantable: grantable === "t" };
+    });
+  const settings = (await q(`
+    SELECT COALESCE(pg_get_userbyid(NULLIF(s.setrole, 0)), ''), unnest(s.setconfig)
+      FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+     WHERE d.datname = $DB ORDER BY 1, 2`)).split("\n").filter(Boolean).map((l) => {
+    const [role, setting] = l.split("\t");
+    return { role: role || null, setting };
+  });
+  return {
+    owner,
+    encoding,
+    collate,
+    ctype,
+    locale_provider: provider,
+    connection_limit: Number(limit),
+    comment: comment || null,
+    grants,
+    settings,
+  };
+}
+
+async function myProps(my: MyServer, db: string): Promise<DatabaseProperties> {
+  const [cs, coll] = (await my.sql(
+    `SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '${db}'`,
+  )).split("\t");
+  return { character_set: cs, collation: coll };
+}
+
+/**
+ * Writes a backup in the storage layout the way `backup` does (dump → gzip → sha256 → file,
+ * then metadata with the database's properties).
+ */
+async function backupNow(
+  env: TestEnv,
+  server: PgServer | MyServer,
+  instance: string,
+  db: string,
+  at = new Date(),
+): Promise<{ dump: string; metadata: string }> {
+  const paths = databaseBackupPaths(env.storage, HOST, instance, db, at, "gzip");
+  const pg = server.engine === "postgresql";
+  const command = pg
+    ? pgDumpCommand(`${server.bin}/pg_dump`, server.params, db)
+    : await mysqlDumpCommand(
+      `${server.bin}/mariadb-dump`,
+      "mariadb-dump",
+      "mariadb",
+      server.params,
+      db,
+    );
+  if (!pg) {
+    // mariadb-dump 10.11 rejects the connect-timeout line of lib/dump/options_file.ts (reported
+    // to the lead); the option file is rewritten without it until that is fixed.
+    const file = command.child.args[0].replace("--defaults-file=", "");
+    const text = await Deno.readTextFile(file);
+    await Deno.writeTextFile(file, text.replace(/^connect-timeout=.*\n/m, ""));
+  }
+  const result = await streamDumpToFile({
+    command,
+    target: paths,
+    codec: codecFor("gzip"),
+    level: 1,
+    threads: 1,
+  });
+  const meta: BackupMetadata = {
+    format_version: METADATA_FORMAT_VERSION,
+    kind: "database",
+    tool_version: "test",
+    status: "ok",
+    engine: pg ? "postgresql" : "mariadb",
+    server_version: "test",
+    hostname: HOST,
+    instance,
+    database: db,
+    started_at: at.toISOString(),
+    finished_at: at.toISOString(),
+    duration_ms: 1,
+    raw_bytes: result.rawBytes,
+    compression: { format: "gzip", level: 1 },
+    file: { name: paths.dump.split("/").pop()!, bytes: result.fileBytes, sha256: result.sha256 },
+    dump: { tool: command.tool, path: command.child.cmd, tool_version: "test", options: [] },
+    database_properties: pg
+      ? await pgProps(server as PgServer, db)
+      : await myProps(server as MyServer, db),
+  };
+  await writeMetadata(paths.metadata, meta);
+  return { dump: paths.dump, metadata: paths.metadata };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Comparisons
+
+async function pgSchema(pg: PgServer, db: string): Promise<string> {
+  const out = await new Deno.Command(`${pg.bin}/pg_dump`, {
+    args: ["--schema-only", "-h", pg.host, "-p", String(pg.port), "-U", pg.user, "-d", db],
+    env: pg.clientEnv,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert(out.success, new TextDecoder().decode(out.stderr));
+  return new TextDecoder().decode(out.stdout).split("\n")
+    .filter((l) => !/^\\(un)?restrict /.test(l)).join("\n");
+}
+
+async function pgRows(pg: PgServer, db: string): Promise<Record<string, string>> {
+  const tables = (await pg.sql(
+    `SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`,
+    { database: db },
+  )).split("\n").filter(Boolean);
+  const sums: Record<string, string> = {};
+  for (const t of tables) {
+    sums[t] = await pg.sql(
+      `SELECT count(*) || ':' || md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), '')) FROM ${t} t`,
+      { database: db },
+    );
+  }
+  sums.counter = await pg.sql(`SELECT last_value FROM counter`, { database: db });
+  return sums;
+}
+
+async function mySchema(my: MyServer, db: string): Promise<string> {
+  const out = await new Deno.Command(`${my.bin}/mariadb-dump`, {
+    args: [
+      "--no-defaults",
+      "--protocol=TCP",
+      "-h",
+      my.host,
+      "-P",
+      String(my.port),
+      "-u",
+      my.user,
+      "--no-data",
+      "--skip-dump-date",
+      "--routines",
+      "--events",
+      "--triggers",
+      db,
+    ],
+    env: my.clientEnv,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert(out.success, new TextDecoder().decode(out.stderr));
+  // The name appears only in comment lines; everything else must be identical.
+  return new TextDecoder().decode(out.stdout).split("\n")
+    .map((l) => l.startsWith("-- ") ? l.replaceAll(db, "DB") : l).join("\n");
+}
+
+async function myRows(my: MyServer, db: string): Promise<string> {
+  return await my.sql("CHECKSUM TABLE `weird``name`, child EXTENDED", { database: db })
+    .then((s) => s.replaceAll(`${db}.`, ""));
+}
+
+async function pgExists(pg: PgServer, db: string): Promise<boolean> {
+  return (await pg.sql(`SELECT count(*) FROM pg_database WHERE datname = '${db}'`)) === "1";
+}
+
+async function myExists(my: MyServer, db: string): Promise<boolean> {
+  return (await my.sql(
+    `SELECT count(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '${db}'`,
+  )) === "1";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Set-up shared by the tests of this file
+
+let setup: Promise<{ env: TestEnv; pg: PgServer; my: MyServer }> | undefined;
+
+function getSetup() {
+  setup ??= (async () => {
+    const [pg, my] = await Promise.all([sharedPostgres(), sharedMariadb()]);
+    await pg.sql(`
+      CREATE ROLE restore_owner;
+      CREATE ROLE restore_reader;
+      CREATE DATABASE src_pg OWNER restore_owner TEMPLATE template0 ENCODING 'UTF8'
+        LC_COLLATE 'C' LC_CTYPE 'C' CONNECTION LIMIT 7;
+      COMMENT ON DATABASE src_pg IS 'the source''s comment';
+      REVOKE ALL ON DATABASE src_pg FROM PUBLIC;
+      GRANT CONNECT ON DATABASE src_pg TO restore_reader;
+      ALTER DATABASE src_pg SET work_mem = '8MB';
+      ALTER DATABASE src_pg SET search_path = public, "$user";
+      ALTER ROLE restore_reader IN DATABASE src_pg SET statement_timeout = '5s';`);
+    await pg.sql(PG_FIXTURE, { database: "src_pg" });
+    await my.sql(
+      "CREATE DATABASE src_my CHARACTER SET latin1 COLLATE latin1_general_cs;",
+    );
+    await my.sql(MY_FIXTURE, { database: "src_my" });
+    const env = await makeTestEnv([{ id: "pg", server: pg }, { id: "my", server: my }]);
+    return { env, pg, my };
+  })();
+  return setup;
+}
+
+const opts = { sanitizeResources: false, sanitizeOps: false };
+
+// ---------------------------------------------------------------------------------------------
+
+Deno.test("PostgreSQL: backup restored under a new name is identical", opts, async () => {
+  const { env, pg } = await getSetup();
+  await backupNow(env, pg, "pg", "src_pg");
+  const r = await env.run([
+    "restore",
+    "--instance",
+    "pg",
+    "--database",
+    "src_pg",
+    "--latest",
+    "--target",
+    "copy_pg",
+  ]);
+  assertEquals(r.code, 0, r.stderr);
+  assertStringIncludes(r.stdout, "restored");
+  assertEquals(await pgSchema(pg, "copy_pg"), await pgSchema(pg, "src_pg"));
+  assertEquals(await pgRows(pg, "copy_pg"), await pgRows(pg, "src_pg"));
+  const want = await pgProps(pg, "src_pg");
+  const got = await pgProps(pg, "copy_pg");
+  assertEquals(got, want);
+  assertEquals(want.owner, "restore_owner");
+  assertEquals(want.connection_limit, 7);
+});
+
+Deno.test("MariaDB: backup restored under a new name is identical", opts, async () => {
+  const { env, my } = await getSetup();
+  await backupNow(env, my, "my", "src_my");
+  const r = await env.run([
+    "restore",
+    "--instance",
+    "my",
+    "--database",
+    "src_my",
+    "--latest",
+    "--target",
+    "copy_my",
+  ]);
+  assertEquals(r.code, 0, r.stderr);
+  assertEquals(await mySchema(my, "copy_my"), await mySchema(my, "src_my"));
+  assertEquals(await myRows(my, "copy_my"), await myRows(my, "src_my"));
+  assertEquals(await myProps(my, "copy_my"), await myProps(my, "src_my"));
+  assertEquals(
+    await my.sql("SELECT emoji FROM `weird``name` WHERE id = 1", { database: "copy_my" }),
+    "🦆",
+  );
+});
+
+Deno.test("bad files are refused before the server is touched", opts, async () => {
+  const { env, pg, my } = await getSetup();
+  const { dump } = await backupNow(env, pg, "pg", "src_pg", new Date(Date.UTC(2020, 0, 1)));
+  const dir = await Deno.makeTempDir({ dir: env.dir });
+  const bytes = await Deno.readFile(dump);
+  // Corrupted: one byte flipped in the middle (the metadata beside it is kept).
+  const flipped = bytes.slice();
+  flipped[Math.floor(flipped.length / 2)] ^= 0xff;
+  await Deno.writeFile(dump, flipped);
+  let r = await env.run(["restore", "--instance", "pg", "--file", dump, "--target", "bad1"]);
+  assertEquals(r.code, 3, r.stderr);
+  assertMatch(r.stderr, /does not match its checksum/);
+  assert(!(await pgExists(pg, "bad1")));
+  // Truncated, with metadata.
+  await Deno.writeFile(dump, bytes.subarray(0, bytes.length - 100));
+  r = await env.run(["restore", "--instance", "pg", "--file", dump, "--target", "bad2"]);
+  assertEquals(r.code, 3, r.stderr);
+  assertMatch(r.stderr, /checksum/);
+  // Truncated bare .sql.gz (no metadata): decompression fails.
+  const bare = join(dir, "bare.sql.gz");
+  await Deno.writeFile(bare, bytes.subarray(0, bytes.length - 100));
+  r = await env.run(["restore", "--instance", "pg", "--file", bare, "--target", "bad3"]);
+  assertEquals(r.code, 3, r.stderr);
+  assertMatch(r.stderr, /damaged or truncated|truncated/);
+  // Truncated bare .sql: no completion marker.
+  const sql = new TextDecoder().decode(
+    await new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip")))
+      .bytes(),
+  );
+  const plain = join(dir, "plain.sql");
+  await Deno.writeTextFile(plain, sql.slice(0, sql.length - 200));
+  r = await env.run(["restore", "--instance", "pg", "--file", plain, "--target", "bad4"]);
+  assertEquals(r.code, 3, r.stderr);
+  assertMatch(r.stderr, /completion marker/);
+  // A PostgreSQL dump given to a MariaDB instance.
+  const good = join(dir, "good.sql");
+  await Deno.writeTextFile(good, sql);
+  r = await env.run(["restore", "--instance", "my", "--file", good, "--target", "bad5"]);
+  assertEquals(r.code, 3, r.stderr);
+  assertMatch(r.stderr, /PostgreSQL dump/);
+  assert(!(await myExists(my, "bad5")));
+  // Missing file.
+  r = await env.run([
+    "restore",
+    "--instance",
+    "pg",
+    "--file",
+    join(dir, "nope.sql.gz"),
+    "--target",
+    "bad6",
+  ]);
+  assertEquals(r.code, 3, r.stderr);
+  assertStringIncludes(r.stderr, "nope.sql.gz does not exist");
+  for (const db of ["bad2", "bad3", "bad4", "bad6"]) assert(!(await pgExists(pg, db)), db);
+  await Deno.remove(dump);
+});
+
+Deno.test("a non-empty target is refused without --force and replaced with it", opts, async () => {
+  const { env, pg } = await getSetup();
+  const { dump } = await backupNow(env, pg, "pg", "src_pg", new Date(Date.UTC(2021, 0, 1)));
+  await pg.sql("CREATE DATABASE busy; ");
+  await pg.sql("CREATE TABLE keep_me (x int); INSERT INTO keep_me VALUES (1);", {
+    database: "busy",
+  });
+  let r = await env.run(["restore", "--instance", "pg", "--file", dump, "--target", "busy"]);
+  assertEquals(r.code, 3, r.stderr);
+  assertMatch(r.stderr, /already exists .* holds 1 tables/);
+  assertEquals(await pg.sql("SELECT x FROM keep_me", { database: "busy" }), "1");
+  // Dry run with --force: says it would drop, changes nothing.
+  r = await env.run([
+    "restore",
+    "--instance",
+    "pg",
+    "--file",
+    dump,
+    "--target",
+    "busy",
+    "--force",
+    "--dry-run",
+  ]);
+  assertEquals(r.code, 0, r.stderr);
+  assertMatch(r.stdout, /drop database busy/);
+  assertMatch(r.stdout, /CREATE DATABASE "busy"/);
+  assertEquals(await pg.sql("SELECT x FROM keep_me", { database: "busy" }), "1");
+  r = await env.run(["restore", "--instance", "pg", "--file", dump, "--target", "busy", "--force"]);
+  assertEquals(r.code, 0, r.stderr);
+  assertMatch(r.stderr, /dropping database busy/);
+  assertEquals(
+    await pg.sql("SELECT count(*) FROM pg_tables WHERE tablename = 'keep_me'", {
+      database: "busy",
+    }),
+    "0",
+  );
+  assertEquals(await pgRows(pg, "busy"), await pgRows(pg, "src_pg"));
+});
+
+Deno.test("--latest skips failed and corrupted backups and says why", opts, async () => {
+  const { env, my } = await getSetup();
+  const good = await backupNow(env, my, "my", "src_my", new Date(Date.UTC(2030, 0, 1)));
+  // Newer: a backup whose file got corrupted.
+  const bad = await backupNow(env, my, "my", "src_my", new Date(Date.UTC(2030, 0, 2)));
+  const b = await Deno.readFile(bad.dump);
+  b[100] ^= 1;
+  await Deno.writeFile(bad.dump, b);
+  // Newest: a failed backup (metadata only).
+  const failedAt = new Date(Date.UTC(2030, 0, 3));
+  const failedPaths = databaseBackupPaths(env.storage, HOST, "my", "src_my", failedAt, "gzip");
+  const failedMeta = JSON.parse(await Deno.readTextFile(good.metadata)) as BackupMetadata;
+  await Deno.mkdir(failedPaths.dir, { recursive: true });
+  await writeMetadata(failedPaths.metadata, {
+    ...failedMeta,
+    status: "failed",
+    error: "mariadb-dump exited with code 2",
+    file: null,
+    started_at: failedAt.toISOString(),
+  });
+  const list = await env.run([
+    "--json",
+    "restore",
+    "--instance",
+    "my",
+    "--database",
+    "src_my",
+    "--list",
+  ]);
+  assertEquals(list.code, 0, list.stderr);
+  const rows = JSON.parse(list.stdout) as {
+    started_at: string;
+    status: string;
+    checksum: string;
+  }[];
+  assertEquals(rows.slice(0, 3).map((r) => [r.started_at.slice(0, 10), r.status, r.checksum]), [
+    ["2030-01-03", "failed", "-"],
+    ["2030-01-02", "ok", "bad"],
+    ["2030-01-01", "ok", "ok"],
+  ]);
+  const r = await env.run([
+    "restore",
+    "--instance",
+    "my",
+    "--database",
+    "src_my",
+    "--latest",
+    "--target",
+    "latest_my",
+    "--dry-run",
+  ]);
+  assertEquals(r.code, 0, r.stderr);
+  assertMatch(r.stderr, /skipped backup of 2030-01-03.*backup failed: mariadb-dump exited/);
+  assertMatch(r.stderr, /skipped backup of 2030-01-02.*checksum mismatch/);
+  assertStringIncludes(r.stderr, good.dump.split("/").pop()!);
+  assert(!(await myExists(my, "latest_my")), "dry run created nothing");
+  await Deno.remove(bad.dump);
+  await Deno.remove(good.dump);
+});
+
+Deno.test("a load that fails part-way names the line and leaves no database", opts, async () => {
+  const { env, pg, my } = await getSetup();
+  const dir = await Deno.makeTempDir({ dir: env.dir });
+  const pgFile = join(dir, "broken_pg.sql.gz");
+  await Deno.writeFile(
+    pgFile,
+    gzipSync(new TextEncoder().encode(
+      "--\n-- PostgreSQL database dump\n--\n\nCREATE TABLE ok (x int);\n" +
+        "CREATE TABLE broken (x nosuchtype);\n\n--\n-- PostgreSQL database dump complete\n--\n",
+    )),
+  );
+  let r = await env.run(["restore", "--instance", "pg", "--file", pgFile, "--target", "half_pg"]);
+  assertEquals(r.code, 1, r.stderr);
+  assertMatch(r.stderr, /line 6 of the dump: ERROR: +type "nosuchtype" does not exist/);
+  assert(!(await pgExists(pg, "half_pg")));
+  const myFile = join(dir, "broken_my.sql");
+  await Deno.writeTextFile(
+    myFile,
+    "-- MariaDB dump 10.19  Distrib 10.11.0-MariaDB\n\nCREATE TABLE ok (x int);\n" +
+      "INSERT INTO ok VALUES (1);\nCREATE TABLE broken (x nosuchtype);\n-- Dump completed on 2024-01-01\n",
+  );
+  r = await env.run(["restore", "--instance", "my", "--file", myFile, "--target", "half_my"]);
+  assertEquals(r.code, 1, r.stderr);
+  assertMatch(r.stderr, /line 5 of the dump: ERROR 4161: Unknown data type/);
+  assert(!(await myExists(my, "half_my")));
+});
+
+Deno.test("--no-owner and missing roles", opts, async () => {
+  const { env, pg } = await getSetup();
+  const { dump } = await backupNow(env, pg, "pg", "src_pg", new Date(Date.UTC(2022, 0, 1)));
+  await pg.sql("CREATE ROLE temp_owner; ALTER DATABASE src_pg OWNER TO temp_owner;");
+  await pg.sql("ALTER DATABASE src_pg OWNER TO restore_owner; DROP ROLE temp_owner;");
+  // Rename the owner role: the backup names a role the server no longer has.
+  await pg.sql("ALTER ROLE restore_owner RENAME TO renamed_owner;");
+  try {
+    let r = await env.run(["restore", "--instance", "pg", "--file", dump, "--target", "noown"]);
+    assertEquals(r.code, 3, r.stderr);
+    assertMatch(r.stderr, /role\(s\) missing on pg: restore_owner/);
+    assertStringIncludes(r.stderr, "users restore");
+    assert(!(await pgExists(pg, "noown")));
+    r = await env.run([
+      "restore",
+      "--instance",
+      "pg",
+      "--file",
+      dump,
+      "--target",
+      "noown",
+      "--no-owner",
+    ]);
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals(
+      await pg.sql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'noown'"),
+      "postgres",
+    );
+    assertEquals(
+      await pg.sql("SELECT tableowner FROM pg_tables WHERE tablename = 'child'", {
+        database: "noown",
+      }),
+      "postgres",
+    );
+    assertEquals(await pgRows(pg, "noown"), await pgRows(pg, "src_pg"));
+  } finally {
+    await pg.sql("ALTER ROLE renamed_owner RENAME TO restore_owner;");
+  }
+});
+
+/** A one-entry zip (deflate) as the original tool wrote; the CRC is not needed by the reader. */
+function zipOf(name: string, content: Uint8Array): Uint8Array {
+  const data = deflateRawSync(content);
+  const nameBytes = new TextEncoder().encode(name);
+  const head = new Uint8Array(30);
+  const v = new DataView(head.buffer);
+  v.setUint32(0, 0x04034b50, true);
+  v.setUint16(4, 20, true);
+  v.setUint16(8, 8, true);
+  v.setUint32(18, data.length, true);
+  v.setUint32(22, content.length, true);
+  v.setUint16(26, nameBytes.length, true);
+  const out = new Uint8Array(30 + nameBytes.length + data.length + 22);
+  out.set(head, 0);
+  out.set(nameBytes, 30);
+  out.set(data, 30 + nameBytes.length);
+  new DataView(out.buffer).setUint32(out.length - 22, 0x06054b50, true);
+  return out;
+}
+
+Deno.test(
+  "original tool files: zip and .sql with their header skipped by structure",
+  opts,
+  async () => {
+    const { env, pg, my } = await getSetup();
+    const dir = await Deno.makeTempDir({ dir: env.dir });
+    // Data that looks like statements the restore leaves out must come back untouched.
+    await pg.sql(`CREATE DATABASE orig_src;`);
+    await pg.sql(
+      `CREATE TABLE t (x text); INSERT INTO t VALUES ('ALTER TABLE t OWNER TO nobody;'), ('\\.x'), ('-- PostgreSQL database dump');
+     ALTER TABLE t OWNER TO restore_owner;`,
+      { database: "orig_src" },
+    );
+    const dumped = await new Deno.Command(`${pg.bin}/pg_dump`, {
+      args: ["-h", pg.host, "-p", String(pg.port), "-U", pg.user, "-d", "orig_src"],
+      env: pg.clientEnv,
+      stdout: "piped",
+    }).output();
+    const header =
+      "CREATE DATABASE orig_src;\n\\connect orig_src\nCREATE ROLE someone LOGIN PASSWORD 'x;\n-- PostgreSQL database dump';\n";
+    const body = new TextEncoder().encode(header + new TextDecoder().decode(dumped.stdout));
+    const zip = join(dir, "20240101_020304_postgresql_orig_src.zip");
+    await Deno.writeFile(zip, zipOf("20240101_020304_postgresql_orig_src.sql", body));
+    let r = await env.run(["restore", "--instance", "pg", "--file", zip]);
+    assertEquals(r.code, 64, "original files need --target");
+    r = await env.run([
+      "restore",
+      "--instance",
+      "pg",
+      "--file",
+      zip,
+      "--target",
+      "orig_copy",
+      "--no-owner",
+    ]);
+    assertEquals(r.code, 0, r.stderr);
+    assertMatch(r.stderr, /header of 3 statement\(s\).*CREATE DATABASE, \\connect, CREATE ROLE/);
+    assertEquals(
+      await pg.sql("SELECT x FROM t ORDER BY x", { database: "orig_copy" }),
+      await pg.sql("SELECT x FROM t ORDER BY x", { database: "orig_src" }),
+    );
+    assertEquals(await pg.sql("SELECT count(*) FROM pg_roles WHERE rolname = 'someone'"), "0");
+    assertEquals(
+      await pg.sql("SELECT tableowner FROM pg_tables WHERE tablename = 't'", {
+        database: "orig_copy",
+      }),
+      "postgres",
+    );
+
+    // MySQL: header that creates the database and a user and USEs it, then the dump.
+    const myDump = await new Deno.Command(`${my.bin}/mariadb-dump`, {
+      args: [
+        "--no-defaults",
+        "--protocol=TCP",
+        "-h",
+        my.host,
+        "-P",
+        String(my.port),
+        "-u",
+        my.user,
+        "--hex-blob",
+        "--default-character-set=utf8mb4",
+        "--routines",
+        "--triggers",
+        "src_my",
+      ],
+      env: my.clientEnv,
+      stdout: "piped",
+    }).output();
+    const myHeader =
+      "CREATE DATABASE IF NOT EXISTS `src_my`;\nCREATE USER IF NOT EXISTS 'app'@'%' IDENTIFIED BY 'p;w';\nUSE `src_my`;\n";
+    const mySql = join(dir, "20240101_020304_mysql_src_my.sql");
+    await Deno.writeTextFile(mySql, myHeader + new TextDecoder().decode(myDump.stdout));
+    r = await env.run(["restore", "--instance", "my", "--file", mySql, "--target", "orig_my"]);
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals(await myRows(my, "orig_my"), await myRows(my, "src_my"));
+    assertEquals(await my.sql("SELECT count(*) FROM mysql.user WHERE user = 'app'"), "0");
+  },
+);

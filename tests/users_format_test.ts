@@ -1,0 +1,89 @@
+/** Pure parts of the users backup: the file format, hash masking, SHOW GRANTS classification. */
+import { assert, assertEquals } from "./harness/assert.ts";
+import { formatUsersFile, parseUsersFile, type UsersFile } from "../lib/users/format.ts";
+import { maskHashes } from "../lib/users/mask.ts";
+import { classifyGrant, stripAuthClause } from "../lib/users/mysql_grants.ts";
+import { restructurePgDumpall } from "../lib/users/pg_collect.ts";
+
+Deno.test("users file: round trip, a marker-like line inside a statement stays data", () => {
+  const file: UsersFile = {
+    header: {
+      format: 1,
+      engine: "postgresql",
+      server_version: "15",
+      instance: "x",
+      taken_at: "2024-01-01T00:00:00.000Z",
+    },
+    preamble: ["SET standard_conforming_strings = on;"],
+    sections: [{
+      account: { name: "app", kind: "user" },
+      steps: [
+        { phase: "create", sql: "CREATE ROLE app;" },
+        { phase: "alter", sql: "COMMENT ON ROLE app IS 'a\n-- vya-backupdb end\nb';" },
+      ],
+    }],
+  };
+  assertEquals(parseUsersFile(formatUsersFile(file)), file);
+  const cut = formatUsersFile(file).split("\n").slice(0, -3).join("\n");
+  let failed = false;
+  try {
+    parseUsersFile(cut);
+  } catch {
+    failed = true;
+  }
+  assert(failed, "a file cut short is refused");
+});
+
+Deno.test("users: hashes are masked in every form", () => {
+  const text = [
+    "CREATE USER `a`@`%` IDENTIFIED BY PASSWORD '*DB14CBAE92D7CB2F84BD3AA7222415B564A4054A'",
+    "CREATE USER `e`@`%` IDENTIFIED VIA ed25519 USING 'LIEvGDGjHTmKyz3peLRjPqahOct5n6/BQCNm1bOvot4'",
+    "ALTER ROLE x WITH LOGIN PASSWORD 'SCRAM-SHA-256$4096:abc==$def=:ghi='",
+    "ALTER ROLE y PASSWORD 'md5" + "0123456789abcdef0123456789abcdef'",
+    "CREATE USER m IDENTIFIED WITH 'caching_sha2_password' AS 0x24412430",
+  ].join("\n");
+  const masked = maskHashes(text);
+  for (const secret of ["DB14CB", "LIEvGD", "SCRAM-SHA-256$", "md50123", "0x2441"]) {
+    assert(!masked.includes(secret), `${secret} masked`);
+  }
+});
+
+Deno.test("users: SHOW GRANTS lines are classified and lose their hash", () => {
+  const line = "GRANT RELOAD ON *.* TO `ed`@`%` IDENTIFIED VIA ed25519 USING 'LIE' REQUIRE SSL";
+  assertEquals(stripAuthClause(line), "GRANT RELOAD ON *.* TO `ed`@`%` REQUIRE SSL");
+  assertEquals(
+    stripAuthClause(
+      "GRANT ALL PRIVILEGES ON *.* TO `r`@`%` IDENTIFIED BY PASSWORD '*4' WITH GRANT OPTION",
+    ),
+    "GRANT ALL PRIVILEGES ON *.* TO `r`@`%` WITH GRANT OPTION",
+  );
+  assertEquals(classifyGrant("GRANT SELECT ON `shop`.* TO `r`")?.level, "database");
+  const col = classifyGrant("GRANT SELECT (`a ON ``x`), UPDATE (`b`) ON `my db`.`t` TO `c`@`%`");
+  assertEquals([col?.phase, col?.database], ["object", "my db"]);
+  const proc = classifyGrant("GRANT EXECUTE ON PROCEDURE `shop`.`p` TO `c`@`%`");
+  assertEquals([proc?.level, proc?.database], ["routine", "shop"]);
+  assertEquals(classifyGrant("GRANT `reader` TO `web`@`%`")?.phase, "member");
+  assertEquals(classifyGrant("SET DEFAULT ROLE `reader` FOR `web`@`%`")?.phase, "default-role");
+  assertEquals(
+    classifyGrant("GRANT PROXY ON ``@`%` TO `root`@`localhost` WITH GRANT OPTION")?.level,
+    "proxy",
+  );
+});
+
+Deno.test("users: pg_dumpall output is split per role by statement structure", () => {
+  const dump = restructurePgDumpall([
+    "\\restrict abc",
+    "SET standard_conforming_strings = on;",
+    'CREATE ROLE "Odd ""x""";',
+    'ALTER ROLE "Odd ""x""" WITH LOGIN PASSWORD \'SCRAM-SHA-256$1\';',
+    "COMMENT ON ROLE app IS 'it''s; -- not a comment",
+    "still the comment';",
+    "GRANT grp TO app WITH ADMIN OPTION GRANTED BY postgres;",
+    "GRANT SET ON PARAMETER work_mem TO app;",
+    "\\unrestrict abc",
+  ].join("\n"));
+  assertEquals(dump.preamble, ["SET standard_conforming_strings = on;"]);
+  assertEquals([...dump.byRole.keys()], ['Odd "x"', "app"]);
+  assertEquals(dump.byRole.get("app")!.map((s) => s.phase), ["alter", "member", "grant"]);
+  assertEquals(dump.unattributed, []);
+});

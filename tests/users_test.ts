@@ -1,0 +1,551 @@
+/**
+ * Users and roles: the empty-server drill. Accounts, roles and privileges made on server A are
+ * backed up with `users backup`, a fresh empty server B gets `users restore --all`, then the
+ * databases, then the privileges that waited for them; every account must log in to B with its
+ * original password and hold exactly A's privileges. Also: --user, existing accounts refused /
+ * skipped / replaced, --dry-run, and no password hash anywhere it should not be.
+ *
+ * The databases are moved with the servers' own dump tools here (mariadb-dump / pg_dump
+ * --create piped into the client), not with the project's restore command, so this test only
+ * depends on the users feature.
+ */
+import { join } from "node:path";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "./harness/assert.ts";
+import { type MyServer, type PgServer, startMariadb, startPostgres } from "./harness/servers.ts";
+import { makeTestEnv, type TestEnv } from "./helpers/cli.ts";
+import type { InstanceConfig } from "../lib/config/types.ts";
+import { silentLogger } from "../lib/log.ts";
+import { applyWaitingGrants } from "../lib/users/restore.ts";
+import { latestUsersBackup } from "../lib/users/store.ts";
+import { openPg } from "../lib/users/pg_db.ts";
+import { sha256File } from "../lib/stream/sha256.ts";
+
+const decoder = new TextDecoder();
+
+async function tool(
+  cmd: string,
+  args: string[],
+  env: Record<string, string>,
+  stdin?: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = new Deno.Command(cmd, {
+    args,
+    env,
+    stdin: stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(stdin));
+    await w.close();
+  }
+  const out = await child.output();
+  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+}
+
+function instanceOf(id: string, type: "mariadb" | "postgresql"): InstanceConfig {
+  return {
+    id,
+    type,
+    host: "127.0.0.1",
+    port: 0,
+    credential: id,
+    enabled: true,
+    databases: { include: [], exclude: [] },
+    users: { backup: true, exclude: [] },
+    tools: { paths: {} },
+    connect_timeout: 10,
+  };
+}
+
+/** Every text a user could see: CLI output and the metadata files. */
+async function visibleTexts(env: TestEnv, outputs: string[]): Promise<string> {
+  const texts = [...outputs];
+  const walk = async (dir: string) => {
+    for await (const e of Deno.readDir(dir)) {
+      const p = join(dir, e.name);
+      if (e.isDirectory) await walk(p);
+      else if (e.name.endsWith(".metadata.json")) texts.push(await Deno.readTextFile(p));
+    }
+  };
+  await walk(env.storage);
+  return texts.join("\n");
+}
+
+function assertNoHash(text: string, hashes: string[]): void {
+  for (const h of hashes) assert(!text.includes(h), `a password hash leaked: ${h.slice(0, 12)}…`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// MariaDB
+
+async function mariaLogin(server: MyServer, user: string, password: string) {
+  return await tool(`${server.bin}/mariadb`, [
+    "--no-defaults",
+    "--protocol=TCP",
+    "-h",
+    "127.0.0.1",
+    "-P",
+    String(server.port),
+    "-u",
+    user,
+    "-N",
+    "-e",
+    "SELECT CURRENT_USER()",
+  ], { MYSQL_PWD: password });
+}
+
+const MARIA_ACCOUNTS = [
+  "'app'@'10.0.%'",
+  "'web'@'%'",
+  "'locked'@'%'",
+  "'col'@'%'",
+  "'ed'@'%'",
+];
+
+async function mariaShow(server: MyServer, withEd: boolean): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const a of MARIA_ACCOUNTS) {
+    if (a === "'ed'@'%'" && !withEd) continue;
+    out[a] = await server.sql(`SHOW CREATE USER ${a}; SHOW GRANTS FOR ${a};`);
+  }
+  out.reader = await server.sql("SHOW GRANTS FOR reader");
+  return out;
+}
+
+Deno.test("users: MariaDB empty-server drill, --user, existing accounts, dry-run", async (t) => {
+  const [a, b, c] = await Promise.all([startMariadb(), startMariadb(), startMariadb()]);
+  let env: TestEnv | undefined;
+  try {
+    const withEd = await a.sql("INSTALL SONAME 'auth_ed25519'").then(() => true, () => false);
+    if (withEd) {
+      await b.sql("INSTALL SONAME 'auth_ed25519'");
+      await c.sql("INSTALL SONAME 'auth_ed25519'");
+    }
+    await a.sql(`
+      CREATE DATABASE shop;
+      CREATE TABLE shop.t (a INT, b INT);
+      CREATE PROCEDURE shop.p() SELECT 1;
+      CREATE USER 'app'@'10.0.%' IDENTIFIED BY 'app-pw';
+      CREATE USER 'web'@'%' IDENTIFIED BY 'web-pw' WITH MAX_QUERIES_PER_HOUR 100
+        MAX_USER_CONNECTIONS 3;
+      CREATE USER 'locked'@'%' IDENTIFIED BY 'locked-pw' ACCOUNT LOCK;
+      CREATE USER 'col'@'%' IDENTIFIED BY 'col-pw';
+      ${withEd ? "CREATE USER 'ed'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('ed-pw');" : ""}
+      CREATE ROLE reader;
+      GRANT SELECT ON shop.* TO reader;
+      GRANT reader TO 'web'@'%';
+      SET DEFAULT ROLE reader FOR 'web'@'%';
+      GRANT SELECT (a), UPDATE (b) ON shop.t TO 'col'@'%';
+      GRANT EXECUTE ON PROCEDURE shop.p TO 'col'@'%';
+      GRANT SELECT (a) ON shop.t TO 'app'@'10.0.%';
+      GRANT RELOAD ON *.* TO 'col'@'%';
+    `);
+    const hashes = (await a.sql(
+      "SELECT authentication_string FROM mysql.user WHERE authentication_string <> ''",
+    )).split("\n").filter(Boolean);
+    assert(hashes.length >= 4, "hashes read from A");
+    env = await makeTestEnv([
+      { id: "a", server: a },
+      { id: "b", server: b },
+      { id: "c", server: c },
+    ]);
+    const outputs: string[] = [];
+    const cli = async (args: string[]) => {
+      const r = await env!.run(args);
+      outputs.push(r.stdout, r.stderr);
+      return r;
+    };
+
+    let file = "";
+    await t.step("users backup writes the file, checksum and metadata", async () => {
+      const r = await cli(["users", "backup", "--instance", "a"]);
+      assertEquals(r.code, 0, r.stderr);
+      file = (await latestUsersBackup(env!.storage, Deno.hostname(), "a"))!;
+      assert(file?.endsWith(".sql.gz"), "users file written");
+      const stem = file.replace(/\.sql\.gz$/, "");
+      const sum = await Deno.readTextFile(`${stem}.sha256`);
+      assertEquals(sum, `${await sha256File(file)}  ${file.split("/").pop()}\n`);
+      const meta = JSON.parse(await Deno.readTextFile(`${stem}.metadata.json`));
+      assertEquals(meta.kind, "users");
+      assertEquals(meta.status, "ok");
+      const names = meta.accounts.map((x: { name: string; host: string }) => `${x.name}@${x.host}`);
+      for (const n of ["app@10.0.%", "web@%", "locked@%", "col@%", "reader@", "root@localhost"]) {
+        assert(names.includes(n), `metadata lists ${n}`);
+      }
+      assert(!names.includes("mariadb.sys@localhost"), "system account left out");
+      const web = meta.accounts.find((x: { name: string }) => x.name === "web");
+      assertEquals(web.plugin, "mysql_native_password");
+      assertEquals(web.has_password, true);
+      assertEquals(web.roles, ["reader"]);
+      assertEquals(web.default_role, "reader");
+    });
+
+    await t.step("users restore --all onto an empty server, then the database", async () => {
+      const r = await cli(["users", "restore", "--instance", "b", "--all", "--file", file]);
+      assertEquals(r.code, 0, r.stderr + r.stdout);
+      assertMatch(r.stdout, /waiting for their database/);
+      assertMatch(r.stdout, /shop: GRANT SELECT \(`a`\), UPDATE \(`b`\) ON `shop`\.`t` TO `col`/);
+      assertMatch(r.stdout, /skipped +root@%/);
+      // The database, with the server's own tools.
+      const dump = await tool(`${a.bin}/mariadb-dump`, [
+        "--no-defaults",
+        "--protocol=TCP",
+        "-h",
+        "127.0.0.1",
+        "-P",
+        String(a.port),
+        "-u",
+        "root",
+        "--routines",
+        "--single-transaction",
+        "--databases",
+        "shop",
+      ], a.clientEnv);
+      assertEquals(dump.code, 0, dump.stderr);
+      await b.sql(dump.stdout);
+      const applied = await applyWaitingGrants(
+        instanceOf("b", "mariadb"),
+        b.params,
+        "shop",
+        silentLogger,
+        { storage: env!.storage, hostname: Deno.hostname(), file },
+      );
+      assertEquals(applied.failed, []);
+      assertEquals(applied.applied, 3);
+    });
+
+    await t.step("every account logs in to B and holds A's privileges", async () => {
+      for (const [user, pw] of [["web", "web-pw"], ["col", "col-pw"]]) {
+        const r = await mariaLogin(b, user, pw);
+        assertEquals(r.code, 0, `${user}: ${r.stderr}`);
+        assertEquals(r.stdout.trim(), `${user}@%`);
+        const wrong = await mariaLogin(b, user, "wrong");
+        assert(wrong.code !== 0, `${user} refuses a wrong password`);
+      }
+      if (withEd) {
+        const r = await mariaLogin(b, "ed", "ed-pw");
+        assertEquals(r.code, 0, `ed25519: ${r.stderr}`);
+      }
+      const locked = await mariaLogin(b, "locked", "locked-pw");
+      assertStringIncludes(locked.stderr, "locked");
+      assertEquals(await mariaShow(b, withEd), await mariaShow(a, withEd));
+    });
+
+    await t.step("--user creates exactly that account and its grants", async () => {
+      const before = await c.sql("SELECT CONCAT(User,'@',Host) FROM mysql.user ORDER BY 1");
+      let r = await cli([
+        "users",
+        "restore",
+        "--instance",
+        "c",
+        "--user",
+        "reader",
+        "--file",
+        file,
+      ]);
+      assertEquals(r.code, 0, r.stderr);
+      r = await cli(["users", "restore", "--instance", "c", "--user", "web@%", "--file", file]);
+      assertEquals(r.code, 0, r.stderr);
+      const after = await c.sql("SELECT CONCAT(User,'@',Host) FROM mysql.user ORDER BY 1");
+      assertEquals(
+        after.split("\n").sort(),
+        [...before.split("\n"), "reader@", "web@%"].sort(),
+      );
+      assertEquals(
+        await c.sql("SHOW CREATE USER 'web'@'%'; SHOW GRANTS FOR 'web'@'%'"),
+        await a.sql("SHOW CREATE USER 'web'@'%'; SHOW GRANTS FOR 'web'@'%'"),
+      );
+    });
+
+    await t.step("an existing account is refused, skipped or replaced", async () => {
+      let r = await cli(["users", "restore", "--instance", "c", "--user", "web@%", "--file", file]);
+      assertEquals(r.code, 2);
+      assertStringIncludes(r.stderr, "web@%");
+      r = await cli([
+        "users",
+        "restore",
+        "--instance",
+        "c",
+        "--user",
+        "web@%",
+        "--skip-existing",
+        "--file",
+        file,
+      ]);
+      assertEquals(r.code, 0, r.stderr);
+      assertMatch(r.stdout, /skipped +web@%/);
+      await c.sql("ALTER USER 'web'@'%' IDENTIFIED BY 'changed'; REVOKE reader FROM 'web'@'%'");
+      assertEquals((await mariaLogin(c, "web", "web-pw")).code !== 0, true);
+      r = await cli([
+        "users",
+        "restore",
+        "--instance",
+        "c",
+        "--user",
+        "web",
+        "--replace",
+        "--file",
+        file,
+      ]);
+      assertEquals(r.code, 0, r.stderr);
+      assertEquals((await mariaLogin(c, "web", "web-pw")).code, 0);
+      assertEquals(
+        await c.sql("SHOW GRANTS FOR 'web'@'%'"),
+        await a.sql("SHOW GRANTS FOR 'web'@'%'"),
+      );
+    });
+
+    await t.step("--dry-run prints masked statements and changes nothing", async () => {
+      const before = await c.sql("SELECT CONCAT(User,'@',Host) FROM mysql.user ORDER BY 1");
+      const r = await cli([
+        "users",
+        "restore",
+        "--instance",
+        "c",
+        "--all",
+        "--dry-run",
+        "--file",
+        file,
+      ]);
+      // web and reader exist on c: refused without a policy, even in a dry run.
+      assertEquals(r.code, 2);
+      const r2 = await cli([
+        "users",
+        "restore",
+        "--instance",
+        "c",
+        "--all",
+        "--dry-run",
+        "--skip-existing",
+        "--file",
+        file,
+      ]);
+      assertEquals(r2.code, 0, r2.stderr);
+      assertMatch(r2.stdout, /CREATE USER `col`@`%` IDENTIFIED BY PASSWORD '\*{8}'/);
+      assertEquals(
+        await c.sql("SELECT CONCAT(User,'@',Host) FROM mysql.user ORDER BY 1"),
+        before,
+      );
+    });
+
+    await t.step("no password hash in output or metadata", async () => {
+      assertNoHash(await visibleTexts(env!, outputs), hashes);
+    });
+  } finally {
+    await env?.cleanup();
+    await Promise.all([a.stop(), b.stop(), c.stop()]);
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL
+
+async function pgLogin(server: PgServer, user: string, password: string, database = "postgres") {
+  const sql = openPg({ ...server.params, user, password }, database);
+  try {
+    const [row] = await sql<{ u: string }[]>`select current_user::text as u`;
+    return row.u;
+  } finally {
+    await sql.end({ timeout: 1 }).catch(() => {});
+  }
+}
+
+const PG_ROLES_QUERY = `
+  SELECT rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication,
+         rolbypassrls, rolconnlimit, rolvaliduntil, rolconfig
+    FROM pg_roles WHERE rolname !~ '^pg_' AND rolname <> 'postgres' ORDER BY 1;
+  SELECT r.rolname, m.rolname, g.rolname, a.admin_option
+    FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member
+    JOIN pg_roles g ON g.oid = a.grantor ORDER BY 1, 2;
+  SELECT rolname, rolpassword FROM pg_authid WHERE rolname !~ '^pg_' AND rolname <> 'postgres'
+   ORDER BY 1;
+  SELECT datname, datdba::regrole, ARRAY(SELECT unnest(datacl)::text ORDER BY 1)
+    FROM pg_database WHERE datname = 'shop';`;
+
+const PG_SHOP_QUERY = `
+  SELECT nspname, nspowner::regrole, nspacl FROM pg_namespace WHERE nspname = 's';
+  SELECT relname, relkind, relowner::regrole, relacl FROM pg_class
+   WHERE relnamespace = 's'::regnamespace ORDER BY 1;
+  SELECT attrelid::regclass, attname, attacl FROM pg_attribute
+   WHERE attrelid = 's.t'::regclass AND attacl IS NOT NULL ORDER BY 2;
+  SELECT proname, proowner::regrole, proacl FROM pg_proc WHERE pronamespace = 's'::regnamespace;
+  SELECT defaclrole::regrole, defaclnamespace::regnamespace, defaclobjtype, defaclacl
+    FROM pg_default_acl ORDER BY 1, 2, 3;`;
+
+Deno.test("users: PostgreSQL empty-server drill, --user, existing roles, dry-run", async (t) => {
+  const [a, b, c] = await Promise.all([startPostgres(), startPostgres(), startPostgres()]);
+  let env: TestEnv | undefined;
+  try {
+    await a.sql(`
+      CREATE ROLE grp NOLOGIN;
+      CREATE ROLE app LOGIN PASSWORD 'app-pw' CONNECTION LIMIT 5 VALID UNTIL '2099-01-01';
+      CREATE ROLE owner LOGIN CREATEDB PASSWORD 'owner-pw';
+      CREATE ROLE "Odd ""name""" LOGIN PASSWORD 'odd-pw';
+      GRANT grp TO app;
+      GRANT grp TO owner WITH ADMIN OPTION;
+      ALTER ROLE app SET search_path = 's, public';
+      COMMENT ON ROLE app IS 'the application''s login
+      (two lines)';
+      CREATE DATABASE shop OWNER owner;
+      REVOKE CONNECT ON DATABASE shop FROM PUBLIC;
+      GRANT CONNECT ON DATABASE shop TO app, grp;
+    `);
+    await a.sql(
+      `
+      SET ROLE owner;
+      CREATE SCHEMA s;
+      CREATE TABLE s.t (id serial PRIMARY KEY, a int, b int);
+      CREATE FUNCTION s.f() RETURNS int LANGUAGE sql AS 'SELECT 1';
+      REVOKE EXECUTE ON FUNCTION s.f() FROM PUBLIC;
+      GRANT USAGE ON SCHEMA s TO grp;
+      GRANT SELECT ON s.t TO grp;
+      GRANT UPDATE (b) ON s.t TO app;
+      GRANT USAGE ON SEQUENCE s.t_id_seq TO app;
+      GRANT EXECUTE ON FUNCTION s.f() TO app;
+      ALTER DEFAULT PRIVILEGES IN SCHEMA s GRANT SELECT ON TABLES TO grp;
+    `,
+      { database: "shop" },
+    );
+    const hashes = (await a.sql("SELECT rolpassword FROM pg_authid WHERE rolpassword IS NOT NULL"))
+      .split("\n").filter(Boolean);
+    env = await makeTestEnv([
+      { id: "a", server: a },
+      { id: "b", server: b },
+      { id: "c", server: c },
+    ]);
+    const outputs: string[] = [];
+    const cli = async (args: string[]) => {
+      const r = await env!.run(args);
+      outputs.push(r.stdout, r.stderr);
+      return r;
+    };
+    let file = "";
+
+    await t.step("users backup: pg_dumpall restructured per role", async () => {
+      const r = await cli(["users", "backup", "--instance", "a"]);
+      assertEquals(r.code, 0, r.stderr);
+      file = (await latestUsersBackup(env!.storage, Deno.hostname(), "a"))!;
+      const meta = JSON.parse(
+        await Deno.readTextFile(file.replace(/\.sql\.gz$/, ".metadata.json")),
+      );
+      assertEquals(meta.status, "ok");
+      assertEquals(meta.dump.tool, "pg_dumpall");
+      const app = meta.accounts.find((x: { name: string }) => x.name === "app");
+      assertEquals(app.plugin, "scram-sha-256");
+      assertEquals(app.roles, ["grp"]);
+      const pg = meta.accounts.find((x: { name: string }) => x.name === "postgres");
+      assertEquals(pg.bootstrap, true);
+    });
+
+    await t.step("users restore --all onto an empty server, then the database", async () => {
+      const r = await cli(["users", "restore", "--instance", "b", "--all", "--file", file]);
+      assertEquals(r.code, 0, r.stderr + r.stdout);
+      assertMatch(r.stdout, /skipped +postgres/);
+      const dump = await tool(`${a.bin}/pg_dump`, [
+        "--create",
+        `--dbname=host=127.0.0.1 port=${a.port} user=postgres dbname=shop`,
+      ], a.clientEnv);
+      assertEquals(dump.code, 0, dump.stderr);
+      const load = await tool(
+        `${b.bin}/psql`,
+        [
+          "-X",
+          "-q",
+          "-v",
+          "ON_ERROR_STOP=1",
+          `--dbname=host=127.0.0.1 port=${b.port} user=postgres dbname=postgres`,
+        ],
+        b.clientEnv,
+        dump.stdout,
+      );
+      assertEquals(load.code, 0, load.stderr);
+    });
+
+    await t.step("roles log in to B; attributes, memberships and ACLs equal A's", async () => {
+      assertEquals(await pgLogin(b, "app", "app-pw", "shop"), "app");
+      assertEquals(await pgLogin(b, "owner", "owner-pw", "shop"), "owner");
+      assertEquals(await pgLogin(b, 'Odd "name"', "odd-pw"), 'Odd "name"');
+      assertEquals(await b.sql(PG_ROLES_QUERY), await a.sql(PG_ROLES_QUERY));
+      assertEquals(
+        await b.sql(PG_SHOP_QUERY, { database: "shop" }),
+        await a.sql(PG_SHOP_QUERY, { database: "shop" }),
+      );
+      assertEquals(
+        await b.sql("SELECT shobj_description('app'::regrole, 'pg_authid')"),
+        await a.sql("SELECT shobj_description('app'::regrole, 'pg_authid')"),
+      );
+    });
+
+    await t.step("--user creates exactly that role", async () => {
+      const before = await c.sql("SELECT rolname FROM pg_roles ORDER BY 1");
+      const r = await cli(["users", "restore", "--instance", "c", "--user", "grp", "--file", file]);
+      assertEquals(r.code, 0, r.stderr);
+      const after = await c.sql("SELECT rolname FROM pg_roles ORDER BY 1");
+      assertEquals(after.split("\n").sort(), [...before.split("\n"), "grp"].sort());
+    });
+
+    await t.step("existing roles: refused, skipped, replaced in place", async () => {
+      let r = await cli(["users", "restore", "--instance", "b", "--user", "app", "--file", file]);
+      assertEquals(r.code, 2);
+      assertStringIncludes(r.stderr, "app");
+      r = await cli([
+        "users",
+        "restore",
+        "--instance",
+        "b",
+        "--user",
+        "app",
+        "--skip-existing",
+        "--file",
+        file,
+      ]);
+      assertEquals(r.code, 0, r.stderr);
+      await b.sql("ALTER ROLE app PASSWORD 'changed' NOINHERIT; REVOKE grp FROM app");
+      r = await cli([
+        "users",
+        "restore",
+        "--instance",
+        "b",
+        "--user",
+        "app",
+        "--replace",
+        "--file",
+        file,
+      ]);
+      assertEquals(r.code, 0, r.stderr + r.stdout);
+      assertEquals(await pgLogin(b, "app", "app-pw", "shop"), "app");
+      assertEquals(await b.sql(PG_ROLES_QUERY), await a.sql(PG_ROLES_QUERY));
+      assertEquals(
+        await b.sql(PG_SHOP_QUERY, { database: "shop" }),
+        await a.sql(PG_SHOP_QUERY, { database: "shop" }),
+      );
+    });
+
+    await t.step("--dry-run masks hashes and changes nothing", async () => {
+      const before = await c.sql("SELECT rolname FROM pg_roles ORDER BY 1");
+      const r = await cli([
+        "users",
+        "restore",
+        "--instance",
+        "c",
+        "--all",
+        "--dry-run",
+        "--skip-existing",
+        "--file",
+        file,
+      ]);
+      assertEquals(r.code, 0, r.stderr);
+      assertMatch(r.stdout, /ALTER ROLE app WITH .* PASSWORD '\*{8}'/);
+      assertEquals(await c.sql("SELECT rolname FROM pg_roles ORDER BY 1"), before);
+    });
+
+    await t.step("no password hash in output or metadata", async () => {
+      assertNoHash(await visibleTexts(env!, outputs), hashes);
+    });
+  } finally {
+    await env?.cleanup();
+    await Promise.all([a.stop(), b.stop(), c.stop()]);
+  }
+});
