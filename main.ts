@@ -6,7 +6,9 @@
  * @module
  */
 import { main } from "./cmd/cli.ts";
+import { guardProcessEnv } from "./lib/node_env.ts";
 
 if (import.meta.main) {
+  guardProcessEnv();
   Deno.exit(await main(Deno.args));
 }

@@ -22,6 +22,8 @@ import {
   type RestoreSource,
 } from "../lib/restore/restore.ts";
 import type { Context } from "./context.ts";
+import { hostnameIfPermitted, storageHosts } from "../lib/backup/layout.ts";
+import { applyWaitingGrants } from "../lib/users/restore.ts";
 
 /** Parser of the `restore` command. */
 export const restoreCommand = command(
@@ -119,13 +121,18 @@ export async function runRestore(args: RestoreArgs, ctx: Context): Promise<numbe
       hint: `configured instances: ${config.instances.map((i) => i.id).join(", ") || "none"}`,
     });
   }
-  const hostname = Deno.hostname();
   if (args.list) {
-    return await list(
-      ctx,
-      await listBackups(config.storage.path, hostname, instance.id, args.database),
-    );
+    // Listing reads the storage only: without --allow-sys=hostname every host folder is listed.
+    const own = hostnameIfPermitted();
+    const hosts = own === undefined ? await storageHosts(config.storage.path) : [own];
+    const entries = [];
+    for (const host of hosts) {
+      entries.push(...await listBackups(config.storage.path, host, instance.id, args.database));
+    }
+    entries.sort((a, b) => b.at.getTime() - a.at.getTime());
+    return await list(ctx, entries);
   }
+  const hostname = Deno.hostname();
 
   let source: RestoreSource;
   if (args.latest) {
@@ -184,6 +191,21 @@ export async function runRestore(args: RestoreArgs, ctx: Context): Promise<numbe
     Deno.removeSignalListener("SIGTERM", onSignal);
   }
   if (abort.signal.aborted) throw new InterruptedError("restore interrupted");
+  if (result.status !== "planned") {
+    // Table, column and routine grants of a users restore wait for their database: apply them.
+    const waiting = await applyWaitingGrants(instance, params, result.target, ctx.log, {
+      storage: config.storage.path,
+      hostname,
+    });
+    if (waiting.applied > 0) {
+      ctx.log.info(
+        `applied ${waiting.applied} grant(s) on ${result.target} that waited in ${waiting.file}`,
+      );
+    }
+    for (const f of waiting.failed) {
+      ctx.log.warn(`grant for ${f.account} on ${result.target} failed: ${f.error}`);
+    }
+  }
   if (ctx.json) ctx.outJson(result);
   else if (result.status === "planned") {
     ctx.out(

@@ -16,49 +16,12 @@ import { importOriginal } from "../lib/credentials/import.ts";
 import { CredentialResolver } from "../lib/credentials/resolve.ts";
 import { ensurePrivateDir, writeFileAtomic } from "../lib/secure_fs.ts";
 import { runPython } from "./helpers/python.ts";
-
-/** The original tool's key and Fernet calls, as its Python source does them. */
-const ORIGINAL_KEY = `
-import sys, json, os, socket, hashlib, base64
-from datetime import datetime, timezone
-from cryptography.fernet import Fernet
-f = Fernet(base64.urlsafe_b64encode(hashlib.sha256(socket.gethostname().encode()).digest()))
-d = json.load(sys.stdin)
-def write(path, data):
-    with open(path, "wb") as fh:
-        fh.write(data)
-    os.chmod(path, 0o600)
-`;
-
-/** Writes `.secrets/credentials.json` the way the original tool does. */
-const ORIGINAL_CREDENTIALS_JSON = ORIGINAL_KEY + `
-creds = {}
-for i, e in d["entries"].items():
-    if e.get("plain"):
-        creds[i] = {"username": e["username"], "password": e["password"], "encrypted": False}
-    else:
-        creds[i] = {"username": e["username"], "password": f.encrypt(e["password"].encode()).decode(), "encrypted": True}
-write(d["path"], json.dumps(creds, indent=2).encode())
-`;
-
-/** Writes `.secrets/vault.json.enc` the way the original tool does: encrypted twice. */
-const ORIGINAL_VAULT = ORIGINAL_KEY + `
-now = datetime.now(timezone.utc).isoformat()
-creds = {}
-for i, e in d["entries"].items():
-    creds[i] = {
-        "username": f.encrypt(e["username"].encode()).decode(),
-        "password": f.encrypt(e["password"].encode()).decode(),
-        "metadata": {"created_at": now, "updated_at": now, "description": "test"},
-    }
-write(d["path"], f.encrypt(json.dumps({"version": "1.0.0", "credentials": creds}).encode()))
-`;
-
-interface PyEntry {
-  username: string;
-  password: string;
-  plain?: boolean;
-}
+import {
+  ORIGINAL_CREDENTIALS_JSON,
+  ORIGINAL_KEY,
+  ORIGINAL_VAULT,
+  type PyEntry,
+} from "./helpers/original_tool.ts";
 
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "vya-cred-" });

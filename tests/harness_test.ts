@@ -83,7 +83,9 @@ Deno.test("both servers start quickly, answer SQL and stop without leaving anyth
   const [pg, my] = await Promise.all([startPostgres(), startMariadb()]);
   const startMs = performance.now() - t0;
   try {
-    assert(startMs < 3000, `servers took ${Math.round(startMs)} ms to start`);
+    // About 0.7 s on an idle machine; the bound only catches a start that waits for a timeout,
+    // since parallel test modules on 2 cores slow it down several times.
+    assert(startMs < 10000, `servers took ${Math.round(startMs)} ms to start`);
     assertEquals(pg.host, "127.0.0.1");
     assertMatch(await pg.sql("select version()"), /^PostgreSQL 15\./);
     assertMatch(await my.sql("select version()"), /^10\.11\..*MariaDB/);

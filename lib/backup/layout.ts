@@ -125,3 +125,25 @@ export function parseStem(fileName: string): { stem: string; name: string; at: D
   if (!at) return undefined;
   return { stem: `${m[1]}_${m[2]}`, name: m[1], at };
 }
+
+/** The host folders present in the storage (decoded names), for listing without the host name. */
+export async function storageHosts(storage: string): Promise<string[]> {
+  const hosts: string[] = [];
+  try {
+    for await (const e of Deno.readDir(storage)) {
+      if (e.isDirectory && !e.name.startsWith(".")) hosts.push(decodeName(e.name));
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return hosts.sort();
+}
+
+/**
+ * This machine's host name, or undefined when the run may not read it (`--allow-sys=hostname`
+ * missing): commands that only read backups then look under every host folder.
+ */
+export function hostnameIfPermitted(): string | undefined {
+  const state = Deno.permissions.querySync({ name: "sys", kind: "hostname" }).state;
+  return state === "granted" ? Deno.hostname() : undefined;
+}

@@ -259,6 +259,9 @@ export class DumpLineReader {
     // Before the banner: the original tool's header (or a file that is no dump at all).
     const lexer = this.#lexers[0];
     const trimmed = text.trimStart();
+    // mariadb-dump (10.11.19+) opens with its sandbox switch, which forbids client shell
+    // commands for the rest of the file: part of the dump, kept.
+    if (lexer.atBoundary && trimmed.startsWith("/*M!999999")) return true;
     if (lexer.atBoundary && trimmed && !trimmed.startsWith("--") && !trimmed.startsWith("#")) {
       if (this.facts.headerStatements.length < 50) {
         this.facts.headerStatements.push(firstWords(trimmed));

@@ -1,0 +1,162 @@
+/**
+ * Configuration: every error names file:line:column and the field path; overlays merge as
+ * documented; relative paths resolve against the config file's folder.
+ */
+import { parseConfig } from "../lib/config/load.ts";
+import { ConfigError } from "../lib/errors.ts";
+import { assert, assertEquals, assertStringIncludes, assertThrows } from "./harness/assert.ts";
+
+const FILE = "/etc/vya-backupdb/config.yaml";
+
+const BASE = `storage:
+  path: /var/backups/vya
+instances:
+  - id: pg-main
+    type: postgresql
+    port: 5432
+    credential: pg-main
+  - id: maria
+    type: mariadb
+    credential: maria
+environments:
+  dev:
+    storage: { path: ./backups, compression: { format: zstd } }
+    instances:
+      - id: maria
+        port: 3307
+      - id: extra
+        type: mysql
+        credential: extra
+`;
+
+function errorOf(text: string, env?: string): string {
+  const e = assertThrows(() => parseConfig(text, FILE, env), ConfigError);
+  return e.message;
+}
+
+Deno.test("a valid file gets defaults and absolute paths", () => {
+  const { config, source } = parseConfig(BASE, FILE);
+  assertEquals(source.dir, "/etc/vya-backupdb");
+  assertEquals(config.storage.path, "/var/backups/vya");
+  assertEquals(config.storage.compression, { format: "gzip", level: 6, threads: 0 });
+  assertEquals(config.credentials.file, "/etc/vya-backupdb/.secrets/credentials.json");
+  assertEquals(config.instances.map((i) => [i.id, i.host, i.port]), [
+    ["pg-main", "127.0.0.1", 5432],
+    ["maria", "127.0.0.1", 3306],
+  ]);
+  assertEquals(config.instances[0].databases, { include: [], exclude: [] });
+  assertEquals(config.instances[0].users.backup, true);
+  assertEquals(config.backup.jobs, 1);
+});
+
+Deno.test("an overlay deep-merges over the base, instances by id", () => {
+  const { config } = parseConfig(BASE, FILE, "dev");
+  assertEquals(config.environment, "dev");
+  assertEquals(config.storage.path, "/etc/vya-backupdb/backups");
+  // zstd's default level, not gzip's: the overlay changed the format only.
+  assertEquals(config.storage.compression, { format: "zstd", level: 3, threads: 0 });
+  assertEquals(config.instances.map((i) => [i.id, i.type, i.port]), [
+    ["pg-main", "postgresql", 5432],
+    ["maria", "mariadb", 3307],
+    ["extra", "mysql", 3306],
+  ]);
+});
+
+Deno.test("environment: in the file selects the overlay; --env wins over it", () => {
+  const withKey = `environment: dev\n${BASE}`;
+  assertEquals(parseConfig(withKey, FILE).config.storage.path, "/etc/vya-backupdb/backups");
+  const prodFile = withKey + "  prod:\n    storage: { path: /srv/prod }\n";
+  assertEquals(parseConfig(prodFile, FILE, "prod").config.storage.path, "/srv/prod");
+});
+
+Deno.test("an unknown environment is an error that lists the defined ones", () => {
+  assertStringIncludes(
+    errorOf(BASE, "staging"),
+    `${FILE}: unknown environment "staging" (from --env or $VYA_ENV); defined: dev`,
+  );
+  assertStringIncludes(
+    errorOf(`environment: qa\n${BASE}`),
+    `${FILE}:1:14: environment: unknown environment "qa"; defined: dev`,
+  );
+});
+
+Deno.test("malformed YAML names the line and column", () => {
+  const message = errorOf("storage:\n  path: [unclosed\ninstances: []\n");
+  assert(/^\/etc\/vya-backupdb\/config\.yaml:\d+:\d+: invalid YAML: /.test(message), message);
+});
+
+Deno.test("duplicate keys are refused with their position", () => {
+  assertStringIncludes(
+    errorOf("storage:\n  path: /a\nstorage:\n  path: /b\n"),
+    `${FILE}:3:1: invalid YAML: Map keys must be unique`,
+  );
+});
+
+Deno.test("a wrong type names file:line:column, field path, expectation and value", () => {
+  const text = BASE.replace("    port: 5432\n", '    port: "abc"\n');
+  assertStringIncludes(
+    errorOf(text),
+    `${FILE}:6:11: instances[0].port: expected 1-65535, got "abc"`,
+  );
+  const big = BASE.replace("    port: 5432\n", "    port: 70000\n");
+  assertStringIncludes(
+    errorOf(big),
+    `${FILE}:6:11: instances[0].port: expected 1-65535, got 70000`,
+  );
+});
+
+Deno.test("an error inside an overlay points into the overlay", () => {
+  const text = BASE.replace("        port: 3307\n", "        port: nope\n");
+  assertStringIncludes(
+    errorOf(text, "dev"),
+    `${FILE}:16:15: instances[1].port: expected 1-65535, got "nope"`,
+  );
+});
+
+Deno.test("unknown keys are errors, at the key", () => {
+  const text = BASE.replace(
+    "    credential: pg-main\n",
+    "    credential: pg-main\n    pasword: x\n",
+  );
+  assertStringIncludes(errorOf(text), `${FILE}:8:5: instances[0].pasword: unknown key`);
+  assertStringIncludes(errorOf("storag:\n  path: /x\n"), `${FILE}:1:1: storag: unknown key`);
+});
+
+Deno.test("duplicate instance ids are errors naming both", () => {
+  const text = BASE.replace("  - id: maria\n", "  - id: pg-main\n");
+  assertStringIncludes(
+    errorOf(text),
+    `${FILE}:8:9: instances[1].id: duplicate instance id "pg-main" (first used by instances[0])`,
+  );
+});
+
+Deno.test("every problem is reported at once, not only the first", () => {
+  const text = BASE
+    .replace("    port: 5432\n", "    port: 0\n")
+    .replace("    type: mariadb\n", "    type: oracle\n");
+  const lines = errorOf(text).split("\n");
+  assertEquals(lines.length, 2, lines.join("\n"));
+  assertStringIncludes(lines.join("\n"), "instances[0].port: expected 1-65535, got 0");
+  assertStringIncludes(
+    lines.join("\n"),
+    `instances[1].type: expected one of postgresql, mysql, mariadb, got "oracle"`,
+  );
+});
+
+Deno.test("compression levels are checked per format", () => {
+  const gzip = BASE.replace(
+    "  path: /var/backups/vya\n",
+    "  path: /x\n  compression: { format: gzip, level: 12 }\n",
+  );
+  assertStringIncludes(
+    errorOf(gzip),
+    "storage.compression.level: expected a gzip level 1-9 (zstd takes 1-19), got 12",
+  );
+  const zstd = gzip.replace("format: gzip", "format: zstd");
+  assertEquals(parseConfig(zstd, FILE).config.storage.compression.level, 12);
+});
+
+Deno.test("a missing required field is named", () => {
+  const text = BASE.replace("    credential: maria\n", "");
+  assertStringIncludes(errorOf(text), "instances[1].credential: required");
+});
