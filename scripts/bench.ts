@@ -154,7 +154,11 @@ async function setVyaCompression(ctx: EngineCtx, codec: BenchCodec, storage: str
   await ctx.env.writeConfig({
     storage: {
       path: storage,
-      compression: { format: codec.format, ...(codec.level ? { level: codec.level } : {}), threads: 0 },
+      compression: {
+        format: codec.format,
+        ...(codec.level ? { level: codec.level } : {}),
+        threads: 0,
+      },
     },
   });
 }
@@ -168,14 +172,16 @@ async function backupRound(ctx: EngineCtx, rep: number): Promise<void> {
   const shell = (script: string) => ["bash", "-o", "pipefail", "-c", script];
 
   {
-    const s = await timed(shell(`${dump} > /dev/null`), { env, serverPid: pid, timeFile: TIME_FILE });
+    const s = await timed(shell(`${dump} > /dev/null`), {
+      env,
+      serverPid: pid,
+      timeFile: TIME_FILE,
+    });
     record({ ...base, codec: "-", contender: "bare dump > /dev/null" }, s, 0);
     log(`    bare dump: ${(mb(ctx.data.dumpBytes) / s.wall).toFixed(1)} MB/s`);
   }
   for (const [ci, codec] of codecs.entries()) {
-    const contenders = codec.format === "none"
-      ? ["vya", "pipe"]
-      : ["vya", "pipe", "two-pass"];
+    const contenders = codec.format === "none" ? ["vya", "pipe"] : ["vya", "pipe", "two-pass"];
     for (const who of rotate(contenders, rep + ci)) {
       const out = join(WORK, `out-${engine}.sql`);
       let sample: Sample;
@@ -203,7 +209,9 @@ async function backupRound(ctx: EngineCtx, rep: number): Promise<void> {
         }
       } else if (who === "pipe") {
         const target = out + codec.suffix;
-        const script = codec.pipe ? `${dump} | ${codec.pipe} > ${q(target)}` : `${dump} > ${q(target)}`;
+        const script = codec.pipe
+          ? `${dump} | ${codec.pipe} > ${q(target)}`
+          : `${dump} > ${q(target)}`;
         sample = await timed(shell(script), { env, serverPid: pid, timeFile: TIME_FILE });
         bytes = await fileSize(target);
         await rmrf(target);
@@ -260,7 +268,9 @@ async function restoreRound(ctx: EngineCtx, rep: number): Promise<void> {
     record({ ...base, contender: label }, sample, 0);
     log(
       `    restore ${label}: ${(mb(ctx.data.dumpBytes) / sample.wall).toFixed(1)} MB/s, ` +
-        `cpu ${(sample.user + sample.sys).toFixed(1)} s, server cpu ${sample.serverCpu.toFixed(1)} s`,
+        `cpu ${(sample.user + sample.sys).toFixed(1)} s, server cpu ${
+          sample.serverCpu.toFixed(1)
+        } s`,
     );
   }
   await dropDatabase(server, RESTORE_DB);
@@ -275,7 +285,7 @@ async function jobsTest(ctx: EngineCtx): Promise<BenchResults["jobs"][number][]>
   const env = await makeTestEnv([{
     id: engine,
     server: server as never,
-    extra: { databases: { include: ["jobs_*"] } },
+    extra: { databases: { include: ["jobs_*"] }, users: { backup: false } },
   }]);
   const out = [];
   try {
@@ -350,9 +360,16 @@ async function main(): Promise<void> {
       }
       const t0 = performance.now();
       const data = await generateDataset(server, DB, sizeBytes, (d) => dumpSize(server, d), log);
-      log(`  ${engine}: ${mb(data.dumpBytes).toFixed(0)} MB dump, generated in ` +
-        `${((performance.now() - t0) / 1000).toFixed(0)} s`);
-      const env = await makeTestEnv([{ id: engine, server: server as never }]);
+      log(
+        `  ${engine}: ${mb(data.dumpBytes).toFixed(0)} MB dump, generated in ` +
+          `${((performance.now() - t0) / 1000).toFixed(0)} s`,
+      );
+      // Users/roles backups are switched off: the contenders dump one database only.
+      const env = await makeTestEnv([{
+        id: engine,
+        server: server as never,
+        extra: { users: { backup: false } },
+      }]);
       ctxs.push({ engine, server, env, data });
     }
     for (let rep = 0; rep < reps; rep++) {

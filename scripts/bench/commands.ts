@@ -59,7 +59,11 @@ export function q(word: string): string {
 /** The dump command for bash, and the environment carrying the password. */
 export function dumpShell(server: BenchServer, database: string): string {
   if (server.engine === "postgresql") {
-    return [`${server.bin}/pg_dump`, ...PG_DUMP_OPTIONS, `--dbname=${pgConninfo(server.params, database)}`]
+    return [
+      `${server.bin}/pg_dump`,
+      ...PG_DUMP_OPTIONS,
+      `--dbname=${pgConninfo(server.params, database)}`,
+    ]
       .map(q).join(" ");
   }
   return [

@@ -213,8 +213,10 @@ export async function generateDataset(
   await insertRows(server, database, 1, CALIBRATION_ROWS);
   const sample = await dumpSize(database);
   const rows = Math.max(CALIBRATION_ROWS, Math.round(targetBytes / (sample / CALIBRATION_ROWS)));
-  log(`  ${server.engine}/${database}: ${Math.round(sample / CALIBRATION_ROWS)} dump bytes/row, ` +
-    `inserting ${rows} rows per table`);
+  log(
+    `  ${server.engine}/${database}: ${Math.round(sample / CALIBRATION_ROWS)} dump bytes/row, ` +
+      `inserting ${rows} rows per table`,
+  );
   if (rows > CALIBRATION_ROWS) await insertRows(server, database, CALIBRATION_ROWS + 1, rows);
   if (server.engine === "postgresql") await server.sql("VACUUM ANALYZE", { database });
   const dumpBytes = await dumpSize(database);
