@@ -18,10 +18,12 @@ import {
   metadataBeside,
   originalToolName,
   restore,
-  type RestoreResult,
   type RestoreSource,
 } from "../lib/restore/restore.ts";
 import type { Context } from "./context.ts";
+import { findInstance } from "./instances.ts";
+import { formatBytes, ProgressLine } from "./progress.ts";
+import { withInterruption } from "./signals.ts";
 import { hostnameIfPermitted, storageHosts } from "../lib/backup/layout.ts";
 import { applyWaitingGrants } from "../lib/users/restore.ts";
 
@@ -81,27 +83,20 @@ roles are missing, or configuration/credential error; 64 usage error.`,
 export type RestoreArgs = InferValue<typeof restoreCommand>;
 
 function human(bytes: number | undefined): string {
-  if (bytes === undefined) return "-";
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let n = bytes;
-  let u = 0;
-  while (n >= 1024 && u < units.length - 1) {
-    n /= 1024;
-    u++;
-  }
-  return `${u === 0 ? n : n.toFixed(1)} ${units[u]}`;
+  return bytes === undefined ? "-" : formatBytes(bytes);
 }
 
-function progressPrinter(
-  ctx: Context,
-): ((phase: string, n: number, total: number) => void) | undefined {
-  if (ctx.json || ctx.globals.quiet || !Deno.stderr.isTerminal()) return undefined;
-  const enc = new TextEncoder();
+function progressPrinter(ctx: Context): (phase: string, n: number, total: number) => void {
+  const line = new ProgressLine(!ctx.json && !ctx.globals.quiet);
   return (phase, n, total) => {
     const pct = total > 0 ? Math.floor((n / total) * 100) : 0;
-    const line = `${phase === "verify" ? "verifying" : "restoring"} ${pct}% ` +
-      `(${human(n)} of ${human(total)})`;
-    Deno.stderr.writeSync(enc.encode(`\r${line.padEnd(60)}${n >= total ? "\n" : ""}`));
+    if (n >= total) {
+      line.clear();
+      return;
+    }
+    line.update(
+      `${phase === "verify" ? "verifying" : "restoring"} ${pct}% (${human(n)} of ${human(total)})`,
+    );
   };
 }
 
@@ -115,12 +110,7 @@ export async function runRestore(args: RestoreArgs, ctx: Context): Promise<numbe
     throw new UsageError("restore --latest needs --database NAME");
   }
   const { config } = await ctx.loadConfig();
-  const instance = config.instances.find((i) => i.id === args.instance);
-  if (!instance) {
-    throw new ConfigError(`unknown instance "${args.instance}"`, {
-      hint: `configured instances: ${config.instances.map((i) => i.id).join(", ") || "none"}`,
-    });
-  }
+  const instance = findInstance(config, args.instance);
   if (args.list) {
     // Listing reads the storage only: without --allow-sys=hostname every host folder is listed.
     const own = hostnameIfPermitted();
@@ -168,13 +158,8 @@ export async function runRestore(args: RestoreArgs, ctx: Context): Promise<numbe
   const params = await new CredentialResolver(config.credentials, ctx.log).connectionParams(
     instance,
   );
-  const abort = new AbortController();
-  const onSignal = () => abort.abort();
-  Deno.addSignalListener("SIGINT", onSignal);
-  Deno.addSignalListener("SIGTERM", onSignal);
-  let result: RestoreResult;
-  try {
-    result = await restore({
+  const result = await withInterruption((signal) =>
+    restore({
       instance,
       params,
       source,
@@ -184,13 +169,10 @@ export async function runRestore(args: RestoreArgs, ctx: Context): Promise<numbe
       noOwner: args.noOwner ?? false,
       log: ctx.log,
       onProgress: progressPrinter(ctx),
-      signal: abort.signal,
-    });
-  } finally {
-    Deno.removeSignalListener("SIGINT", onSignal);
-    Deno.removeSignalListener("SIGTERM", onSignal);
-  }
-  if (abort.signal.aborted) throw new InterruptedError("restore interrupted");
+      signal,
+    })
+  );
+  if (result === undefined) throw new InterruptedError("restore interrupted");
   if (result.status !== "planned") {
     // Table, column and routine grants of a users restore wait for their database: apply them.
     const waiting = await applyWaitingGrants(instance, params, result.target, ctx.log, {
