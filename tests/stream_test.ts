@@ -171,6 +171,33 @@ Deno.test("decompressors read what system gzip and zstd write, multi-member gzip
   );
 });
 
+Deno.test("decompressors reject truncated and corrupt input instead of returning less data", async () => {
+  for (const format of ["gzip", "zstd"] as const) {
+    const packed = await compress(text, codecFor(format).compress(3));
+    for (const cut of [1, 100, packed.length - 10]) {
+      const truncated = packed.subarray(0, packed.length - cut);
+      await assertRejects(() =>
+        collect(chunked(truncated).pipeThrough(codecFor(format).decompress()))
+      );
+    }
+    const corrupt = packed.slice();
+    corrupt.fill(0x55, 1000, 1100);
+    await assertRejects(() => collect(chunked(corrupt).pipeThrough(codecFor(format).decompress())));
+  }
+});
+
+Deno.test("zstd: a multi-frame file fails clearly instead of hanging or losing frames", async () => {
+  const one = await tool("zstd", ["-c", "-q"], text.subarray(0, 1000));
+  const two = new Uint8Array(one.length * 2);
+  two.set(one);
+  two.set(one, one.length);
+  await assertRejects(
+    () => collect(chunked(two).pipeThrough(codecFor("zstd").decompress())),
+    Error,
+    "more than one frame",
+  );
+});
+
 Deno.test("detectCodec: magic bytes and file names", async () => {
   const gz = await compress(new Uint8Array([1, 2, 3]), codecFor("gzip").compress(1));
   const zst = await compress(new Uint8Array([1, 2, 3]), codecFor("zstd").compress(1));

@@ -10,6 +10,7 @@
 import zlib from "node:zlib";
 import { fromNodeTransform } from "./node_transform.ts";
 import { parallelGzip } from "./gzip_parallel.ts";
+import { guardZstdDecompressor, zstdFrameCheck } from "./zstd_guard.ts";
 
 /** A compression format the tool writes and reads. */
 export type CodecFormat = "gzip" | "zstd" | "none";
@@ -86,12 +87,21 @@ const zstd: Codec = {
     return fromNodeTransform(() =>
       zlib.createZstdCompress({
         chunkSize: CHUNK_SIZE,
-        params: { [zlib.constants.ZSTD_c_compressionLevel]: level },
+        // The content checksum (the zstd CLI's default too) is what lets decompression detect
+        // corrupted data; without it damaged blocks can decode to wrong bytes silently.
+        params: {
+          [zlib.constants.ZSTD_c_compressionLevel]: level,
+          [zlib.constants.ZSTD_c_checksumFlag]: 1,
+        },
       })
     );
   },
   decompress() {
-    return fromNodeTransform(() => zlib.createZstdDecompress({ chunkSize: CHUNK_SIZE }));
+    // Guarded: Deno's zstd decompressor neither reports truncation nor corruption safely.
+    return fromNodeTransform(
+      () => guardZstdDecompressor(zlib.createZstdDecompress({ chunkSize: CHUNK_SIZE })),
+      zstdFrameCheck(),
+    );
   },
 };
 

@@ -10,12 +10,22 @@
  */
 import type { Transform } from "node:stream";
 
+/** Validates the input as it passes; a throw fails the stream with that error. */
+export interface InputCheck {
+  /** Sees each input chunk before the Node stream does. */
+  chunk(chunk: Uint8Array): void;
+  /** Called when the input ends. */
+  end(): void;
+}
+
 /**
  * Wraps the Node Transform made by `make` (created lazily, on the first chunk or at flush) as a
- * Web TransformStream with back-pressure. Cancelling either side destroys the Node stream.
+ * Web TransformStream with back-pressure. Cancelling either side destroys the Node stream; a
+ * throw from `check` errors the stream and destroys it too.
  */
 export function fromNodeTransform(
   make: () => Transform,
+  check?: InputCheck,
 ): TransformStream<Uint8Array, Uint8Array> {
   let node: Transform | undefined;
   let failure: Error | undefined;
@@ -58,15 +68,26 @@ export function fromNodeTransform(
     return created;
   };
 
+  const runCheck = (stream: Transform, run: () => void) => {
+    try {
+      run();
+    } catch (error) {
+      stream.destroy();
+      throw error;
+    }
+  };
+
   return new TransformStream<Uint8Array, Uint8Array>({
     transform(chunk, controller) {
       const stream = ensure(controller);
+      runCheck(stream, () => check?.chunk(chunk));
       return guarded((resolve, reject) => {
         stream.write(chunk, (error) => (error ? reject(error) : resolve()));
       });
     },
     flush(controller) {
       const stream = ensure(controller);
+      runCheck(stream, () => check?.end());
       return guarded((resolve) => {
         stream.once("end", resolve);
         stream.end();
