@@ -170,13 +170,31 @@ Deno.test("SIGTERM to a test process stops its servers", async () => {
   assert(!(await portOpen(pg.port)) && !(await portOpen(my.port)), "servers still listening");
 });
 
-Deno.test("servers of a killed test process are swept by the next run", async () => {
+Deno.test("servers of a SIGKILLed test process are removed by the watcher", async () => {
   const { child, pg, my } = await spawnServe();
   child.kill("SIGKILL");
   await child.status;
-  assert(await portOpen(pg.port), "postgres should outlive a SIGKILLed owner");
-  const removed = sweepLeftovers();
-  assert(removed.includes(pg.dir) && removed.includes(my.dir), `swept ${removed}`);
+  const end = Date.now() + 15000;
+  while (Date.now() < end && (await dirExists(pg.dir) || await dirExists(my.dir))) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
   assert(!(await dirExists(pg.dir)) && !(await dirExists(my.dir)), "folders left behind");
   assert(!(await portOpen(pg.port)) && !(await portOpen(my.port)), "servers still listening");
+});
+
+Deno.test("the sweep removes folders whose owner process is dead, and only those", async () => {
+  const dead = await Deno.makeTempDir({ dir: "/tmp", prefix: "vyat-" });
+  const alive = await Deno.makeTempDir({ dir: "/tmp", prefix: "vyat-" });
+  try {
+    // pid 2^22+1 is above Linux's pid_max limit, so it is never a live process.
+    await Deno.writeTextFile(`${dead}/owner`, "4194305 1\n");
+    await Deno.writeTextFile(`${alive}/owner`, `${Deno.pid} \n`);
+    const removed = sweepLeftovers();
+    assert(removed.includes(dead), `swept ${removed}`);
+    assert(!removed.includes(alive) && await dirExists(alive), "a live owner's folder was swept");
+    assert(!(await dirExists(dead)));
+  } finally {
+    await Deno.remove(alive, { recursive: true }).catch(() => {});
+    await Deno.remove(dead, { recursive: true }).catch(() => {});
+  }
 });

@@ -18,8 +18,8 @@ import {
   type MyServer,
   type PgServer,
   startMariadb,
-  startPostgres,
   type StartOptions,
+  startPostgres,
   type TestServer,
 } from "./servers.ts";
 
@@ -200,7 +200,9 @@ async function must(cmd: string[], what: string, logFile?: string): Promise<RunR
   const result = await run(cmd);
   if (result.code !== 0) {
     const log = logFile ? readText(logFile) ?? "" : "";
-    throw new Error(`${what} failed (exit ${result.code}):\n${result.stderr}${result.stdout}${log}`);
+    throw new Error(
+      `${what} failed (exit ${result.code}):\n${result.stderr}${result.stdout}${log}`,
+    );
   }
   return result;
 }

@@ -10,8 +10,10 @@
  *   itself (`try { ... } finally { await server.stop(); }`).
  *
  * Every server lives in its own short folder `/tmp/vyat-XXXXXX` (unix socket paths are limited
- * to 107 bytes) holding an `owner` file; folders of processes that died without cleaning up are
- * swept on the next start.
+ * to 107 bytes) holding an `owner` file. Cleanup, in order of preference: `stop()`; the module's
+ * `unload` event; SIGINT/SIGTERM listeners (under `deno run`); a detached watcher shell that
+ * removes the server once the test process is gone (covers Ctrl-C under `deno test` and
+ * SIGKILL); and a sweep of folders whose owner died, run before the first start of a process.
  *
  * @module
  */
@@ -240,7 +242,56 @@ async function makeServerDir(): Promise<string> {
   const dir = await Deno.makeTempDir({ dir: TMP, prefix: DIR_PREFIX });
   await Deno.chmod(dir, 0o755);
   await Deno.writeTextFile(`${dir}/owner`, `${Deno.pid} ${startTime(Deno.pid) ?? ""}\n`);
+  await startWatcher(dir);
   return dir;
+}
+
+/**
+ * A detached shell that stops the server and deletes its folder once the test process is gone.
+ * Needed because `deno test` exits on Ctrl-C without running `unload` or our signal listeners,
+ * and nothing runs at all after SIGKILL. It also ends by itself when the folder is deleted.
+ */
+const WATCHER = `
+pid=$1 dir=$2
+while kill -0 "$pid" 2>/dev/null && [ -d "$dir" ]; do sleep 1; done
+[ -d "$dir" ] || exit 0
+if [ -f "$dir/data/postmaster.pid" ] && [ -f "$dir/pgbin" ]; then
+  bin=$(cat "$dir/pgbin")
+  if [ "$(id -u)" = 0 ]; then
+    runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -m immediate -w -t 10 -s stop
+  else
+    "$bin/pg_ctl" -D "$dir/data" -m immediate -w -t 10 -s stop
+  fi
+fi
+if [ -f "$dir/mysqld.pid" ]; then
+  kill -TERM "$(cat "$dir/mysqld.pid")" 2>/dev/null
+  i=0
+  while [ -f "$dir/mysqld.pid" ] && [ $i -lt 300 ]; do sleep 0.05; i=$((i + 1)); done
+  [ -f "$dir/mysqld.pid" ] && kill -KILL "$(cat "$dir/mysqld.pid")" 2>/dev/null
+fi
+rm -rf "$dir"
+`;
+
+async function startWatcher(dir: string): Promise<void> {
+  await detach(
+    ["sh", "-c", WATCHER, "vya-test-watcher", String(Deno.pid), dir],
+    "starting the cleanup watcher",
+  );
+}
+
+/**
+ * Starts a process detached with `setsid -f`: the test process owns no child (no resource leak
+ * reports), and Ctrl-C on the terminal does not reach it. stdio must be null: a detached child
+ * holding our pipes would keep `output()` waiting for it to exit.
+ */
+async function detach(cmd: string[], what: string): Promise<void> {
+  const status = await new Deno.Command("setsid", {
+    args: ["-f", ...cmd],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  if (!status.success) throw new Error(`${what} failed (exit ${status.code})`);
 }
 
 /** Waits until a file is gone: the pid file disappears when the server has really exited. */
@@ -312,7 +363,7 @@ function serverDirs(): { dir: string; mine: boolean; dead: boolean }[] {
     const owner = readText(`${dir}/owner`)?.trim();
     if (owner === undefined) continue; // being created right now, or not ours
     const [pid, start] = owner.split(" ");
-    const dead = !alive(Number(pid)) || (start !== "" && startTime(Number(pid)) !== start);
+    const dead = !alive(Number(pid)) || (!!start && startTime(Number(pid)) !== start);
     found.push({ dir, mine: owner === me, dead });
   }
   return found;
@@ -521,10 +572,14 @@ export async function startMariadb(options: StartOptions = {}): Promise<MyServer
       ].join("\n"),
       { mode: 0o600 },
     );
+    // A private tmpdir: with the shared /tmp, concurrent bootstraps have failed on each other's
+    // internal temporary tables ("Can't find file: '/tmp/#sql-temptable-...MAI'").
+    await Deno.mkdir(`${dir}/tmp`, { mode: 0o700 });
     chownTree(dir, "mysql");
     const common = [
       "--no-defaults",
       `--datadir=${dir}/data`,
+      `--tmpdir=${dir}/tmp`,
       "--innodb-log-file-size=16M",
       ...(isRoot ? ["--user=mysql"] : []),
     ];
@@ -540,12 +595,8 @@ export async function startMariadb(options: StartOptions = {}): Promise<MyServer
       "mariadb-install-db",
     );
     await Deno.remove(`${dir}/init.sql`);
-    // setsid -f detaches the server: the test process does not own a child (no resource leak
-    // reports) and Ctrl-C on the terminal reaches our handler, which stops it cleanly.
-    await must(
+    await detach(
       [
-        "setsid",
-        "-f",
         mariadbd,
         ...common,
         "--bind-address=127.0.0.1",
