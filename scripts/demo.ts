@@ -170,7 +170,7 @@ async function main(): Promise<void> {
       console.log(bold("$ sha256sum -c …sha256"));
       console.log(new TextDecoder().decode(sum.stdout).trim());
     }
-    await runOptional(c);
+    await restoreAndRebuild(c, configPath, config);
   } finally {
     step("Stopping the servers");
     await Promise.all([pg.stop(), my.stop()]);
@@ -179,50 +179,148 @@ async function main(): Promise<void> {
   }
 }
 
-/** The commands that landed after the foundation; each is shown when the CLI has it. */
-async function runOptional(c: string[]): Promise<void> {
-  const help = await runCli(["--help"]);
-  if (help.stdout.includes("restore")) {
-    step("Restore");
-    await show([...c, "restore", "--instance", "pg-main", "--list"]);
+/** Restore, then the rebuild of both servers from nothing onto empty ones. */
+async function restoreAndRebuild(
+  c: string[],
+  configPath: string,
+  config: { instances: { port: number }[] },
+): Promise<void> {
+  step("Restore");
+  await show([...c, "restore", "--instance", "pg-main", "--list"]);
+  await show([
+    ...c,
+    "restore",
+    "--instance",
+    "pg-main",
+    "--database",
+    "shop",
+    "--latest",
+    "--dry-run",
+    "--target",
+    "shop_copy",
+  ]);
+  await show([
+    ...c,
+    "restore",
+    "--instance",
+    "pg-main",
+    "--database",
+    "shop",
+    "--latest",
+    "--target",
+    "shop_copy",
+  ]);
+  await show([
+    ...c,
+    "restore",
+    "--instance",
+    "maria-main",
+    "--database",
+    "blog",
+    "--latest",
+    "--target",
+    "blog_copy",
+  ]);
+  console.log("Restoring over an existing database is refused without --force:");
+  await show([
+    ...c,
+    "restore",
+    "--instance",
+    "pg-main",
+    "--database",
+    "shop",
+    "--latest",
+    "--target",
+    "shop_copy",
+  ]);
+
+  step("Rebuilding both servers from nothing");
+  console.log(
+    "Two empty servers replace the old ones; the config points the same instance ids at them.",
+  );
+  const [pg2, my2] = await Promise.all([startPostgres(), startMariadb()]);
+  try {
+    config.instances[0].port = pg2.port;
+    config.instances[1].port = my2.port;
+    await Deno.writeTextFile(configPath, stringify(config));
+    // The new servers' superuser passwords differ: store them as a sysadmin would.
     await show([
       ...c,
-      "restore",
-      "--instance",
+      "credentials",
+      "encrypt",
+      "--id",
       "pg-main",
-      "--database",
-      "shop",
-      "--latest",
-      "--target",
-      "shop_copy",
-    ]);
+      "--username",
+      pg2.user,
+      "--password-stdin",
+    ], {
+      stdin: pg2.password + "\n",
+    });
     await show([
       ...c,
-      "restore",
-      "--instance",
+      "credentials",
+      "encrypt",
+      "--id",
       "maria-main",
-      "--database",
-      "blog",
-      "--latest",
-      "--target",
-      "blog_copy",
-    ]);
-    await show([
-      ...c,
-      "restore",
-      "--instance",
-      "pg-main",
-      "--database",
-      "shop",
-      "--latest",
-      "--target",
-      "shop_copy",
-    ]);
-  }
-  if (help.stdout.includes("users")) {
-    step("Users and roles");
-    await show([...c, "users", "backup", "--all"]);
-    await show([...c, "users", "restore", "--instance", "maria-main", "--all", "--dry-run"]);
+      "--username",
+      my2.user,
+      "--password-stdin",
+    ], {
+      stdin: my2.password + "\n",
+    });
+    await show([...c, "users", "restore", "--instance", "pg-main", "--all"]);
+    await show([...c, "users", "restore", "--instance", "maria-main", "--all"]);
+    for (const db of ["shop", "inventory"]) {
+      await show([...c, "restore", "--instance", "pg-main", "--database", db, "--latest"]);
+    }
+    await show([...c, "restore", "--instance", "maria-main", "--database", "blog", "--latest"]);
+    step("The applications log in to the new servers with their old passwords");
+    const psql = await new Deno.Command(`${pg2.bin}/psql`, {
+      args: [
+        "-X",
+        "-At",
+        "-h",
+        pg2.host,
+        "-p",
+        String(pg2.port),
+        "-U",
+        "shop_owner",
+        "-d",
+        "shop",
+        "-c",
+        "SELECT current_user, count(*) FROM orders",
+      ],
+      env: { PGPASSWORD: "shop-owner-pw" },
+    }).output();
+    console.log(
+      `shop_owner on PostgreSQL: ${
+        new TextDecoder().decode(psql.stdout).trim() || new TextDecoder().decode(psql.stderr).trim()
+      }`,
+    );
+    const maria = await new Deno.Command(`${my2.bin}/mariadb`, {
+      args: [
+        "--no-defaults",
+        "--protocol=TCP",
+        "-h",
+        my2.host,
+        "-P",
+        String(my2.port),
+        "-u",
+        "blog_app",
+        "-N",
+        "-e",
+        "SELECT CURRENT_USER(), COUNT(*) FROM blog.posts",
+      ],
+      env: { MYSQL_PWD: "blog-app-pw" },
+    }).output();
+    console.log(
+      `blog_app on MariaDB: ${
+        new TextDecoder().decode(maria.stdout).trim() ||
+        new TextDecoder().decode(maria.stderr).trim()
+      }`,
+    );
+  } finally {
+    await Promise.all([pg2.stop(), my2.stop()]);
   }
 }
 

@@ -244,7 +244,8 @@ export async function restoreUsers(o: UsersRestoreOptions): Promise<UsersRestore
       const line = `${p.outcome.account}: ${p.outcome.status}` +
         (p.outcome.note ? ` (${p.outcome.note})` : "");
       if (p.outcome.status === "failed") continue;
-      o.log.info(line);
+      // The command prints each outcome on stdout; the log keeps it for --verbose and cron logs.
+      o.log.debug(line);
     }
     const byDb = new Map<string, number>();
     for (const w of result.waiting) byDb.set(w.database, (byDb.get(w.database) ?? 0) + 1);
