@@ -17,7 +17,7 @@ import { ensurePrivateDir } from "../secure_fs.ts";
 import { VERSION } from "../version.ts";
 import { codecFor } from "../stream/codecs.ts";
 import type { DatabaseInfo, EngineAdapter, ServerVersion } from "../engines/types.ts";
-import { selectDatabases } from "../engines/select.ts";
+import { isSystemDatabase, selectDatabases } from "../engines/select.ts";
 import { connect } from "../engines/mod.ts";
 import { pgDumpCommand } from "../dump/postgres.ts";
 import { mysqlDumpCommand } from "../dump/mysql.ts";
@@ -179,7 +179,15 @@ async function backupInstance(
       chosen = [];
       for (const name of request.databases) {
         const found = all.find((d) => d.name === name);
-        if (!found) {
+        if (isSystemDatabase(adapter.engine, name)) {
+          // Naming a system database does not make it user data: it is never backed up.
+          record({
+            instance: instance.id,
+            database: name,
+            status: "failed",
+            error: `"${name}" is a system database of ${instance.id}; it is never backed up`,
+          });
+        } else if (!found) {
           record({
             instance: instance.id,
             database: name,

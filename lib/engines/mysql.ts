@@ -4,8 +4,9 @@
  *
  * @module
  */
-import mysql from "mysql2/promise";
+import type mysql from "mysql2/promise";
 import type { DatabaseProperties } from "../backup/metadata.ts";
+import { openMysql } from "./drivers.ts";
 import type { ConnectionParams } from "../config/types.ts";
 import { ExitCode, VyaError } from "../errors.ts";
 import { redact } from "../redact.ts";
@@ -126,17 +127,7 @@ class MysqlAdapter implements EngineAdapter {
 export async function connectMysql(params: ConnectionParams): Promise<EngineAdapter> {
   let conn: mysql.Connection;
   try {
-    conn = await mysql.createConnection({
-      host: params.host,
-      port: params.port,
-      user: params.user,
-      password: params.password,
-      connectTimeout: params.connectTimeout * 1000,
-      charset: "utf8mb4_general_ci",
-      // Sizes can exceed 2^53 only in theory; they are cast to text and converted anyway.
-      supportBigNumbers: true,
-      multipleStatements: false,
-    });
+    conn = await openMysql(params);
   } catch (error) {
     throw connectError(error, params);
   }

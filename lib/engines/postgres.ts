@@ -4,7 +4,7 @@
  *
  * @module
  */
-import postgres from "postgres";
+import { openPostgres, type PgSql } from "./drivers.ts";
 import type { DatabaseProperties } from "../backup/metadata.ts";
 import type { ConnectionParams } from "../config/types.ts";
 import { ExitCode, VyaError } from "../errors.ts";
@@ -18,28 +18,12 @@ import {
   type ServerVersion,
 } from "./types.ts";
 
-type Sql = ReturnType<typeof postgres>;
+type Sql = PgSql;
 
 /** The database every PostgreSQL server has; the adapter's home connection goes there. */
 const HOME_DATABASE = "postgres";
 
-function open(params: ConnectionParams, database: string): Sql {
-  return postgres({
-    host: params.host,
-    port: params.port,
-    user: params.user,
-    password: params.password,
-    database,
-    ssl: false,
-    max: 1,
-    connect_timeout: params.connectTimeout,
-    idle_timeout: 0,
-    max_lifetime: null,
-    prepare: false,
-    onnotice: () => {},
-    connection: { application_name: "vya-backupdb" },
-  });
-}
+const open = openPostgres;
 
 /** Opens a connection and proves it works, so bad credentials fail here, not on first use. */
 async function openChecked(params: ConnectionParams, database: string): Promise<Sql> {

@@ -5,7 +5,8 @@
  *
  * @module
  */
-import mysql from "mysql2/promise";
+import type mysql from "mysql2/promise";
+import { openMysql } from "../engines/drivers.ts";
 import type { ConnectionParams } from "../config/types.ts";
 import type { DatabaseProperties } from "../backup/metadata.ts";
 import { writeOptionsFile } from "../dump/options_file.ts";
@@ -32,15 +33,7 @@ export function myCreateStatements(name: string, props: DatabaseProperties): str
 export async function myTarget(params: ConnectionParams): Promise<TargetServer> {
   let conn: mysql.Connection;
   try {
-    conn = await mysql.createConnection({
-      host: params.host,
-      port: params.port,
-      user: params.user,
-      password: params.password,
-      connectTimeout: params.connectTimeout * 1000,
-      charset: "utf8mb4_general_ci",
-      multipleStatements: false,
-    });
+    conn = await openMysql(params);
   } catch (error) {
     throw connectError(error, params);
   }

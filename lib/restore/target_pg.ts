@@ -5,7 +5,7 @@
  *
  * @module
  */
-import postgres from "postgres";
+import { openPostgres } from "../engines/drivers.ts";
 import type { ConnectionParams } from "../config/types.ts";
 import type { DatabaseProperties } from "../backup/metadata.ts";
 import type { ChildSpec } from "../process.ts";
@@ -112,21 +112,8 @@ export function pgPropertyRoles(props: DatabaseProperties, noOwner: boolean): st
 
 /** Opens the PostgreSQL side of a restore. */
 export function pgTarget(params: ConnectionParams, serverMajor: number): TargetServer {
-  const sql = postgres({
-    host: params.host,
-    port: params.port,
-    user: params.user,
-    password: params.password,
-    database: "postgres",
-    ssl: false,
-    max: 1,
-    connect_timeout: params.connectTimeout,
-    idle_timeout: 0,
-    max_lifetime: null,
-    prepare: false,
-    onnotice: () => {},
-    connection: { application_name: "vya-backupdb" },
-  });
+  const sql = openPostgres(params);
+
   return {
     async missingRoles(names) {
       if (names.length === 0) return [];

@@ -11,7 +11,8 @@
  *
  * @module
  */
-import mysql from "mysql2/promise";
+import type mysql from "mysql2/promise";
+import { openMysql as openDriver } from "../engines/drivers.ts";
 import type { ConnectionParams } from "../config/types.ts";
 import { globMatch } from "../engines/select.ts";
 import type { AccountRef, Section, Step } from "./format.ts";
@@ -30,20 +31,9 @@ export const MYSQL_SYSTEM_ACCOUNTS: readonly string[] = [
 /** Accounts a fresh server already has: kept in the backup, restored by `--all` only if missing. */
 const BOOTSTRAP = new Set(["root@localhost"]);
 
-/** Opens a plain mysql2 connection (one statement per query). */
-export async function openMysql(params: ConnectionParams): Promise<mysql.Connection> {
-  return await mysql.createConnection({
-    host: params.host,
-    port: params.port,
-    user: params.user,
-    password: params.password,
-    connectTimeout: params.connectTimeout * 1000,
-    multipleStatements: false,
-    dateStrings: true,
-    supportBigNumbers: true,
-    bigNumberStrings: true,
-    charset: "utf8mb4",
-  });
+/** Opens a connection whose values come back as the server wrote them (dates, big numbers). */
+export function openMysql(params: ConnectionParams): Promise<mysql.Connection> {
+  return openDriver(params, { dateStrings: true, bigNumberStrings: true, charset: "utf8mb4" });
 }
 
 /** Whether an account is excluded by the instance's `users.exclude` globs. */

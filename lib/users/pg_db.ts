@@ -4,31 +4,15 @@
  *
  * @module
  */
-import postgres from "postgres";
+import { openPostgres, type PgSql } from "../engines/drivers.ts";
 import type { ConnectionParams } from "../config/types.ts";
 import type { PgRoleFacts } from "./pg_collect.ts";
 
 /** A porsager/postgres client. */
-export type PgSql = ReturnType<typeof postgres>;
+export type { PgSql };
 
-/** Opens one connection to `database`, every option explicit (no PG* fallbacks decide). */
-export function openPg(params: ConnectionParams, database = "postgres"): PgSql {
-  return postgres({
-    host: params.host,
-    port: params.port,
-    user: params.user,
-    password: params.password,
-    database,
-    ssl: false,
-    max: 1,
-    connect_timeout: params.connectTimeout,
-    idle_timeout: 0,
-    max_lifetime: null,
-    prepare: false,
-    onnotice: () => {},
-    connection: { application_name: "vya-backupdb" },
-  });
-}
+/** Opens one connection to `database`. */
+export const openPg: (params: ConnectionParams, database?: string) => PgSql = openPostgres;
 
 /** Reads every non-`pg_*` role's attributes, hash method and memberships (never the hash). */
 export async function readRoleFacts(sql: PgSql): Promise<PgRoleFacts[]> {

@@ -1,0 +1,52 @@
+/**
+ * The one place driver connections are opened, every option explicit: no `PG*` variable, no
+ * my.cnf, no default database decides where the tool connects or as whom.
+ *
+ * @module
+ */
+import postgres from "postgres";
+import mysql from "mysql2/promise";
+import type { ConnectionParams } from "../config/types.ts";
+
+/** A porsager/postgres client. */
+export type PgSql = ReturnType<typeof postgres>;
+
+/** Opens a single-connection PostgreSQL client to `database` (lazily: it connects on use). */
+export function openPostgres(params: ConnectionParams, database = "postgres"): PgSql {
+  return postgres({
+    host: params.host,
+    port: params.port,
+    user: params.user,
+    password: params.password,
+    database,
+    ssl: false,
+    max: 1,
+    connect_timeout: params.connectTimeout,
+    idle_timeout: 0,
+    max_lifetime: null,
+    prepare: false,
+    onnotice: () => {},
+    connection: { application_name: "vya-backupdb" },
+  });
+}
+
+/**
+ * Opens a MySQL/MariaDB connection (one statement per query, utf8mb4). `options` adds or
+ * overrides driver options, e.g. `dateStrings` where values are copied verbatim.
+ */
+export async function openMysql(
+  params: ConnectionParams,
+  options: Partial<mysql.ConnectionOptions> = {},
+): Promise<mysql.Connection> {
+  return await mysql.createConnection({
+    host: params.host,
+    port: params.port,
+    user: params.user,
+    password: params.password,
+    connectTimeout: params.connectTimeout * 1000,
+    charset: "utf8mb4_general_ci",
+    supportBigNumbers: true,
+    multipleStatements: false,
+    ...options,
+  });
+}
