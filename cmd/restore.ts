@@ -179,11 +179,6 @@ export async function runRestore(args: RestoreArgs, ctx: Context): Promise<numbe
       storage: config.storage.path,
       hostname,
     });
-    if (waiting.applied > 0) {
-      ctx.log.info(
-        `applied ${waiting.applied} grant(s) on ${result.target} that waited in ${waiting.file}`,
-      );
-    }
     for (const f of waiting.failed) {
       ctx.log.warn(`grant for ${f.account} on ${result.target} failed: ${f.error}`);
     }

@@ -9,17 +9,10 @@ import { deflateRawSync, gzipSync } from "node:zlib";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./harness/assert.ts";
 import { type MyServer, type PgServer, sharedMariadb, sharedPostgres } from "./harness/servers.ts";
 import { makeTestEnv, type TestEnv } from "./helpers/cli.ts";
+import { myProps, myRows, mySchema, pgProps, pgRows, pgSchema } from "./helpers/compare.ts";
 import { databaseBackupPaths } from "../lib/backup/layout.ts";
-import {
-  type BackupMetadata,
-  type DatabaseProperties,
-  METADATA_FORMAT_VERSION,
-  writeMetadata,
-} from "../lib/backup/metadata.ts";
-import { streamDumpToFile } from "../lib/backup/stream_dump.ts";
-import { pgDumpCommand } from "../lib/dump/postgres.ts";
-import { mysqlDumpCommand } from "../lib/dump/mysql.ts";
-import { codecFor } from "../lib/stream/codecs.ts";
+import { type BackupMetadata, writeMetadata } from "../lib/backup/metadata.ts";
+import type { RunSummary } from "../lib/backup/run.ts";
 
 const HOST = Deno.hostname();
 
@@ -83,173 +76,34 @@ CREATE TRIGGER child_touch BEFORE INSERT ON child FOR EACH ROW SET NEW.id = NEW.
 CREATE EVENT nightly ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM child WHERE id < 0;
 `;
 
-async function pgProps(pg: PgServer, db: string): Promise<DatabaseProperties> {
-  const q = (s: string) => pg.sql(s.replaceAll("$DB", `'${db.replaceAll("'", "''")}'`));
-  const [owner, encoding, collate, ctype, provider, limit] = (await q(`
-    SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype,
-           CASE datlocprovider WHEN 'c' THEN 'libc' WHEN 'i' THEN 'icu' END, datconnlimit
-      FROM pg_database WHERE datname = $DB`)).split("\t");
-  const comment = await q(
-    `SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $DB`,
-  );
-  const grants = (await q(`
-    SELECT CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
-           a.privilege_type, a.is_grantable
-      FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = $DB ORDER BY 1, 2`))
-    .split("\n").filter(Boolean).map((l) => {
-      const [grantee, privilege, grantable] = l.split("\t");
-      return { grantee, privilege, grantable: grantable === "t" };
-    });
-  const settings = (await q(`
-    SELECT COALESCE(pg_get_userbyid(NULLIF(s.setrole, 0)), ''), unnest(s.setconfig)
-      FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
-     WHERE d.datname = $DB ORDER BY 1, 2`)).split("\n").filter(Boolean).map((l) => {
-    const [role, setting] = l.split("\t");
-    return { role: role || null, setting };
-  });
-  return {
-    owner,
-    encoding,
-    collate,
-    ctype,
-    locale_provider: provider,
-    connection_limit: Number(limit),
-    comment: comment || null,
-    grants,
-    settings,
-  };
-}
-
-async function myProps(my: MyServer, db: string): Promise<DatabaseProperties> {
-  const [cs, coll] = (await my.sql(
-    `SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '${db}'`,
-  )).split("\t");
-  return { character_set: cs, collation: coll };
-}
+/** Second of the last backup taken here: a file name's timestamp has one-second resolution. */
+let lastBackupSecond = 0;
 
 /**
- * Writes a backup in the storage layout the way `backup` does (dump → gzip → sha256 → file,
- * then metadata with the database's properties).
+ * Backs up one database with the real CLI, `backup --instance X --database D`, in a second of
+ * its own (two backups of a database in one second would share a file name).
  */
 async function backupNow(
   env: TestEnv,
-  server: PgServer | MyServer,
   instance: string,
   db: string,
-  at = new Date(),
-): Promise<{ dump: string; metadata: string }> {
-  const paths = databaseBackupPaths(env.storage, HOST, instance, db, at, "gzip");
-  const pg = server.engine === "postgresql";
-  const command = pg
-    ? pgDumpCommand(`${server.bin}/pg_dump`, server.params, db)
-    : await mysqlDumpCommand(
-      `${server.bin}/mariadb-dump`,
-      "mariadb-dump",
-      "mariadb",
-      server.params,
-      db,
-    );
-  if (!pg) {
-    // mariadb-dump 10.11 rejects the connect-timeout line of lib/dump/options_file.ts (reported
-    // to the lead); the option file is rewritten without it until that is fixed.
-    const file = command.child.args[0].replace("--defaults-file=", "");
-    const text = await Deno.readTextFile(file);
-    await Deno.writeTextFile(file, text.replace(/^connect-timeout=.*\n/m, ""));
-  }
-  const result = await streamDumpToFile({
-    command,
-    target: paths,
-    codec: codecFor("gzip"),
-    level: 1,
-    threads: 1,
-  });
-  const meta: BackupMetadata = {
-    format_version: METADATA_FORMAT_VERSION,
-    kind: "database",
-    tool_version: "test",
-    status: "ok",
-    engine: pg ? "postgresql" : "mariadb",
-    server_version: "test",
-    hostname: HOST,
-    instance,
-    database: db,
-    started_at: at.toISOString(),
-    finished_at: at.toISOString(),
-    duration_ms: 1,
-    raw_bytes: result.rawBytes,
-    compression: { format: "gzip", level: 1 },
-    file: { name: paths.dump.split("/").pop()!, bytes: result.fileBytes, sha256: result.sha256 },
-    dump: { tool: command.tool, path: command.child.cmd, tool_version: "test", options: [] },
-    database_properties: pg
-      ? await pgProps(server as PgServer, db)
-      : await myProps(server as MyServer, db),
-  };
-  await writeMetadata(paths.metadata, meta);
-  return { dump: paths.dump, metadata: paths.metadata };
+): Promise<{ dump: string; metadata: string; startedAt: string }> {
+  const wait = (lastBackupSecond + 1) * 1000 - Date.now();
+  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+  const r = await env.run(["--json", "backup", "--instance", instance, "--database", db]);
+  assertEquals(r.code, 0, r.stderr + r.stdout);
+  const summary = JSON.parse(r.stdout) as RunSummary;
+  lastBackupSecond = Math.floor(Date.parse(summary.finished_at) / 1000);
+  const dump = summary.results.find((x) => x.database === db)?.path;
+  assert(dump !== undefined, `no backup of ${db} in ${r.stdout}`);
+  const metadata = dump.replace(/\.sql\.gz$/, ".metadata.json");
+  const meta = JSON.parse(await Deno.readTextFile(metadata)) as BackupMetadata;
+  return { dump, metadata, startedAt: new Date(meta.started_at).toISOString() };
 }
 
-// ---------------------------------------------------------------------------------------------
-// Comparisons
-
-async function pgSchema(pg: PgServer, db: string): Promise<string> {
-  const out = await new Deno.Command(`${pg.bin}/pg_dump`, {
-    args: ["--schema-only", "-h", pg.host, "-p", String(pg.port), "-U", pg.user, "-d", db],
-    env: pg.clientEnv,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert(out.success, new TextDecoder().decode(out.stderr));
-  return new TextDecoder().decode(out.stdout).split("\n")
-    .filter((l) => !/^\\(un)?restrict /.test(l)).join("\n");
-}
-
-async function pgRows(pg: PgServer, db: string): Promise<Record<string, string>> {
-  const tables = (await pg.sql(
-    `SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`,
-    { database: db },
-  )).split("\n").filter(Boolean);
-  const sums: Record<string, string> = {};
-  for (const t of tables) {
-    sums[t] = await pg.sql(
-      `SELECT count(*) || ':' || md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), '')) FROM ${t} t`,
-      { database: db },
-    );
-  }
-  sums.counter = await pg.sql(`SELECT last_value FROM counter`, { database: db });
-  return sums;
-}
-
-async function mySchema(my: MyServer, db: string): Promise<string> {
-  const out = await new Deno.Command(`${my.bin}/mariadb-dump`, {
-    args: [
-      "--no-defaults",
-      "--protocol=TCP",
-      "-h",
-      my.host,
-      "-P",
-      String(my.port),
-      "-u",
-      my.user,
-      "--no-data",
-      "--skip-dump-date",
-      "--routines",
-      "--events",
-      "--triggers",
-      db,
-    ],
-    env: my.clientEnv,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert(out.success, new TextDecoder().decode(out.stderr));
-  // The name appears only in comment lines; everything else must be identical.
-  return new TextDecoder().decode(out.stdout).split("\n")
-    .map((l) => l.startsWith("-- ") ? l.replaceAll(db, "DB") : l).join("\n");
-}
-
-async function myRows(my: MyServer, db: string): Promise<string> {
-  return await my.sql("CHECKSUM TABLE `weird``name`, child EXTENDED", { database: db })
-    .then((s) => s.replaceAll(`${db}.`, ""));
+/** A text as a regular expression matching exactly it. */
+function literal(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 async function pgExists(pg: PgServer, db: string): Promise<boolean> {
@@ -298,7 +152,7 @@ const opts = { sanitizeResources: false, sanitizeOps: false };
 
 Deno.test("PostgreSQL: backup restored under a new name is identical", opts, async () => {
   const { env, pg } = await getSetup();
-  await backupNow(env, pg, "pg", "src_pg");
+  await backupNow(env, "pg", "src_pg");
   const r = await env.run([
     "restore",
     "--instance",
@@ -322,7 +176,7 @@ Deno.test("PostgreSQL: backup restored under a new name is identical", opts, asy
 
 Deno.test("MariaDB: backup restored under a new name is identical", opts, async () => {
   const { env, my } = await getSetup();
-  await backupNow(env, my, "my", "src_my");
+  await backupNow(env, "my", "src_my");
   const r = await env.run([
     "restore",
     "--instance",
@@ -345,7 +199,7 @@ Deno.test("MariaDB: backup restored under a new name is identical", opts, async 
 
 Deno.test("bad files are refused before the server is touched", opts, async () => {
   const { env, pg, my } = await getSetup();
-  const { dump } = await backupNow(env, pg, "pg", "src_pg", new Date(Date.UTC(2020, 0, 1)));
+  const { dump } = await backupNow(env, "pg", "src_pg");
   const dir = await Deno.makeTempDir({ dir: env.dir });
   const bytes = await Deno.readFile(dump);
   // Corrupted: one byte flipped in the middle (the metadata beside it is kept).
@@ -402,7 +256,7 @@ Deno.test("bad files are refused before the server is touched", opts, async () =
 
 Deno.test("a non-empty target is refused without --force and replaced with it", opts, async () => {
   const { env, pg } = await getSetup();
-  const { dump } = await backupNow(env, pg, "pg", "src_pg", new Date(Date.UTC(2021, 0, 1)));
+  const { dump } = await backupNow(env, "pg", "src_pg");
   await pg.sql("CREATE DATABASE busy; ");
   await pg.sql("CREATE TABLE keep_me (x int); INSERT INTO keep_me VALUES (1);", {
     database: "busy",
@@ -441,14 +295,14 @@ Deno.test("a non-empty target is refused without --force and replaced with it", 
 
 Deno.test("--latest skips failed and corrupted backups and says why", opts, async () => {
   const { env, my } = await getSetup();
-  const good = await backupNow(env, my, "my", "src_my", new Date(Date.UTC(2030, 0, 1)));
+  const good = await backupNow(env, "my", "src_my");
   // Newer: a backup whose file got corrupted.
-  const bad = await backupNow(env, my, "my", "src_my", new Date(Date.UTC(2030, 0, 2)));
+  const bad = await backupNow(env, "my", "src_my");
   const b = await Deno.readFile(bad.dump);
   b[100] ^= 1;
   await Deno.writeFile(bad.dump, b);
   // Newest: a failed backup (metadata only).
-  const failedAt = new Date(Date.UTC(2030, 0, 3));
+  const failedAt = new Date((Math.floor(Date.parse(bad.startedAt) / 1000) + 1) * 1000);
   const failedPaths = databaseBackupPaths(env.storage, HOST, "my", "src_my", failedAt, "gzip");
   const failedMeta = JSON.parse(await Deno.readTextFile(good.metadata)) as BackupMetadata;
   await Deno.mkdir(failedPaths.dir, { recursive: true });
@@ -474,10 +328,10 @@ Deno.test("--latest skips failed and corrupted backups and says why", opts, asyn
     status: string;
     checksum: string;
   }[];
-  assertEquals(rows.slice(0, 3).map((r) => [r.started_at.slice(0, 10), r.status, r.checksum]), [
-    ["2030-01-03", "failed", "-"],
-    ["2030-01-02", "ok", "bad"],
-    ["2030-01-01", "ok", "ok"],
+  assertEquals(rows.slice(0, 3).map((r) => [r.started_at, r.status, r.checksum]), [
+    [failedAt.toISOString(), "failed", "-"],
+    [bad.startedAt, "ok", "bad"],
+    [good.startedAt, "ok", "ok"],
   ]);
   const r = await env.run([
     "restore",
@@ -491,8 +345,16 @@ Deno.test("--latest skips failed and corrupted backups and says why", opts, asyn
     "--dry-run",
   ]);
   assertEquals(r.code, 0, r.stderr);
-  assertMatch(r.stderr, /skipped backup of 2030-01-03.*backup failed: mariadb-dump exited/);
-  assertMatch(r.stderr, /skipped backup of 2030-01-02.*checksum mismatch/);
+  assertMatch(
+    r.stderr,
+    new RegExp(
+      `skipped backup of ${literal(failedAt.toISOString())}.*backup failed: mariadb-dump exited`,
+    ),
+  );
+  assertMatch(
+    r.stderr,
+    new RegExp(`skipped backup of ${literal(bad.startedAt)}.*checksum mismatch`),
+  );
   assertStringIncludes(r.stderr, good.dump.split("/").pop()!);
   assert(!(await myExists(my, "latest_my")), "dry run created nothing");
   await Deno.remove(bad.dump);
@@ -528,7 +390,7 @@ Deno.test("a load that fails part-way names the line and leaves no database", op
 
 Deno.test("--no-owner and missing roles", opts, async () => {
   const { env, pg } = await getSetup();
-  const { dump } = await backupNow(env, pg, "pg", "src_pg", new Date(Date.UTC(2022, 0, 1)));
+  const { dump } = await backupNow(env, "pg", "src_pg");
   await pg.sql("CREATE ROLE temp_owner; ALTER DATABASE src_pg OWNER TO temp_owner;");
   await pg.sql("ALTER DATABASE src_pg OWNER TO restore_owner; DROP ROLE temp_owner;");
   // Rename the owner role: the backup names a role the server no longer has.

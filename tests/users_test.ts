@@ -11,13 +11,13 @@
  */
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./harness/assert.ts";
-import { type MyServer, type PgServer, startMariadb, startPostgres } from "./harness/servers.ts";
+import { startMariadb, startPostgres } from "./harness/servers.ts";
 import { makeTestEnv, type TestEnv } from "./helpers/cli.ts";
+import { mariaAccounts, mariaLogin, pgLogin, pgObjectAcls, pgRoles } from "./helpers/compare.ts";
 import type { InstanceConfig } from "../lib/config/types.ts";
 import { silentLogger } from "../lib/log.ts";
 import { applyWaitingGrants } from "../lib/users/restore.ts";
 import { latestUsersBackup } from "../lib/users/store.ts";
-import { openPg } from "../lib/users/pg_db.ts";
 import { sha256File } from "../lib/stream/sha256.ts";
 
 const decoder = new TextDecoder();
@@ -79,40 +79,6 @@ function assertNoHash(text: string, hashes: string[]): void {
 
 // ---------------------------------------------------------------------------------------------
 // MariaDB
-
-async function mariaLogin(server: MyServer, user: string, password: string) {
-  return await tool(`${server.bin}/mariadb`, [
-    "--no-defaults",
-    "--protocol=TCP",
-    "-h",
-    "127.0.0.1",
-    "-P",
-    String(server.port),
-    "-u",
-    user,
-    "-N",
-    "-e",
-    "SELECT CURRENT_USER()",
-  ], { MYSQL_PWD: password });
-}
-
-const MARIA_ACCOUNTS = [
-  "'app'@'10.0.%'",
-  "'web'@'%'",
-  "'locked'@'%'",
-  "'col'@'%'",
-  "'ed'@'%'",
-];
-
-async function mariaShow(server: MyServer, withEd: boolean): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const a of MARIA_ACCOUNTS) {
-    if (a === "'ed'@'%'" && !withEd) continue;
-    out[a] = await server.sql(`SHOW CREATE USER ${a}; SHOW GRANTS FOR ${a};`);
-  }
-  out.reader = await server.sql("SHOW GRANTS FOR reader");
-  return out;
-}
 
 Deno.test("users: MariaDB empty-server drill, --user, existing accounts, dry-run", async (t) => {
   const [a, b, c] = await Promise.all([startMariadb(), startMariadb(), startMariadb()]);
@@ -230,7 +196,7 @@ Deno.test("users: MariaDB empty-server drill, --user, existing accounts, dry-run
       }
       const locked = await mariaLogin(b, "locked", "locked-pw");
       assertStringIncludes(locked.stderr, "locked");
-      assertEquals(await mariaShow(b, withEd), await mariaShow(a, withEd));
+      assertEquals(await mariaAccounts(b), await mariaAccounts(a));
     });
 
     await t.step("--user creates exactly that account and its grants", async () => {
@@ -342,38 +308,6 @@ Deno.test("users: MariaDB empty-server drill, --user, existing accounts, dry-run
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL
 
-async function pgLogin(server: PgServer, user: string, password: string, database = "postgres") {
-  const sql = openPg({ ...server.params, user, password }, database);
-  try {
-    const [row] = await sql<{ u: string }[]>`select current_user::text as u`;
-    return row.u;
-  } finally {
-    await sql.end({ timeout: 1 }).catch(() => {});
-  }
-}
-
-const PG_ROLES_QUERY = `
-  SELECT rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication,
-         rolbypassrls, rolconnlimit, rolvaliduntil, rolconfig
-    FROM pg_roles WHERE rolname !~ '^pg_' AND rolname <> 'postgres' ORDER BY 1;
-  SELECT r.rolname, m.rolname, g.rolname, a.admin_option
-    FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member
-    JOIN pg_roles g ON g.oid = a.grantor ORDER BY 1, 2;
-  SELECT rolname, rolpassword FROM pg_authid WHERE rolname !~ '^pg_' AND rolname <> 'postgres'
-   ORDER BY 1;
-  SELECT datname, datdba::regrole, ARRAY(SELECT unnest(datacl)::text ORDER BY 1)
-    FROM pg_database WHERE datname = 'shop';`;
-
-const PG_SHOP_QUERY = `
-  SELECT nspname, nspowner::regrole, nspacl FROM pg_namespace WHERE nspname = 's';
-  SELECT relname, relkind, relowner::regrole, relacl FROM pg_class
-   WHERE relnamespace = 's'::regnamespace ORDER BY 1;
-  SELECT attrelid::regclass, attname, attacl FROM pg_attribute
-   WHERE attrelid = 's.t'::regclass AND attacl IS NOT NULL ORDER BY 2;
-  SELECT proname, proowner::regrole, proacl FROM pg_proc WHERE pronamespace = 's'::regnamespace;
-  SELECT defaclrole::regrole, defaclnamespace::regnamespace, defaclobjtype, defaclacl
-    FROM pg_default_acl ORDER BY 1, 2, 3;`;
-
 Deno.test("users: PostgreSQL empty-server drill, --user, existing roles, dry-run", async (t) => {
   const [a, b, c] = await Promise.all([startPostgres(), startPostgres(), startPostgres()]);
   let env: TestEnv | undefined;
@@ -467,11 +401,8 @@ Deno.test("users: PostgreSQL empty-server drill, --user, existing roles, dry-run
       assertEquals(await pgLogin(b, "app", "app-pw", "shop"), "app");
       assertEquals(await pgLogin(b, "owner", "owner-pw", "shop"), "owner");
       assertEquals(await pgLogin(b, 'Odd "name"', "odd-pw"), 'Odd "name"');
-      assertEquals(await b.sql(PG_ROLES_QUERY), await a.sql(PG_ROLES_QUERY));
-      assertEquals(
-        await b.sql(PG_SHOP_QUERY, { database: "shop" }),
-        await a.sql(PG_SHOP_QUERY, { database: "shop" }),
-      );
+      assertEquals(await pgRoles(b), await pgRoles(a));
+      assertEquals(await pgObjectAcls(b, "shop"), await pgObjectAcls(a, "shop"));
       assertEquals(
         await b.sql("SELECT shobj_description('app'::regrole, 'pg_authid')"),
         await a.sql("SELECT shobj_description('app'::regrole, 'pg_authid')"),
@@ -516,11 +447,8 @@ Deno.test("users: PostgreSQL empty-server drill, --user, existing roles, dry-run
       ]);
       assertEquals(r.code, 0, r.stderr + r.stdout);
       assertEquals(await pgLogin(b, "app", "app-pw", "shop"), "app");
-      assertEquals(await b.sql(PG_ROLES_QUERY), await a.sql(PG_ROLES_QUERY));
-      assertEquals(
-        await b.sql(PG_SHOP_QUERY, { database: "shop" }),
-        await a.sql(PG_SHOP_QUERY, { database: "shop" }),
-      );
+      assertEquals(await pgRoles(b), await pgRoles(a));
+      assertEquals(await pgObjectAcls(b, "shop"), await pgObjectAcls(a, "shop"));
     });
 
     await t.step("--dry-run masks hashes and changes nothing", async () => {

@@ -223,7 +223,8 @@ async function backupInstance(
       );
     });
     request.signal?.throwIfAborted();
-    if (request.afterInstance) {
+    // A backup of named databases is not a backup of the server: users only with the rest.
+    if (request.afterInstance && !request.databases?.length) {
       for (
         const r of await request.afterInstance({ instance, adapter, params, version, request })
       ) record(r);

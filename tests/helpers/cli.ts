@@ -51,6 +51,16 @@ export interface TestEnv {
   keyFile: string;
   /** Rewrites the config file (extra top-level keys merged over the generated ones). */
   writeConfig(extra?: Record<string, unknown>): Promise<void>;
+  /**
+   * Points instance `id` at another server, as a sysadmin does when a server is replaced at the
+   * same address: its credential is replaced by the new server's superuser login (or `login`)
+   * and the config is rewritten, keeping the extra keys of the last {@linkcode writeConfig}.
+   */
+  retarget(
+    id: string,
+    server: TestInstance["server"],
+    login?: { user: string; password: string },
+  ): Promise<void>;
   /** Runs `vya-backupdb --config <configPath> ARGS…` and collects its output. */
   run(
     args: string[],
@@ -72,7 +82,9 @@ export async function makeTestEnv(
   const configPath = join(dir, "config.yaml");
   await generateKeyFile(keyFile);
   const key = await loadKey({ keyFile });
-  for (const inst of instances) {
+  // A private copy: retarget() replaces entries without touching the caller's array.
+  const current = [...instances];
+  const storeLogin = async (inst: TestInstance) => {
     const login = inst.login ?? { user: inst.server.user, password: inst.server.password };
     await setEntry(
       credentialsFile,
@@ -80,12 +92,15 @@ export async function makeTestEnv(
       { username: login.user, password: login.password },
       key,
     );
-  }
+  };
+  for (const inst of current) await storeLogin(inst);
+  let lastExtra: Record<string, unknown> = {};
   const writeConfig = async (extra: Record<string, unknown> = {}) => {
+    lastExtra = extra;
     const doc = {
       storage: { path: storage, compression: options.compression ?? { format: "gzip", level: 1 } },
       credentials: { file: credentialsFile, key_file: keyFile },
-      instances: instances.map((i) => ({
+      instances: current.map((i) => ({
         id: i.id,
         type: i.server.engine,
         host: i.server.host,
@@ -106,6 +121,13 @@ export async function makeTestEnv(
     credentialsFile,
     keyFile,
     writeConfig,
+    async retarget(id, server, login) {
+      const i = current.findIndex((inst) => inst.id === id);
+      if (i < 0) throw new Error(`no instance ${id} in the test config`);
+      current[i] = { ...current[i], server, login };
+      await storeLogin(current[i]);
+      await writeConfig(lastExtra);
+    },
     run: (args, opts = {}) => runCli(["--config", configPath, ...args], opts),
     cleanup: () => Deno.remove(dir, { recursive: true }).catch(() => {}),
   };
