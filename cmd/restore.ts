@@ -175,13 +175,11 @@ export async function runRestore(args: RestoreArgs, ctx: Context): Promise<numbe
   if (result === undefined) throw new InterruptedError("restore interrupted");
   if (result.status !== "planned") {
     // Table, column and routine grants of a users restore wait for their database: apply them.
-    const waiting = await applyWaitingGrants(instance, params, result.target, ctx.log, {
+    // applyWaitingGrants logs what it applied and every grant that failed.
+    await applyWaitingGrants(instance, params, result.target, ctx.log, {
       storage: config.storage.path,
       hostname,
     });
-    for (const f of waiting.failed) {
-      ctx.log.warn(`grant for ${f.account} on ${result.target} failed: ${f.error}`);
-    }
   }
   if (ctx.json) ctx.outJson(result);
   else if (result.status === "planned") {

@@ -44,6 +44,7 @@ const args = parseArgs({
     "jobs-test": { type: "boolean", default: false },
     "jobs-size": { type: "string", default: "110MB" },
     keep: { type: "boolean", default: false },
+    render: { type: "string" },
   },
 });
 
@@ -324,6 +325,12 @@ async function jobsTest(ctx: EngineCtx): Promise<BenchResults["jobs"][number][]>
 }
 
 async function main(): Promise<void> {
+  if (args.values.render) {
+    // Re-renders the tables of a results file (e.g. a partial one).
+    const results = JSON.parse(await Deno.readTextFile(args.values.render)) as BenchResults;
+    console.log(renderMarkdown(results));
+    return;
+  }
   await Deno.mkdir(WORK, { recursive: true });
   const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\..*/, "Z");
   const machine = await machineInfo(
@@ -381,45 +388,64 @@ async function main(): Promise<void> {
           await restoreRound(ctx, rep);
         }
       }
+      // Partial results survive an interrupted long run.
+      summarize(results, ctxs);
+      await Deno.writeTextFile(
+        join(BENCH_DIR, `partial-${stamp}.json`),
+        JSON.stringify(results, null, 2) + "\n",
+      );
     }
     if (args.values["jobs-test"]) {
       for (const ctx of ctxs) results.jobs.push(...await jobsTest(ctx));
     }
-    for (const ctx of ctxs) {
-      const gz6 = [...samples.values()].find((s) =>
-        s.row.kind === "backup" && s.row.engine === ctx.engine && s.row.codec === "gzip6" &&
-        s.row.contender.startsWith("dump |")
-      );
-      results.data.push({
-        engine: ctx.engine,
-        database: ctx.data.database,
-        rowsPerTable: ctx.data.rowsPerTable,
-        dumpBytes: ctx.data.dumpBytes,
-        gzip6Ratio: gz6 ? ctx.data.dumpBytes / median(gz6.bytes) : undefined,
-      });
-    }
-    for (const { row, runs, bytes } of samples.values()) {
-      const dumpBytes = ctxs.find((c) => c.engine === row.engine)!.data.dumpBytes;
-      const wall = median(runs.map((r) => r.wall));
-      results.rows.push({
-        ...row,
-        runs,
-        median: {
-          wall,
-          mbps: mb(dumpBytes) / wall,
-          cpu: median(runs.map((r) => r.user + r.sys)),
-          serverCpu: median(runs.map((r) => r.serverCpu)),
-          rssMiB: Math.max(...runs.map((r) => r.rssMiB)),
-          outBytes: median(bytes),
-        },
-      });
-    }
+    summarize(results, ctxs);
   } finally {
     for (const ctx of ctxs) await ctx.env.cleanup();
     for (const s of started) await s.stop();
     if (!args.values.keep) await rmrf(WORK);
   }
   results.finished = new Date().toISOString();
+  await writeResults(results, stamp);
+}
+
+/** Fills the dataset facts and the medians from the samples so far. */
+function summarize(results: BenchResults, ctxs: EngineCtx[]): void {
+  results.data = [];
+  results.rows = [];
+  for (const ctx of ctxs) {
+    const gz6 = [...samples.values()].find((s) =>
+      s.row.kind === "backup" && s.row.engine === ctx.engine && s.row.codec === "gzip6" &&
+      s.row.contender.startsWith("dump |")
+    );
+    results.data.push({
+      engine: ctx.engine,
+      database: ctx.data.database,
+      rowsPerTable: ctx.data.rowsPerTable,
+      dumpBytes: ctx.data.dumpBytes,
+      gzip6Ratio: gz6 ? ctx.data.dumpBytes / median(gz6.bytes) : undefined,
+    });
+  }
+  for (const { row, runs, bytes } of samples.values()) {
+    const dumpBytes = ctxs.find((c) => c.engine === row.engine)!.data.dumpBytes;
+    const wall = median(runs.map((r) => r.wall));
+    results.rows.push({
+      ...row,
+      runs,
+      median: {
+        wall,
+        mbps: mb(dumpBytes) / wall,
+        cpu: median(runs.map((r) => r.user + r.sys)),
+        serverCpu: median(runs.map((r) => r.serverCpu)),
+        otherCpu: median(runs.map((r) => r.otherCpu)),
+        rssMiB: Math.max(...runs.map((r) => r.rssMiB)),
+        outBytes: median(bytes),
+      },
+    });
+  }
+}
+
+/** Writes the JSON and markdown files and prints the markdown. */
+async function writeResults(results: BenchResults, stamp: string): Promise<void> {
   const md = renderMarkdown(results);
   const jsonPath = join(BENCH_DIR, `results-${stamp}.json`);
   const mdPath = join(BENCH_DIR, `results-${stamp}.md`);

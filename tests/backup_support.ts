@@ -198,7 +198,7 @@ export async function decompress(path: string): Promise<string> {
 export async function sha256sumCheck(sha256File: string): Promise<{ code: number; text: string }> {
   const dir = sha256File.slice(0, sha256File.lastIndexOf("/"));
   const name = sha256File.slice(dir.length + 1);
-  const out = await tool("sha256sum", ["-c", name], { cwd: dir });
+  const out = await tool("sha256sum", ["-c", "--", name], { cwd: dir });
   return { code: out.code, text: decoder.decode(out.stdout) + out.stderr };
 }
 

@@ -158,7 +158,7 @@ async function checkBackup(
     assertEquals(meta.database_properties?.character_set, "latin1");
     assertEquals(meta.database_properties?.collation, "latin1_german2_ci");
     assertStringIncludes(sql, "-- Dump completed");
-    assertStringIncludes(sql, "(1,'marker-alice'),(2,'marker-bob')");
+    assertMatch(sql, /\(1,'marker-alice'\),\s*\(2,'marker-bob'\)/);
     assertMatch(sql, /CREATE .*PROCEDURE `p_count`/);
     // No CREATE DATABASE / USE: the dump restores under any name.
     assert(!/^(CREATE DATABASE|USE )/m.test(sql), "no CREATE DATABASE or USE in the dump");

@@ -7,6 +7,7 @@
 import type { ConnectionParams } from "../config/types.ts";
 import type { DumpCommand } from "./types.ts";
 import { writeOptionsFile } from "./options_file.ts";
+import { isMariadbBuild } from "../tools/find.ts";
 
 /** Options every MySQL/MariaDB dump gets, recorded in metadata. */
 export const MYSQL_DUMP_OPTIONS = [
@@ -21,9 +22,30 @@ export const MYSQL_DUMP_OPTIONS = [
 ];
 
 /**
- * Builds the dump command. MySQL (not MariaDB) servers also get `--set-gtid-purged=OFF`, so a
- * dump of a GTID-enabled server restores into another server without touching its GTID state,
- * and `--no-tablespaces`, which otherwise needs the PROCESS privilege.
+ * Whether a tool is MySQL's own mysqldump: the name is not enough, Debian's /usr/bin/mysqldump is
+ * MariaDB's mariadb-dump, which refuses MySQL's options ("unknown variable 'set-gtid-purged'").
+ */
+async function isMysqlBuild(toolPath: string, tool: string): Promise<boolean> {
+  if (tool !== "mysqldump") return false;
+  try {
+    const out = await new Deno.Command(toolPath, {
+      args: ["--version"],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    return out.success && !isMariadbBuild(new TextDecoder().decode(out.stdout));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Builds the dump command. MySQL (not MariaDB) servers get `--no-tablespaces`, which otherwise
+ * needs the PROCESS privilege, and, when dumped with MySQL's own mysqldump,
+ * `--set-gtid-purged=OFF`, so a dump of a GTID-enabled server restores into another server
+ * without touching its GTID state. MariaDB's tool (the fallback when no MySQL client is
+ * installed) does not know that option and writes no GTID state anyway.
  */
 export async function mysqlDumpCommand(
   toolPath: string,
@@ -34,8 +56,10 @@ export async function mysqlDumpCommand(
   tuning: { nice?: number; ionice?: "none" | "idle" | "best-effort" } = {},
 ): Promise<DumpCommand> {
   const options = [...MYSQL_DUMP_OPTIONS];
-  if (flavor === "mysql" && tool === "mysqldump") {
-    options.push("--set-gtid-purged=OFF", "--no-tablespaces");
+  if (flavor === "mysql") {
+    // Both builds know --no-tablespaces; only MySQL's own knows --set-gtid-purged.
+    if (await isMysqlBuild(toolPath, tool)) options.push("--set-gtid-purged=OFF");
+    options.push("--no-tablespaces");
   }
   const file = await writeOptionsFile(params);
   return {

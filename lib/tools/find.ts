@@ -239,9 +239,15 @@ async function findPgTool(
   return report;
 }
 
+/** Whether a MySQL-named tool is really a MariaDB build (Debian's mysqldump is mariadb-dump). */
+export function isMariadbBuild(version: string): boolean {
+  return /mariadb/i.test(version);
+}
+
 async function findMyTool(
   role: ToolRole,
   names: string[],
+  engine: "mysql" | "mariadb",
   tools: ToolsConfig,
   options: SearchOptions,
 ): Promise<ToolReport> {
@@ -259,13 +265,20 @@ async function findMyTool(
   for (const dir of path) dirs.push({ dir, source: "PATH" });
   report.searched.push(`PATH (${path.join(":")})`);
   // Preferred name first across all folders, then the other name: a server's own product's tool
-  // beats the other product's tool that happens to come earlier on PATH.
+  // beats the other product's tool that happens to come earlier on PATH. For a MySQL server the
+  // name is not enough: Debian's /usr/bin/mysqldump is MariaDB's, which lacks MySQL's options
+  // (--set-gtid-purged), so MySQL's own build wins wherever it is and MariaDB's is the fallback.
+  let fallback: { path: string; version: string; name: string; source: string } | undefined;
   for (const name of names) {
     for (const { dir, source } of dirs) {
       const candidate = `${dir}/${name}`;
       if (!(await isExecutable(candidate))) continue;
       const version = await versionOf(candidate);
       if (!version) continue;
+      if (engine === "mysql" && isMariadbBuild(version)) {
+        fallback ??= { path: candidate, version, name, source };
+        continue;
+      }
       return {
         ...report,
         path: candidate,
@@ -274,6 +287,19 @@ async function findMyTool(
           `(no ${names[0]})`,
       };
     }
+  }
+  if (fallback) {
+    // Same wording as above when the other product's name was taken; a MariaDB build answering
+    // to MySQL's name says so, since `check` is where a sysadmin learns which tool runs.
+    const why = fallback.name === names[0]
+      ? `a MariaDB build; no MySQL ${names[0]} found`
+      : `no ${names[0]}`;
+    return {
+      ...report,
+      path: fallback.path,
+      version: fallback.version,
+      reason: `${fallback.name} found in ${fallback.source} (${why})`,
+    };
   }
   report.problem = `no ${names.join(" or ")} found; looked in ${report.searched.join(", ")}. ` +
     `Install the ${names[0].startsWith("mariadb") ? "MariaDB" : "MySQL"} client ` +
@@ -305,12 +331,14 @@ export async function findTools(
     set.tools.dump = await findMyTool(
       "dump",
       maria ? ["mariadb-dump", "mysqldump"] : ["mysqldump", "mariadb-dump"],
+      engine,
       tools,
       options,
     );
     set.tools.client = await findMyTool(
       "client",
       maria ? ["mariadb", "mysql"] : ["mysql", "mariadb"],
+      engine,
       tools,
       options,
     );

@@ -25,6 +25,20 @@ export interface Sample {
   rssMiB: number;
   /** CPU seconds the database server spent meanwhile. */
   serverCpu: number;
+  /**
+   * CPU seconds the rest of the machine spent meanwhile (all busy time from /proc/stat minus
+   * client and server): other work running at the same time skews the measurement; anything
+   * above a few percent of `wall * cores` means the run was disturbed.
+   */
+  otherCpu: number;
+}
+
+/** Busy (non-idle, non-iowait) seconds of all cores since boot. */
+function machineBusySeconds(): number {
+  const line = (readText("/proc/stat") ?? "").split("\n")[0];
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal (guest is already inside user)
+  return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / CLK_TCK;
 }
 
 const CLK_TCK = 100;
@@ -75,6 +89,7 @@ export async function timed(
   options: { env?: Record<string, string>; cwd?: string; serverPid: number; timeFile: string },
 ): Promise<Sample> {
   const cpuBefore = serverCpuSeconds(options.serverPid);
+  const busyBefore = machineBusySeconds();
   const start = performance.now();
   const out = await new Deno.Command("/usr/bin/time", {
     args: ["-f", "%U %S %M", "-o", options.timeFile, ...argv],
@@ -88,13 +103,15 @@ export async function timed(
   // Let the backend that served the connection be reaped before the second reading.
   await new Promise((r) => setTimeout(r, 150));
   const serverCpu = serverCpuSeconds(options.serverPid) - cpuBefore;
+  const busy = machineBusySeconds() - busyBefore;
   if (out.code !== 0) {
     const err = new TextDecoder().decode(out.stderr).trim().split("\n").slice(-8).join("\n");
     throw new Error(`${argv.slice(0, 6).join(" ")} … exited ${out.code}:\n${err}`);
   }
   const lines = (await Deno.readTextFile(options.timeFile)).trim().split("\n");
   const [user, sys, rssKiB] = lines[lines.length - 1].split(" ").map(Number);
-  return { wall, user, sys, rssMiB: rssKiB / 1024, serverCpu };
+  const otherCpu = Math.max(0, busy - user - sys - serverCpu);
+  return { wall, user, sys, rssMiB: rssKiB / 1024, serverCpu, otherCpu };
 }
 
 /** The median of a list of numbers. */

@@ -24,6 +24,7 @@ export interface Row {
     mbps: number;
     cpu: number;
     serverCpu: number;
+    otherCpu: number;
     rssMiB: number;
     outBytes: number;
   };
@@ -88,6 +89,8 @@ export interface Target {
 }
 
 const f1 = (x: number) => x.toFixed(1);
+/** Table cells hold shell pipes: escape them or they split the cell. */
+const cell = (text: string) => text.replaceAll("|", "\\|");
 const f2 = (x: number) => x.toFixed(2);
 
 function find(r: BenchResults, kind: string, engine: string, codec: string, who: RegExp) {
@@ -185,9 +188,9 @@ export function renderMarkdown(r: BenchResults): string {
   );
   lines.push("");
   lines.push(
-    "| engine | codec | contender | MB/s | vs shell | wall s | client CPU s | server CPU s | peak RSS MiB | output MB | ratio |",
+    "| engine | codec | contender | MB/s | vs shell | wall s | client CPU s | server CPU s | other CPU s | peak RSS MiB | output MB | ratio |",
   );
-  lines.push("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+  lines.push("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
   const dumpBytes = (engine: string) => r.data.find((d) => d.engine === engine)?.dumpBytes ?? 0;
   for (const row of r.rows) {
     const base = baseline(r, row);
@@ -195,8 +198,9 @@ export function renderMarkdown(r: BenchResults): string {
     const out = row.median.outBytes;
     lines.push(
       `| ${row.engine} | ${row.kind === "restore" ? `restore ${row.codec}` : row.codec} | ` +
-        `${row.contender} | ${f1(row.median.mbps)} | ${vs} | ${f1(row.median.wall)} | ` +
-        `${f1(row.median.cpu)} | ${f1(row.median.serverCpu)} | ${row.median.rssMiB.toFixed(0)} | ` +
+        `${cell(row.contender)} | ${f1(row.median.mbps)} | ${vs} | ${f1(row.median.wall)} | ` +
+        `${f1(row.median.cpu)} | ${f1(row.median.serverCpu)} | ${f1(row.median.otherCpu ?? 0)} | ` +
+        `${row.median.rssMiB.toFixed(0)} | ` +
         `${out ? f1(out / 1e6) : ""} | ${out ? f2(dumpBytes(row.engine) / out) + "x" : ""} |`,
     );
   }
@@ -207,7 +211,7 @@ export function renderMarkdown(r: BenchResults): string {
     lines.push("|---|---|---:|---:|---|");
     for (const t of r.targets) {
       lines.push(
-        `| ${t.name} | ${t.engine} | ${f2(t.value)} | ${t.op} ${t.required} | ${
+        `| ${cell(t.name)} | ${t.engine} | ${f2(t.value)} | ${t.op} ${t.required} | ${
           t.pass ? "PASS" : "FAIL"
         } |`,
       );
@@ -230,7 +234,9 @@ export function renderMarkdown(r: BenchResults): string {
   lines.push(
     "MB/s: uncompressed dump MB (10^6 bytes) per wall second, process start to exit. Client CPU: " +
       "user+sys of the whole client process tree (deno + dump tool, or bash + dump + compressor) " +
-      "from /usr/bin/time. Server CPU: the database server's processes, from /proc. Peak RSS: " +
+      "from /usr/bin/time. Server CPU: the database server's processes, from /proc. Other CPU: " +
+      "everything else the machine ran meanwhile (/proc/stat busy time minus client and server): " +
+      "well above 0 means the measurement was disturbed by other load. Peak RSS: " +
       "/usr/bin/time %M, the largest single process of the tree (for vya the deno process).",
   );
   return lines.join("\n") + "\n";

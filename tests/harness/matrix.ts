@@ -277,7 +277,45 @@ async function makeServerDir(): Promise<string> {
   await Deno.chmod(dir, 0o755);
   await Deno.writeTextFile(`${dir}/owner`, `${Deno.pid} ${startTime(Deno.pid) ?? ""}\n`);
   live.add(dir);
+  await startWatcher(dir);
   return dir;
+}
+
+/**
+ * A detached shell that stops the server and deletes its folder once the test process is gone
+ * (`deno test` exits on Ctrl-C without `unload`; nothing runs after SIGKILL). The same script as
+ * servers.ts, which keeps its copy private; it ends by itself when the folder is deleted.
+ */
+const WATCHER = `
+pid=$1 dir=$2
+while kill -0 "$pid" 2>/dev/null && [ -d "$dir" ]; do sleep 1; done
+[ -d "$dir" ] || exit 0
+if [ -f "$dir/data/postmaster.pid" ] && [ -f "$dir/pgbin" ]; then
+  bin=$(cat "$dir/pgbin")
+  if [ "$(id -u)" = 0 ]; then
+    runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -m immediate -w -t 10 -s stop
+  else
+    "$bin/pg_ctl" -D "$dir/data" -m immediate -w -t 10 -s stop
+  fi
+fi
+if [ -f "$dir/mysqld.pid" ]; then
+  kill -TERM "$(cat "$dir/mysqld.pid")" 2>/dev/null
+  i=0
+  while [ -f "$dir/mysqld.pid" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+  [ -f "$dir/mysqld.pid" ] && kill -KILL "$(cat "$dir/mysqld.pid")" 2>/dev/null
+fi
+rm -rf "$dir"
+`;
+
+async function startWatcher(dir: string): Promise<void> {
+  // stdio null: a detached child holding our pipes would keep output() waiting for it.
+  const status = await new Deno.Command("setsid", {
+    args: ["-f", "sh", "-c", WATCHER, "vya-test-watcher", String(Deno.pid), dir],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  if (!status.success) throw new Error(`starting the cleanup watcher failed (${status.code})`);
 }
 
 function waitGoneSync(path: string, ms: number): boolean {
