@@ -30,8 +30,9 @@ databases, client tools.`,
     description: message`For each instance: reachable, authenticated, server version, the \
 databases a backup would take (after include/exclude, system databases dropped) with their sizes, \
 and the dump and restore client tools that would be used, with their versions and why they were \
-chosen. Exit 0 when every instance is fine, 1 when some are not, 2 when none is, 3 for a \
-configuration error or an unknown instance.`,
+chosen. Exit 0 when every instance is fine; 3 when a credential or a client tool is missing \
+(the message says what to install and where it looked) or the instance is unknown; otherwise 1 \
+when some instances are unreachable or refuse the login, 2 when all are.`,
   },
 );
 
@@ -51,6 +52,8 @@ export async function runCheck(parsed: { instance?: string }, ctx: Context): Pro
   if (ctx.json) ctx.outJson(results);
   const bad = results.filter((r) => !r.ok).length;
   if (bad === 0) return ExitCode.OK;
+  // Something to fix on this machine (credentials, client tools) outranks a server problem.
+  if (results.some((r) => r.config_error)) return ExitCode.CONFIG;
   return bad === results.length ? ExitCode.FAILED : ExitCode.PARTIAL;
 }
 

@@ -35,6 +35,8 @@ export interface InstanceCheck {
   tools?: ToolSet;
   /** What is wrong, in words a sysadmin can act on. */
   errors: string[];
+  /** Something to fix in the configuration or the installation (credential, client tools). */
+  config_error: boolean;
 }
 
 /** Checks one instance; never throws for a server-side problem. */
@@ -51,12 +53,14 @@ export async function checkInstance(
     reachable: false,
     authenticated: false,
     errors: [],
+    config_error: false,
   };
   let params: ConnectionParams;
   try {
     params = await credentials.connectionParams(instance);
   } catch (e) {
     result.errors.push(redact((e as Error).message));
+    result.config_error = true;
     return result;
   }
   try {
@@ -75,6 +79,7 @@ export async function checkInstance(
       );
       result.tools = await findTools(version.flavor, version.major, instance.tools);
       result.errors.push(...result.tools.problems);
+      if (result.tools.problems.length) result.config_error = true;
       if (version.flavor !== instance.type && instance.type !== "mysql") {
         result.errors.push(
           `configured as ${instance.type} but the server is ${version.flavor} ${version.full}`,

@@ -2,10 +2,13 @@
 # Sets the machine up (scripts/setup.sh), runs the whole test suite with coverage and prints the
 # coverage summary of lib/. Exits non-zero when a test fails. Callable from any folder.
 #   bash scripts/test.sh [extra deno test args, e.g. a filter or test files]
+#   VYA_TEST_MATRIX=full bash scripts/test.sh    # also PostgreSQL 16/17/18 and MySQL 9 (CI)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/setup.sh
+# VYA_TEST_MATRIX=full adds PostgreSQL 16-18 and MySQL 9 (installed under /opt/vya-matrix).
+if [ "${VYA_TEST_MATRIX:-minimal}" = full ]; then bash scripts/setup-matrix.sh; fi
 
 rm -rf coverage
 status=0

@@ -66,3 +66,27 @@ Deno.test("filter: header and ownership left out by structure", () => {
     assertEquals(reader.inputLine(15), 20);
   }
 });
+
+Deno.test("filter: settings an older target does not know are left out, nothing else", () => {
+  const dump = [
+    "-- PostgreSQL database dump",
+    "SET statement_timeout = 0;",
+    "SET transaction_timeout = 0;",
+    "COPY public.t (x) FROM stdin;",
+    "SET transaction_timeout = 0;",
+    "\\.",
+    "-- PostgreSQL database dump complete",
+    "",
+  ].join("\n");
+  const filtered = (targetMajor: number) => {
+    const reader = new DumpLineReader({ dialect: "postgresql", targetMajor });
+    const out: string[] = [];
+    const decode = (s: Uint8Array) => out.push(new TextDecoder().decode(s));
+    reader.push(new TextEncoder().encode(dump), decode);
+    reader.end(decode);
+    return out.join("");
+  };
+  // PostgreSQL 16 rejects transaction_timeout (new in 17); the line inside COPY data is data.
+  assertEquals(filtered(16), dump.replace("SET transaction_timeout = 0;\nCOPY", "COPY"));
+  assertEquals(filtered(17), dump);
+});

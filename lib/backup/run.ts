@@ -100,6 +100,8 @@ export interface ItemResult {
   duration_ms?: number;
   /** Why it failed (redacted). */
   error?: string;
+  /** The failure is one of configuration (credentials, client tools), not of the server. */
+  config_error?: boolean;
 }
 
 /** The whole run's results. */
@@ -114,11 +116,15 @@ export interface RunSummary {
   results: ItemResult[];
 }
 
-/** The exit code of a run: 0 all ok, 1 some failed, 2 all failed. */
+/**
+ * The exit code of a run: 0 all ok, 1 some failed, 2 all failed, 3 when nothing could be done
+ * because of configuration (missing credential, missing client tool).
+ */
 export function exitCodeOf(summary: RunSummary): number {
-  const failed = summary.results.filter((r) => r.status === "failed").length;
-  if (failed === 0) return ExitCode.OK;
-  return failed === summary.results.length ? ExitCode.FAILED : ExitCode.PARTIAL;
+  const failed = summary.results.filter((r) => r.status === "failed");
+  if (failed.length === 0) return ExitCode.OK;
+  if (failed.length < summary.results.length) return ExitCode.PARTIAL;
+  return failed.every((r) => r.config_error) ? ExitCode.CONFIG : ExitCode.FAILED;
 }
 
 /** Runs a backup. Throws only for what stops the whole run (lock, interruption). */
@@ -231,12 +237,18 @@ async function backupInstance(
     }
   } catch (e) {
     if (request.signal?.aborted) throw e;
-    if (e instanceof VyaError && e.exitCode === ExitCode.CONFIG && !(e.name === "ConnectError")) {
-      // A credential or tool problem of one instance: reported as that instance's failure.
-    }
+    // A credential or client tool problem fails this instance only; the exit code says 3 when
+    // every failure of the run is of that kind.
+    const configError = e instanceof VyaError && e.exitCode === ExitCode.CONFIG;
     const message = e instanceof Error ? e.message : String(e);
-    request.log.error(`instance ${instance.id}: ${message}`, { instance: instance.id });
-    record({ instance: instance.id, status: "failed", error: redact(message) });
+    const hint = e instanceof VyaError && e.hint ? ` (${e.hint})` : "";
+    request.log.error(`instance ${instance.id}: ${message}${hint}`, { instance: instance.id });
+    record({
+      instance: instance.id,
+      status: "failed",
+      error: redact(message),
+      ...(configError ? { config_error: true } : {}),
+    });
   } finally {
     await adapter?.close().catch(() => {});
   }

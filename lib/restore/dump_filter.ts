@@ -42,7 +42,16 @@ export interface DumpFilterOptions {
   skipHeader?: boolean;
   /** PostgreSQL: leave out `ALTER … OWNER TO …;` statements (outside COPY data). */
   noOwner?: boolean;
+  /**
+   * PostgreSQL: the target server's major version. A newer pg_dump (chosen because no client
+   * of the server's own major is installed) writes session settings an older server rejects;
+   * those top-level `SET` lines are left out.
+   */
+  targetMajor?: number;
 }
+
+/** Session settings pg_dump writes and the first server major that knows them. */
+const PG_SETTING_SINCE: Record<string, number> = { transaction_timeout: 17 };
 
 const NL = 0x0a;
 const PG_BANNER = "-- PostgreSQL database dump";
@@ -306,12 +315,20 @@ export class DumpLineReader {
         for (const r of parseRoleList(owner[1])) this.facts.ownerRoles.add(r);
         if (this.#options.noOwner) return false;
       } else this.#privileges(text);
+      if (first === 0x53 && this.#newerSetting(text)) return false;
       if (first === 0x53 && text.startsWith("SELECT pg_catalog.lo_create(")) {
         this.facts.largeObjects = true;
       }
     }
     lexer.feed(line);
     return true;
+  }
+
+  #newerSetting(text: string): boolean {
+    const major = this.#options.targetMajor;
+    if (major === undefined) return false;
+    const m = /^SET (\w+) = [^;]*;\s*$/.exec(text);
+    return m !== null && (PG_SETTING_SINCE[m[1]] ?? 0) > major;
   }
 
   #privileges(text: string): void {

@@ -194,6 +194,7 @@ export async function restore(request: RestoreRequest): Promise<RestoreResult> {
   try {
     adapter = await connect(instance.type, request.params);
     const version = await adapter.serverVersion();
+    const serverMajor = version.major;
     if (family(version.flavor) !== dumpEngine) {
       throw new BadBackupError(
         `${source.path} is a ${dumpEngine} dump but ${instance.id} runs ` +
@@ -305,6 +306,7 @@ export async function restore(request: RestoreRequest): Promise<RestoreResult> {
         singleTransaction,
         skipHeader: headerSkipped,
         noOwner: request.noOwner && dumpEngine === "postgresql",
+        targetMajor: dumpEngine === "postgresql" ? serverMajor : undefined,
         request,
       });
     } catch (e) {
@@ -356,6 +358,8 @@ interface LoadOptions {
   singleTransaction: boolean;
   skipHeader: boolean;
   noOwner?: boolean;
+  /** PostgreSQL: the target server's major, to leave out settings it does not know. */
+  targetMajor?: number;
   request: RestoreRequest;
 }
 
@@ -375,6 +379,7 @@ async function load(
     dialect: inspection.facts.dialect,
     skipHeader: options.skipHeader,
     noOwner: options.noOwner,
+    targetMajor: options.targetMajor,
   });
   const sha = new Sha256Stream();
   const counter = new ByteCounter({

@@ -20,7 +20,7 @@ export interface TestInstance {
   /** Instance id. */
   id: string;
   /** The server it points at. */
-  server: TestServer & { engine: "postgresql" | "mariadb" };
+  server: TestServer & { engine: "postgresql" | "mysql" | "mariadb" };
   /** Extra instance keys (databases, users, tools, …), merged into the instance mapping. */
   extra?: Record<string, unknown>;
   /** Login to store instead of the server's superuser. */
