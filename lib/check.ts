@@ -91,6 +91,7 @@ export async function checkInstance(
   } catch (e) {
     if (e instanceof ConnectError) {
       result.reachable = e.reason === "auth";
+      result.config_error = e.reason === "permission";
     }
     result.errors.push(redact((e as Error).message));
     log.debug(`check of ${instance.id} failed`, { error: (e as Error).message });

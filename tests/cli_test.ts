@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { stringify } from "yaml";
 import { sharedMariadb, sharedPostgres } from "./harness/servers.ts";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./harness/assert.ts";
-import { makeTestEnv, runCli } from "./helpers/cli.ts";
+import { makeTestEnv, REPO_ROOT, runCli } from "./helpers/cli.ts";
 import { ORIGINAL_CREDENTIALS_JSON, ORIGINAL_VAULT } from "./helpers/original_tool.ts";
 import { runPython } from "./helpers/python.ts";
 
@@ -281,3 +281,32 @@ async function* walk(dir: string): AsyncGenerator<string> {
     else yield p;
   }
 }
+
+Deno.test("backup runs under narrow, explicit permissions; a missing one is named", async () => {
+  const pg = await sharedPostgres();
+  await pg.sql("CREATE DATABASE cli_narrow");
+  const env = await makeTestEnv([
+    { id: "pg", server: pg, extra: { databases: { include: ["cli_narrow"] } } },
+  ]);
+  try {
+    // What README's "Permissions" section tells a sysadmin to grant; nothing broader.
+    const permissions = [
+      `--allow-read=${env.dir},${REPO_ROOT},/usr/lib/postgresql,/usr/bin,/usr/local/bin,/bin`,
+      `--allow-write=${env.storage},/tmp`,
+      `--allow-net=127.0.0.1:${pg.port}`,
+      "--allow-sys=hostname,cpus",
+      "--allow-env=PATH",
+      "--allow-run",
+    ];
+    const r = await runCli(["--config", env.configPath, "backup", "--all"], { permissions });
+    assertEquals(r.code, 0, r.stdout + r.stderr);
+    assertMatch(r.stdout, /ok +pg\/cli_narrow /);
+    const denied = await runCli(["--config", env.configPath, "backup", "--all"], {
+      permissions: permissions.filter((p) => !p.startsWith("--allow-net")),
+    });
+    assertEquals(denied.code, 3, denied.stdout + denied.stderr);
+    assertStringIncludes(denied.stderr, "--allow-net=127.0.0.1");
+  } finally {
+    await env.cleanup();
+  }
+});

@@ -24,6 +24,11 @@ export function connectError(
   let message = redact(String(e.message ?? error));
   if (where.password) message = message.split(where.password).join(MASK);
   const address = `${where.host}:${where.port}`;
+  if (error instanceof Deno.errors.NotCapable || /Requires net access/.test(message)) {
+    return new ConnectError(`missing permission: net access to ${address}`, "permission", {
+      hint: `run with --allow-net=${address} (or add it to the permission set)`,
+    });
+  }
   // Keep only what is safe to show as the cause: code and redacted message.
   const cause = new Error(`${code ? code + ": " : ""}${message}`);
   switch (code) {

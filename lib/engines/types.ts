@@ -68,7 +68,7 @@ export interface EngineAdapter {
 }
 
 /** Why a connection could not be made. */
-export type ConnectFailure = "refused" | "auth" | "timeout" | "dns" | "other";
+export type ConnectFailure = "refused" | "auth" | "timeout" | "dns" | "permission" | "other";
 
 /**
  * A server could not be reached or refused the login. Exit code 2 (failed): the caller decides
@@ -80,7 +80,8 @@ export class ConnectError extends VyaError {
 
   /** Creates a connection error. */
   constructor(message: string, reason: ConnectFailure, options: VyaErrorOptions = {}) {
-    super(message, ExitCode.FAILED, options);
+    // Lacking --allow-net is this machine's configuration, not the server's fault: exit 3.
+    super(message, reason === "permission" ? ExitCode.CONFIG : ExitCode.FAILED, options);
     this.name = "ConnectError";
     this.reason = reason;
   }
