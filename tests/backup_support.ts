@@ -25,6 +25,8 @@ export interface BackgroundRun {
   done: Promise<CliResult>;
   /** Sends a signal to the CLI process itself. */
   kill(signal: Deno.Signal): void;
+  /** The result once the CLI has exited. */
+  result?: CliResult;
 }
 
 /** Starts `vya-backupdb --config <env> ARGS…` like `env.run`, without waiting for it. */
@@ -53,7 +55,9 @@ export function startCli(env: TestEnv, args: string[]): BackgroundRun {
     stdout: clean(out.stdout),
     stderr: clean(out.stderr),
   }));
-  return { pid: child.pid, done, kill: (s) => child.kill(s) };
+  const run: BackgroundRun = { pid: child.pid, done, kill: (s) => child.kill(s) };
+  done.then((r) => run.result = r);
+  return run;
 }
 
 /** Parent PID and command name of a process, or undefined when it is gone. */
@@ -62,7 +66,11 @@ function statOf(pid: number): { ppid: number; comm: string; state: string } | un
     const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
     const close = stat.lastIndexOf(")");
     const rest = stat.slice(close + 2).split(" ");
-    return { ppid: Number(rest[1]), comm: stat.slice(stat.indexOf("(") + 1, close), state: rest[0] };
+    return {
+      ppid: Number(rest[1]),
+      comm: stat.slice(stat.indexOf("(") + 1, close),
+      state: rest[0],
+    };
   } catch {
     return undefined;
   }
@@ -198,7 +206,8 @@ export async function decompress(path: string): Promise<string> {
 export async function sha256sumCheck(sha256File: string): Promise<{ code: number; text: string }> {
   const dir = sha256File.slice(0, sha256File.lastIndexOf("/"));
   const name = sha256File.slice(dir.length + 1);
-  const out = await tool("sha256sum", ["-c", "--", name], { cwd: dir });
+  // No "--": file names never start with "-" (the layout encodes a leading dash).
+  const out = await tool("sha256sum", ["-c", name], { cwd: dir });
   return { code: out.code, text: decoder.decode(out.stdout) + out.stderr };
 }
 
@@ -266,12 +275,45 @@ export async function holdLock(
   };
 }
 
-/** Waits until a dump by the backup login is blocked on a table lock. */
-export function waitDumpBlocked(server: PgServer | MyServer, user: string): Promise<unknown> {
+/**
+ * Waits until a dump by the backup login is blocked on a table lock; fails at once, with the
+ * run's output, when the run ends first.
+ */
+export function waitDumpBlocked(
+  server: PgServer | MyServer,
+  user: string,
+  run?: BackgroundRun,
+): Promise<unknown> {
   const query = server.engine === "postgresql"
     ? `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'vya-backupdb'
          AND usename = '${user}' AND wait_event_type = 'Lock'`
     : `SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '${user}'
          AND STATE LIKE '%metadata lock%'`;
-  return waitFor("the dump to block on the lock", async () => (await server.sql(query)) !== "0");
+  return waitFor("the dump to block on the lock", async () => {
+    if (run?.result) {
+      throw new Error(
+        `the run ended first (exit ${run.result.code}):\n${run.result.stdout}${run.result.stderr}`,
+      );
+    }
+    return (await server.sql(query)) !== "0";
+  });
+}
+
+/** Runs the CLI like `env.run`, killing it after `timeoutMs` so a hang fails instead of stalling. */
+export async function runWithin(
+  env: TestEnv,
+  args: string[],
+  timeoutMs = 30_000,
+): Promise<CliResult> {
+  const run = startCli(env, args);
+  const timer = setTimeout(() => {
+    try {
+      run.kill("SIGKILL");
+    } catch { /* exited */ }
+  }, timeoutMs);
+  try {
+    return await run.done;
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -11,6 +11,7 @@ import { assert, assertEquals, assertMatch, assertStringIncludes } from "./harne
 import { type MyServer, type PgServer, sharedMariadb, sharedPostgres } from "./harness/servers.ts";
 import { makeTestEnv, type TestEnv } from "./helpers/cli.ts";
 import type { RunSummary } from "../lib/backup/run.ts";
+import { databaseBackupPaths } from "../lib/backup/layout.ts";
 import {
   decompress,
   dumpFiles,
@@ -136,7 +137,10 @@ async function checkBackup(
     sha256: createHash("sha256").update(bytes).digest("hex"),
   });
   assertEquals(meta.raw_bytes, new TextEncoder().encode(sql).length);
-  assertEquals(meta.compression.format, ext === ".sql.gz" ? "gzip" : ext === ".sql.zst" ? "zstd" : "none");
+  assertEquals(
+    meta.compression.format,
+    ext === ".sql.gz" ? "gzip" : ext === ".sql.zst" ? "zstd" : "none",
+  );
   assert(meta.error === undefined, `no error on an ok backup: ${meta.error}`);
 
   if (server.engine === "postgresql") {
@@ -148,7 +152,10 @@ async function checkBackup(
     assertEquals(meta.database_properties?.encoding, "LATIN1");
     assertEquals(meta.database_properties?.collate, "C");
     assertStringIncludes(sql, "PostgreSQL database dump complete");
-    assertMatch(sql, /COPY public\.customers \(id, name\) FROM stdin;\n1\tmarker-alice\n2\tmarker-bob\n/);
+    assertMatch(
+      sql,
+      /COPY public\.customers \(id, name\) FROM stdin;\n1\tmarker-alice\n2\tmarker-bob\n/,
+    );
     assertMatch(sql, /CREATE TRIGGER t_audit/);
   } else {
     assertEquals(meta.engine, "mariadb");
@@ -355,8 +362,11 @@ Deno.test("backup: --database picks named databases; a missing or system name fa
       "sel_b1",
       "--database",
       "nosuch",
+      "--database",
+      "sel_b1",
     ]);
     assertEquals(both.code, 1, both.stderr + both.stdout);
+    assertStringIncludes(both.stdout, "1 ok, 1 failed", "a name given twice is backed up once");
     assertMatch(both.stdout, /^ok {6}pg\/sel_b1 /m);
     assertMatch(both.stdout, /^FAILED {2}pg\/nosuch: .*"nosuch" does not exist/m);
     assertEquals(
@@ -382,6 +392,25 @@ Deno.test("backup: --database picks named databases; a missing or system name fa
       assertEquals(listFiles(join(instanceRoot(env, instance), sys)), [], `nothing for ${sys}`);
     }
     assertEquals(dumpFiles(instanceRoot(env, "my")), []);
+
+    // A backup from the same second already there (an earlier run) is never overwritten.
+    const now = Date.now();
+    const planted: string[] = [];
+    for (let s = 0; s <= 2; s++) {
+      const at = new Date(now + s * 1000);
+      const p = databaseBackupPaths(env.storage, Deno.hostname(), "pg", "sel_c1", at, "gzip");
+      await Deno.mkdir(p.dir, { recursive: true });
+      for (const f of [p.dump, p.metadata]) await Deno.writeTextFile(f, "earlier backup");
+      planted.push(p.dump, p.metadata);
+    }
+    const again = await env.run(["backup", "--instance", "pg", "--database", "sel_c1"]);
+    assertEquals(again.code, 0, again.stderr + again.stdout);
+    for (const f of planted) assertEquals(await Deno.readTextFile(f), "earlier backup", f);
+    const fresh = dumpFiles(join(instanceRoot(env, "pg"), "sel_c1")).filter((f) =>
+      !planted.includes(f)
+    );
+    assertEquals(fresh.length, 1, `a new backup beside the earlier ones: ${fresh}`);
+    assertEquals((await readMeta(fresh[0].replace(/\.sql\.gz$/, ".metadata.json"))).status, "ok");
 
     const usage = await env.run(["backup", "--all", "--database", "sel_b1"]);
     assertEquals(usage.code, 64, usage.stderr);

@@ -9,9 +9,9 @@
  * ```
  *
  * Database names become path segments through a reversible encoding: letters and digits of any
- * script, `_`, `-` and inner dots stay as they are; every other byte (`/`, space, quotes, `%`,
- * a leading dot…) becomes `%XX` of its UTF-8 encoding, so no name can leave its folder and every
- * segment decodes back to the exact name.
+ * script, `_`, `-` (not leading) and inner dots stay as they are; every other byte (`/`, space,
+ * quotes, `%`, a leading dot or dash…) becomes `%XX` of its UTF-8 encoding, so no name can leave
+ * its folder, no file name reads as an option, and every segment decodes back to the exact name.
  *
  * @module
  */
@@ -25,8 +25,10 @@ export function encodeName(name: string): string {
   let out = "";
   const chars = [...name];
   chars.forEach((ch, i) => {
-    // A dot is safe only inside the name: "." and ".." and hidden names are encoded.
-    if (SAFE_CHAR.test(ch) || (ch === "." && i > 0 && i < chars.length - 1)) {
+    // A dot is safe only inside the name: "." and ".." and hidden names are encoded. A leading
+    // "-" is encoded too, so no file name reads as an option (`sha256sum -c -x.sha256`).
+    const inner = i > 0 && i < chars.length - 1;
+    if ((SAFE_CHAR.test(ch) && !(ch === "-" && i === 0)) || (ch === "." && inner)) {
       out += ch;
     } else {
       for (const byte of new TextEncoder().encode(ch)) {

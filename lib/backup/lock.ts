@@ -21,14 +21,34 @@ export interface Lock {
   release(): Promise<void>;
 }
 
-/** Whether a process is alive. Zombies count as dead: kill -0 succeeds on them. */
-export function processAlive(pid: number): boolean {
+/**
+ * Whether a process is alive. Zombies count as dead: kill -0 succeeds on them.
+ *
+ * /proc is read directly when allowed; under the CLI's permission set Deno refuses
+ * `/proc/<pid>/…` without --allow-all, so `ps` is asked instead (and `kill -0` where ps is
+ * missing). When nothing can tell, the holder is taken as alive: two runs at once are worse
+ * than a stale lock the user is told about.
+ */
+export async function processAlive(pid: number): Promise<boolean> {
   try {
     const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
     const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
     return state !== "Z" && state !== "X";
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+  }
+  const ask = async (cmd: string, args: string[]) =>
+    await new Deno.Command(cmd, { args, stdin: "null", stdout: "piped", stderr: "null" })
+      .output();
+  try {
+    const out = await ask("ps", ["-o", "stat=", "-p", String(pid)]);
+    const state = new TextDecoder().decode(out.stdout).trim();
+    return out.success && state !== "" && !state.startsWith("Z") && !state.startsWith("X");
+  } catch { /* no ps */ }
+  try {
+    return (await ask("sh", ["-c", 'kill -0 "$1" 2>/dev/null', "sh", String(pid)])).success;
   } catch {
-    return false;
+    return true;
   }
 }
 
@@ -60,7 +80,7 @@ export async function acquireLock(storageDir: string): Promise<Lock> {
       await Deno.remove(temp).catch(() => {});
     }
     const holder = await readHolder(path);
-    if (holder !== undefined && holder !== Deno.pid && processAlive(holder)) {
+    if (holder !== undefined && holder !== Deno.pid && await processAlive(holder)) {
       throw new LockError(`another vya-backupdb run (PID ${holder}) holds the lock ${path}`, {
         hint:
           "wait for it to finish; the lock is taken over automatically once that process is gone",

@@ -183,7 +183,8 @@ async function backupInstance(
     );
     if (request.databases?.length) {
       chosen = [];
-      for (const name of request.databases) {
+      // A name given twice would be dumped twice into the same file name.
+      for (const name of new Set(request.databases)) {
         const found = all.find((d) => d.name === name);
         if (isSystemDatabase(adapter.engine, name)) {
           // Naming a system database does not make it user data: it is never backed up.
@@ -269,15 +270,17 @@ async function backupDatabase(db: DatabaseInfo, job: DatabaseJob): Promise<ItemR
   const config = request.config;
   const format = config.storage.compression.format;
   const level = config.storage.compression.level;
-  const started = new Date();
-  const paths = databaseBackupPaths(
-    config.storage.path,
-    request.hostname,
-    instance.id,
-    db.name,
-    started,
-    format,
-  );
+  const pathsAt = (at: Date) =>
+    databaseBackupPaths(config.storage.path, request.hostname, instance.id, db.name, at, format);
+  let started = new Date();
+  let paths = pathsAt(started);
+  // Stems have one-second resolution: a run in the same second as an earlier one would replace
+  // that backup, or mark it failed beside its good dump. Wait for a fresh second instead.
+  while (!request.dryRun && (await exists(paths.dump) || await exists(paths.metadata))) {
+    await new Promise((resolve) => setTimeout(resolve, 1000 - started.getUTCMilliseconds()));
+    started = new Date();
+    paths = pathsAt(started);
+  }
   const base: ItemResult = {
     instance: instance.id,
     database: db.name,
@@ -354,6 +357,16 @@ async function backupDatabase(db: DatabaseInfo, job: DatabaseJob): Promise<ItemR
   }
 }
 
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
 function finish(started: Date): Pick<BackupMetadata, "finished_at" | "duration_ms"> {
   const now = new Date();
   return { finished_at: now.toISOString(), duration_ms: now.getTime() - started.getTime() };
@@ -425,11 +438,16 @@ export async function sweepPartials(dir: string, log: Logger): Promise<number> {
   return removed;
 }
 
-/** Runs `work` over `items`, at most `limit` at a time. */
+/**
+ * Runs `work` over `items`, at most `limit` at a time. Waits for every runner before throwing
+ * the first error: an interrupted run must not exit while another dump is still removing its
+ * partial file and its options file.
+ */
 async function pool<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
     while (next < items.length) await work(items[next++]);
   });
-  await Promise.all(runners);
+  const failed = (await Promise.allSettled(runners)).find((r) => r.status === "rejected");
+  if (failed) throw failed.reason;
 }

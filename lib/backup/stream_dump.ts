@@ -144,12 +144,13 @@ export async function writeBackupStream(
 /** Runs the dump into its final file. Throws DumpError (or InterruptedError) and leaves no file. */
 export async function streamDumpToFile(options: StreamDumpOptions): Promise<StreamDumpResult> {
   const { command, signal } = options;
-  signal?.throwIfAborted();
   let child: ReturnType<typeof startChild> | undefined;
   const onAbort = () => child?.kill(1000);
   signal?.addEventListener("abort", onAbort, { once: true });
   let stderrText = "";
   try {
+    // Inside the try: an abort before the start must still remove the command's options file.
+    signal?.throwIfAborted();
     try {
       child = startChild(command.child);
     } catch (e) {

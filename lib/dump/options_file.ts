@@ -22,7 +22,10 @@ export function quoteOptionValue(value: string): string {
     .replaceAll("\\", "\\\\")
     .replaceAll("\n", "\\n")
     .replaceAll("\r", "\\r")
-    .replaceAll("\t", "\\t");
+    .replaceAll("\t", "\\t")
+    // An unescaped quote would end the quoted value early, and a `#` after it would then start
+    // a comment, cutting the password short.
+    .replaceAll('"', '\\"');
   return `"${escaped}"`;
 }
 
