@@ -113,6 +113,7 @@ function vyaArgv(env: TestEnv, rest: string[]): string[] {
     "run",
     "--quiet",
     "--no-prompt",
+    "--v8-flags=--expose-gc",
     "-P=vya",
     join(REPO_ROOT, "main.ts"),
     "--config",

@@ -12,8 +12,8 @@ import { basename } from "node:path";
 import { InterruptedError, VyaError } from "../errors.ts";
 import { ensurePrivateDir, writeFileAtomic } from "../secure_fs.ts";
 import { startChild } from "../process.ts";
-import { ByteCounter } from "../stream/counter.ts";
-import { Sha256Stream } from "../stream/sha256.ts";
+import { HashingSink } from "../stream/sha256.ts";
+import { youngCollector } from "../stream/gc.ts";
 import { PartialFile } from "../stream/partial_file.ts";
 import type { Codec } from "../stream/codecs.ts";
 import type { DumpCommand } from "../dump/types.ts";
@@ -43,31 +43,59 @@ export class DumpError extends VyaError {
 
 const TAIL_BYTES = 4096;
 
-/** Keeps the last bytes that flowed through, to look for the completion marker. */
-class TailKeeper extends TransformStream<Uint8Array, Uint8Array> {
+/**
+ * The first stage after the source: counts the uncompressed bytes, reports progress (at most
+ * twice a second) and keeps the last bytes, where a dump tool's completion marker is.
+ */
+class RawTap extends TransformStream<Uint8Array, Uint8Array> {
+  #bytes = 0;
   #tail = new Uint8Array(0);
 
-  constructor() {
-    let self: TailKeeper | undefined = undefined;
+  constructor(onProgress?: (rawBytes: number) => void) {
+    let self: RawTap | undefined = undefined;
+    let last = 0;
+    const collect = youngCollector(16 * 1024 * 1024);
     super({
       transform(chunk, controller) {
-        const keep = self!;
-        if (chunk.length >= TAIL_BYTES) {
-          keep.#tail = chunk.slice(chunk.length - TAIL_BYTES);
-        } else {
-          const merged = new Uint8Array(Math.min(TAIL_BYTES, keep.#tail.length + chunk.length));
-          const fromOld = merged.length - chunk.length;
-          merged.set(keep.#tail.subarray(keep.#tail.length - fromOld), 0);
-          merged.set(chunk, fromOld);
-          keep.#tail = merged;
+        const tap = self!;
+        tap.#bytes += chunk.byteLength;
+        tap.#keepTail(chunk);
+        collect(chunk.byteLength);
+        if (onProgress) {
+          const now = performance.now();
+          if (now - last >= 500) {
+            last = now;
+            onProgress(tap.#bytes);
+          }
         }
         controller.enqueue(chunk);
+      },
+      flush() {
+        onProgress?.(self!.#bytes);
       },
     });
     self = this;
   }
 
-  get text(): string {
+  #keepTail(chunk: Uint8Array): void {
+    if (chunk.length >= TAIL_BYTES) {
+      this.#tail = chunk.slice(chunk.length - TAIL_BYTES);
+      return;
+    }
+    const merged = new Uint8Array(Math.min(TAIL_BYTES, this.#tail.length + chunk.length));
+    const fromOld = merged.length - chunk.length;
+    merged.set(this.#tail.subarray(this.#tail.length - fromOld), 0);
+    merged.set(chunk, fromOld);
+    this.#tail = merged;
+  }
+
+  /** Uncompressed bytes seen. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** The last bytes seen, as text. */
+  get tailText(): string {
     return new TextDecoder().decode(this.#tail);
   }
 }
@@ -87,10 +115,11 @@ export interface WriteBackupOptions {
   /** Called with the uncompressed byte count as data flows. */
   onProgress?: (rawBytes: number) => void;
   /**
-   * Runs once the content has been written and before the file gets its final name; throwing
-   * here discards the file. The dump path checks the tool's exit status and marker here.
+   * Runs once the content has been written and before the file gets its final name, with the
+   * last 4 KiB of the uncompressed content; throwing here discards the file. The dump path
+   * checks the tool's exit status and completion marker here.
    */
-  beforeCommit?: () => Promise<void>;
+  beforeCommit?: (tail: string) => Promise<void>;
 }
 
 /** A written, durable backup file. */
@@ -117,25 +146,24 @@ export async function writeBackupStream(
   await ensurePrivateDir(target.dir);
   const file = await PartialFile.create(target.dump);
   try {
-    const raw = new ByteCounter({ onProgress: options.onProgress });
-    const sha = new Sha256Stream();
-    const written = new ByteCounter();
+    const raw = new RawTap(options.onProgress);
+    const sink = new HashingSink(file.writable);
     try {
-      await source
-        .pipeThrough(raw)
-        .pipeThrough(codec.compress(level, { threads }))
-        .pipeThrough(sha)
-        .pipeThrough(written)
-        .pipeTo(file.writable, { signal });
+      // As few stages as possible: every stage costs per chunk, and a dump is ~10^5 chunks/GB.
+      const counted = source.pipeThrough(raw);
+      const compressed = codec.format === "none"
+        ? counted
+        : counted.pipeThrough(codec.compress(level, { threads }));
+      await compressed.pipeTo(sink.writable, { signal });
     } catch (e) {
       if (signal?.aborted) throw new InterruptedError("backup interrupted", { cause: e });
       throw new DumpError(`writing ${target.dump} failed: ${errorText(e)}`);
     }
-    await options.beforeCommit?.();
+    await options.beforeCommit?.(raw.tailText);
     await file.commit();
-    const sha256 = await sha.digest;
+    const sha256 = sink.hex();
     await writeFileAtomic(target.sha256, sha256Line(sha256, basename(target.dump)));
-    return { rawBytes: raw.bytes, fileBytes: written.bytes, sha256 };
+    return { rawBytes: raw.bytes, fileBytes: sink.bytes, sha256 };
   } finally {
     await file.abort();
   }
@@ -158,10 +186,9 @@ export async function streamDumpToFile(options: StreamDumpOptions): Promise<Stre
       throw e;
     }
     const running = child;
-    const tail = new TailKeeper();
-    const written = await writeBackupStream(running.process.stdout.pipeThrough(tail), {
+    const written = await writeBackupStream(running.process.stdout, {
       ...options,
-      beforeCommit: async () => {
+      beforeCommit: async (tail) => {
         const [status, stderr] = await Promise.all([running.process.status, running.stderr]);
         stderrText = stderr.trim();
         if (signal?.aborted) throw new InterruptedError("backup interrupted");
@@ -173,7 +200,7 @@ export async function streamDumpToFile(options: StreamDumpOptions): Promise<Stre
             `${command.tool} ${how}${stderrText ? `: ${lastLines(stderrText)}` : ""}`,
           );
         }
-        if (!tail.text.includes(command.completionMarker)) {
+        if (!tail.includes(command.completionMarker)) {
           throw new DumpError(
             `${command.tool} exited 0 but its output lacks the completion marker ` +
               `"${command.completionMarker}": the dump is incomplete`,

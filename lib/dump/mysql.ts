@@ -67,6 +67,7 @@ export async function mysqlDumpCommand(
       cmd: toolPath,
       // --defaults-file must come first; the database name last, after every option.
       args: [`--defaults-file=${file.path}`, ...options, "--", database],
+      bufferOutput: true,
       ...tuning,
     },
     tool,

@@ -49,6 +49,7 @@ export function pgDumpCommand(
       cmd: toolPath,
       args: [...PG_DUMP_OPTIONS, `--dbname=${pgConninfo(params, database)}`],
       env: pgEnv(params),
+      bufferOutput: true,
       ...tuning,
     },
     tool: "pg_dump",

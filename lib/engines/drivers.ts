@@ -4,15 +4,28 @@
  *
  * @module
  */
-import postgres from "postgres";
-import mysql from "mysql2/promise";
+import type postgresModule from "postgres";
+import type mysql from "mysql2/promise";
 import type { ConnectionParams } from "../config/types.ts";
 
 /** A porsager/postgres client. */
-export type PgSql = ReturnType<typeof postgres>;
+export type PgSql = ReturnType<typeof postgresModule>;
 
-/** Opens a single-connection PostgreSQL client to `database` (lazily: it connects on use). */
-export function openPostgres(params: ConnectionParams, database = "postgres"): PgSql {
+// The drivers are loaded on first use: a run against PostgreSQL never pays for mysql2's memory
+// and start-up, nor a MySQL run for postgres's (each is tens of MiB of resident memory).
+let pgDriver: Promise<typeof postgresModule> | undefined;
+let myDriver: Promise<typeof mysql> | undefined;
+
+/**
+ * Opens a single-connection PostgreSQL client to `database`. The driver connects on the first
+ * query.
+ */
+export async function openPostgres(
+  params: ConnectionParams,
+  database = "postgres",
+): Promise<PgSql> {
+  pgDriver ??= import("postgres").then((m) => m.default);
+  const postgres = await pgDriver;
   return postgres({
     host: params.host,
     port: params.port,
@@ -38,7 +51,8 @@ export async function openMysql(
   params: ConnectionParams,
   options: Partial<mysql.ConnectionOptions> = {},
 ): Promise<mysql.Connection> {
-  return await mysql.createConnection({
+  myDriver ??= import("mysql2/promise").then((m) => m.default);
+  return await (await myDriver).createConnection({
     host: params.host,
     port: params.port,
     user: params.user,

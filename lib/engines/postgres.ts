@@ -27,7 +27,7 @@ const open = openPostgres;
 
 /** Opens a connection and proves it works, so bad credentials fail here, not on first use. */
 async function openChecked(params: ConnectionParams, database: string): Promise<Sql> {
-  const sql = open(params, database);
+  const sql = await open(params, database);
   try {
     await sql`select 1`;
     return sql;

@@ -204,7 +204,7 @@ export async function restore(request: RestoreRequest): Promise<RestoreResult> {
     const tools = requireTools(await findTools(adapter.engine, version.major, instance.tools));
     const client = tools.client!;
     server = dumpEngine === "postgresql"
-      ? pgTarget(request.params, version.major)
+      ? await pgTarget(request.params, version.major)
       : await myTarget(request.params);
     const existing = (await adapter.listDatabases()).some((d) => d.name === target);
     targetExisted = existing;

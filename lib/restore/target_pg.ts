@@ -111,8 +111,11 @@ export function pgPropertyRoles(props: DatabaseProperties, noOwner: boolean): st
 }
 
 /** Opens the PostgreSQL side of a restore. */
-export function pgTarget(params: ConnectionParams, serverMajor: number): TargetServer {
-  const sql = openPostgres(params);
+export async function pgTarget(
+  params: ConnectionParams,
+  serverMajor: number,
+): Promise<TargetServer> {
+  const sql = await openPostgres(params);
 
   return {
     async missingRoles(names) {

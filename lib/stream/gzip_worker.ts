@@ -9,6 +9,9 @@
  */
 import zlib from "node:zlib";
 import type { BlockReply, BlockRequest } from "./gzip_parallel.ts";
+import { youngCollector } from "./gc.ts";
+
+const collect = youngCollector(4 * 1024 * 1024);
 
 /** The worker global, typed locally so this file checks under the main program's lib. */
 const scope = self as unknown as {
@@ -31,6 +34,7 @@ scope.onmessage = (event) => {
       ? new Uint8Array(out.buffer, 0, out.byteLength)
       : Uint8Array.prototype.slice.call(out);
     scope.postMessage({ id, out: owned }, [owned.buffer as ArrayBuffer]);
+    collect(data.byteLength);
   } catch (error) {
     scope.postMessage({ id, error: error instanceof Error ? error.message : String(error) });
   }

@@ -74,7 +74,7 @@ async function collect(o: UsersBackupOptions, takenAt: Date): Promise<Collected>
   if (o.version.flavor === "postgresql") {
     const set = await findTools("postgresql", o.version.major, o.instance.tools);
     const tools = requireTools(set);
-    const sql = openPg(o.params);
+    const sql = await openPg(o.params);
     try {
       const facts = await readRoleFacts(sql);
       const roles = await collectPgRoles(tools.dumpall!, o.params, facts, {
@@ -219,7 +219,7 @@ export async function backupUsers(o: UsersBackupOptions): Promise<ItemResult> {
 
 async function listAccounts(o: UsersBackupOptions): Promise<string[]> {
   if (o.version.flavor === "postgresql") {
-    const sql = openPg(o.params);
+    const sql = await openPg(o.params);
     try {
       return (await readRoleFacts(sql)).map((f) => f.name);
     } finally {

@@ -12,7 +12,7 @@ import type { PgRoleFacts } from "./pg_collect.ts";
 export type { PgSql };
 
 /** Opens one connection to `database`. */
-export const openPg: (params: ConnectionParams, database?: string) => PgSql = openPostgres;
+export const openPg: (params: ConnectionParams, database?: string) => Promise<PgSql> = openPostgres;
 
 /** Reads every non-`pg_*` role's attributes, hash method and memberships (never the hash). */
 export async function readRoleFacts(sql: PgSql): Promise<PgRoleFacts[]> {

@@ -53,7 +53,7 @@ export async function openTarget(
 }
 
 async function openPgTarget(params: ConnectionParams): Promise<RestoreTarget> {
-  const sql = openPg(params);
+  const sql = await openPg(params);
   try {
     await sql`select 1`;
   } catch (e) {

@@ -5,7 +5,8 @@
  *
  * Two tables of equal row count: `orders` (numbers, short enumerations, a free-text note from a
  * small vocabulary) and `events` (a JSON payload with a random session id). The random ids keep
- * the data from compressing absurdly well; gzip -6 gets about 3-4x, like real business dumps.
+ * the data from compressing absurdly well: gzip -6 gets 4.7x (pg_dump) and 5.4x (mariadb-dump),
+ * in the range of real business dumps.
  *
  * Size control: a first chunk of rows is inserted, the database dumped once to measure bytes
  * per row, and the remaining rows inserted to reach the requested uncompressed dump size.

@@ -143,7 +143,15 @@ export async function runCli(
 ): Promise<CliResult> {
   const perms = options.permissions ?? ["-P=vya"];
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", "--no-prompt", ...perms, join(REPO_ROOT, "main.ts"), ...args],
+    args: [
+      "run",
+      "--quiet",
+      "--no-prompt",
+      "--v8-flags=--expose-gc",
+      ...perms,
+      join(REPO_ROOT, "main.ts"),
+      ...args,
+    ],
     cwd: REPO_ROOT,
     env: { NO_COLOR: "1", ...(options.env ?? {}) },
     stdin: options.stdin === undefined ? "null" : "piped",

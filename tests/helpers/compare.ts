@@ -212,7 +212,7 @@ export async function pgLogin(
   password: string,
   database = "postgres",
 ): Promise<string> {
-  const sql = openPg({ ...server.params, user, password }, database);
+  const sql = await openPg({ ...server.params, user, password }, database);
   try {
     const [row] = await sql<{ u: string }[]>`select current_user::text as u`;
     return row.u;
