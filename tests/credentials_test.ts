@@ -165,8 +165,10 @@ Deno.test("a credentials file other users can read is refused with the chmod hin
     const key = await loadKey();
     await setEntry(file, "pg", { username: "u", password: "p" }, key);
     await Deno.chmod(file, 0o644);
-    for (const attempt of [readStore(file), getCredential(file, "pg", key, createLogger())]) {
-      await rejects(attempt, (e) => {
+    // Functions, not promises: a second promise would reject before anyone awaits it.
+    const attempts = [() => readStore(file), () => getCredential(file, "pg", key, createLogger())];
+    for (const attempt of attempts) {
+      await rejects(attempt(), (e) => {
         assert(e instanceof CredentialError);
         assert(e.message.includes(file) && e.message.includes("0644"), e.message);
         equal(e.hint, `chmod 600 ${file}`);

@@ -324,7 +324,7 @@ Deno.test("drill: MariaDB server rebuilt from nothing through the CLI", async ()
     for (const [i, db] of DATABASES.entries()) {
       const waiting = usersRestore.stdout.split("\n").filter((l) => l.startsWith(`  ${db}: `));
       assert(waiting.length > 0, `grants wait for ${db}`);
-      assertStringIncludes(restores[i].stderr, `applied ${waiting.length} grant(s) on ${db}`);
+      assertStringIncludes(restores[i].stderr, `applied ${waiting.length} privilege(s) on ${db}`);
     }
 
     for (const [user, password] of MY_LOGINS) {
