@@ -10,6 +10,7 @@
 import zlib from "node:zlib";
 import { fromNodeTransform } from "./node_transform.ts";
 import { parallelGzip } from "./gzip_parallel.ts";
+import { offloadedZstd } from "./zstd_offload.ts";
 import { guardZstdDecompressor, zstdFrameCheck } from "./zstd_guard.ts";
 
 /** A compression format the tool writes and reads. */
@@ -18,8 +19,9 @@ export type CodecFormat = "gzip" | "zstd" | "none";
 /** Options for {@linkcode Codec.compress}. */
 export interface CompressOptions {
   /**
-   * Worker threads to compress with (default 1). Only gzip uses more than one; zstd in this
-   * node:zlib build rejects `ZSTD_c_nbWorkers`, so it always runs on one thread.
+   * Threads to compress with (default 1). gzip compresses blocks on up to that many workers;
+   * zstd (whose node:zlib build rejects `ZSTD_c_nbWorkers`) moves to one worker when more than
+   * one thread is allowed, so compression overlaps the caller's reading, hashing and writing.
    */
   threads?: number;
 }
@@ -77,24 +79,98 @@ const gzip: Codec = {
   },
 };
 
+/**
+ * Deno's zstd compressor ends some streams with one or two empty frames after the data (content
+ * size 0 or unknown, one empty raw block, the checksum of nothing: 13 bytes each). Its own
+ * decoder then reads only the first frame and never ends; a backup must be one frame that every
+ * zstd reader handles, so they are dropped.
+ */
+function isEmptyZstdFrame(b: Uint8Array): boolean {
+  const header = b[0] === 0x28 && b[1] === 0xb5 && b[2] === 0x2f && b[3] === 0xfd &&
+    // Checksum flag set, no dictionary; single segment with content size 0, or a window byte.
+    ((b[4] === 0x24 && b[5] === 0x00) || b[4] === 0x04);
+  const emptyLastRawBlock = b[6] === 0x01 && b[7] === 0x00 && b[8] === 0x00;
+  const checksumOfNothing = b[9] === 0x99 && b[10] === 0xe9 && b[11] === 0xd8 && b[12] === 0x51;
+  return header && emptyLastRawBlock && checksumOfNothing;
+}
+
+const EMPTY_FRAME_BYTES = 13;
+/** Enough held-back output for a few trailing empty frames. */
+const HOLD_BACK = 4 * EMPTY_FRAME_BYTES;
+
+/** Passes compressed output on, dropping empty frames that follow the data frame. */
+function withoutTrailingEmptyFrame(
+  inner: TransformStream<Uint8Array, Uint8Array>,
+): TransformStream<Uint8Array, Uint8Array> {
+  const n = HOLD_BACK;
+  let held = new Uint8Array(0);
+  let emitted = 0;
+  const strip = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      // Hold back the last n bytes seen; everything before them can go on at once.
+      if (chunk.length >= n) {
+        if (held.length) controller.enqueue(held);
+        controller.enqueue(chunk.subarray(0, chunk.length - n));
+        emitted += held.length + chunk.length - n;
+        held = chunk.slice(chunk.length - n);
+        return;
+      }
+      const all = concat(held, chunk);
+      if (all.length > n) {
+        controller.enqueue(all.subarray(0, all.length - n));
+        emitted += all.length - n;
+      }
+      held = all.slice(Math.max(0, all.length - n));
+    },
+    flush(controller) {
+      let end = held.length;
+      // Keep at least the first frame: an empty input compresses to one empty frame.
+      while (
+        end >= EMPTY_FRAME_BYTES && emitted + end - EMPTY_FRAME_BYTES > 0 &&
+        isEmptyZstdFrame(held.subarray(end - EMPTY_FRAME_BYTES, end))
+      ) end -= EMPTY_FRAME_BYTES;
+      if (end > 0) controller.enqueue(held.subarray(0, end));
+    },
+  });
+  // One stream to the caller: write into the compressor, read the stripped output.
+  return {
+    writable: inner.writable,
+    readable: inner.readable.pipeThrough(strip),
+  } as TransformStream<
+    Uint8Array,
+    Uint8Array
+  >;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
 const zstd: Codec = {
   format: "zstd",
   extension: ".zst",
   levels: { min: 1, max: 19 },
   compress(level, opts = {}) {
     checkLevel("zstd", level, 1, 19);
-    checkThreads(opts.threads ?? 1);
-    return fromNodeTransform(() =>
-      zlib.createZstdCompress({
-        chunkSize: CHUNK_SIZE,
-        // The content checksum (the zstd CLI's default too) is what lets decompression detect
-        // corrupted data; without it damaged blocks can decode to wrong bytes silently.
-        params: {
-          [zlib.constants.ZSTD_c_compressionLevel]: level,
-          [zlib.constants.ZSTD_c_checksumFlag]: 1,
-        },
-      })
-    );
+    const threads = opts.threads ?? 1;
+    checkThreads(threads);
+    // More than one thread: compress on a worker, overlapping the caller's own work.
+    const inner = (threads > 1 ? offloadedZstd(level) : undefined) ??
+      fromNodeTransform(() =>
+        zlib.createZstdCompress({
+          chunkSize: CHUNK_SIZE,
+          // The content checksum (the zstd CLI's default too) is what lets decompression detect
+          // corrupted data; without it damaged blocks can decode to wrong bytes silently.
+          params: {
+            [zlib.constants.ZSTD_c_compressionLevel]: level,
+            [zlib.constants.ZSTD_c_checksumFlag]: 1,
+          },
+        })
+      );
+    return withoutTrailingEmptyFrame(inner);
   },
   decompress() {
     // Guarded: Deno's zstd decompressor neither reports truncation nor corruption safely.
