@@ -10,20 +10,27 @@
 
 type Gc = (options?: { type?: "minor" | "major" }) => void;
 
-/** Runs a young-generation collection when `gc` is exposed; does nothing otherwise. */
-export function collectYoung(): void {
+/** Runs a collection when `gc` is exposed (young generation unless `major`); else nothing. */
+export function collect(major = false): void {
   const gc = (globalThis as { gc?: Gc }).gc;
-  if (typeof gc === "function") gc({ type: "minor" });
+  if (typeof gc === "function") gc({ type: major ? "major" : "minor" });
 }
 
-/** Calls {@linkcode collectYoung} once every `bytes` bytes reported to the returned function. */
+/** Young collections between two full ones: what survives a few of them is promoted and stays. */
+const MINOR_PER_MAJOR = 16;
+
+/**
+ * Returns a function to report bytes to: it runs a young-generation collection once every
+ * `bytes` bytes, and a full one every {@linkcode MINOR_PER_MAJOR} of those.
+ */
 export function youngCollector(bytes: number): (seen: number) => void {
   let pending = 0;
+  let minors = 0;
   return (seen) => {
     pending += seen;
-    if (pending >= bytes) {
-      pending = 0;
-      collectYoung();
-    }
+    if (pending < bytes) return;
+    pending = 0;
+    minors = (minors + 1) % MINOR_PER_MAJOR;
+    collect(minors === 0);
   };
 }
