@@ -9,19 +9,30 @@
  * - {@linkcode startPostgres} / {@linkcode startMariadb}: a fresh, empty server the caller stops
  *   itself (`try { ... } finally { await server.stop(); }`).
  *
- * Every server lives in its own short folder `/tmp/vyat-XXXXXX` (unix socket paths are limited
- * to 107 bytes) holding an `owner` file. Cleanup, in order of preference: `stop()`; the module's
- * `unload` event; SIGINT/SIGTERM listeners (under `deno run`); a detached watcher shell that
- * removes the server once the test process is gone (covers Ctrl-C under `deno test` and
- * SIGKILL); and a sweep of folders whose owner died, run before the first start of a process.
+ * Server folders, their cleanup (stop(), unload, SIGINT/SIGTERM, a detached watcher, a sweep of
+ * dead owners' folders) and the process helpers live in tests/harness/process.ts.
  *
  * @module
  */
 import type { ConnectionParams } from "../../lib/config/types.ts";
+import {
+  asUser,
+  chownTree,
+  detach,
+  exists,
+  isRoot,
+  makeServerDir,
+  must,
+  mysqlSql,
+  randomPassword,
+  readText,
+  run,
+  sqlString,
+  stopDir,
+  waitTcpReady,
+} from "./process.ts";
 
-/** Prefix of every server folder under /tmp; the sweep relies on it. */
-const DIR_PREFIX = "vyat-";
-const TMP = "/tmp";
+export { sweepLeftovers } from "./process.ts";
 
 /** What both kinds of test server offer. */
 export interface TestServer {
@@ -76,135 +87,6 @@ export interface StartOptions {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Process helpers
-
-const isRoot = Deno.uid() === 0;
-
-interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-const decoder = new TextDecoder();
-
-/** Prefixes a command with `runuser -u <user> --` when root, since postgres refuses root. */
-function asUser(user: string, cmd: string[]): string[] {
-  return isRoot ? ["runuser", "-u", user, "--", ...cmd] : cmd;
-}
-
-async function run(
-  cmd: string[],
-  options: { env?: Record<string, string>; stdin?: string } = {},
-): Promise<RunResult> {
-  const child = new Deno.Command(cmd[0], {
-    args: cmd.slice(1),
-    env: options.env,
-    stdin: options.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (options.stdin !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(options.stdin));
-    await writer.close();
-  }
-  const out = await child.output();
-  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
-}
-
-function runSync(cmd: string[]): RunResult {
-  try {
-    const out = new Deno.Command(cmd[0], {
-      args: cmd.slice(1),
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).outputSync();
-    return {
-      code: out.code,
-      stdout: decoder.decode(out.stdout),
-      stderr: decoder.decode(out.stderr),
-    };
-  } catch (error) {
-    return { code: 127, stdout: "", stderr: String(error) };
-  }
-}
-
-async function must(cmd: string[], what: string, logFile?: string): Promise<RunResult> {
-  const result = await run(cmd);
-  if (result.code !== 0) {
-    const log = logFile ? await Deno.readTextFile(logFile).catch(() => "") : "";
-    throw new Error(
-      `${what} failed (exit ${result.code}):\n${result.stderr}${result.stdout}${log}`,
-    );
-  }
-  return result;
-}
-
-function readText(path: string): string | undefined {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch {
-    return undefined;
-  }
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** uid/gid of a system account, for chown when running as root. */
-function account(name: string): { uid: number; gid: number } {
-  for (const line of Deno.readTextFileSync("/etc/passwd").split("\n")) {
-    const f = line.split(":");
-    if (f[0] === name) return { uid: Number(f[2]), gid: Number(f[3]) };
-  }
-  throw new Error(`system account ${name} does not exist (is the server package installed?)`);
-}
-
-function chownTree(path: string, user: string): void {
-  if (!isRoot) return;
-  const { uid, gid } = account(user);
-  Deno.chownSync(path, uid, gid);
-  for (const entry of Deno.readDirSync(path)) {
-    const p = `${path}/${entry.name}`;
-    if (entry.isDirectory) chownTree(p, user);
-    else Deno.chownSync(p, uid, gid);
-  }
-}
-
-/** Process start time (clock ticks since boot), so a reused pid is not mistaken for its owner. */
-function startTime(pid: number): string | undefined {
-  const stat = readText(`/proc/${pid}/stat`);
-  if (!stat) return undefined;
-  // Field 2 (comm) may hold spaces and parentheses: split after the last ')'.
-  const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return rest[19];
-}
-
-/** Whether a process is alive; zombies count as dead (they are reaped late here). */
-function alive(pid: number): boolean {
-  const stat = readText(`/proc/${pid}/stat`);
-  if (!stat) return false;
-  return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function randomPassword(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(12));
-  return "pw" + [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-// ---------------------------------------------------------------------------------------------
 // Ports
 
 const handedOut = new Set<number>();
@@ -235,185 +117,6 @@ export function freePort(): number {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Server folders, ownership and cleanup
-
-async function makeServerDir(): Promise<string> {
-  sweepOnce();
-  const dir = await Deno.makeTempDir({ dir: TMP, prefix: DIR_PREFIX });
-  await Deno.chmod(dir, 0o755);
-  await Deno.writeTextFile(`${dir}/owner`, `${Deno.pid} ${startTime(Deno.pid) ?? ""}\n`);
-  await startWatcher(dir);
-  return dir;
-}
-
-/**
- * A detached shell that stops the server and deletes its folder once the test process is gone.
- * Needed because `deno test` exits on Ctrl-C without running `unload` or our signal listeners,
- * and nothing runs at all after SIGKILL. It also ends by itself when the folder is deleted.
- */
-const WATCHER = `
-pid=$1 dir=$2
-while kill -0 "$pid" 2>/dev/null && [ -d "$dir" ]; do sleep 1; done
-[ -d "$dir" ] || exit 0
-if [ -f "$dir/data/postmaster.pid" ] && [ -f "$dir/pgbin" ]; then
-  bin=$(cat "$dir/pgbin")
-  if [ "$(id -u)" = 0 ]; then
-    runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -m immediate -w -t 10 -s stop
-  else
-    "$bin/pg_ctl" -D "$dir/data" -m immediate -w -t 10 -s stop
-  fi
-fi
-if [ -f "$dir/mysqld.pid" ]; then
-  kill -TERM "$(cat "$dir/mysqld.pid")" 2>/dev/null
-  i=0
-  while [ -f "$dir/mysqld.pid" ] && [ $i -lt 300 ]; do sleep 0.05; i=$((i + 1)); done
-  [ -f "$dir/mysqld.pid" ] && kill -KILL "$(cat "$dir/mysqld.pid")" 2>/dev/null
-fi
-rm -rf "$dir"
-`;
-
-async function startWatcher(dir: string): Promise<void> {
-  await detach(
-    ["sh", "-c", WATCHER, "vya-test-watcher", String(Deno.pid), dir],
-    "starting the cleanup watcher",
-  );
-}
-
-/**
- * Starts a process detached with `setsid -f`: the test process owns no child (no resource leak
- * reports), and Ctrl-C on the terminal does not reach it. stdio must be null: a detached child
- * holding our pipes would keep `output()` waiting for it to exit.
- */
-async function detach(cmd: string[], what: string): Promise<void> {
-  const status = await new Deno.Command("setsid", {
-    args: ["-f", ...cmd],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).output();
-  if (!status.success) throw new Error(`${what} failed (exit ${status.code})`);
-}
-
-/** Waits until a file is gone: the pid file disappears when the server has really exited. */
-function waitGoneSync(path: string, ms: number): boolean {
-  const end = Date.now() + ms;
-  const buf = new Int32Array(new SharedArrayBuffer(4));
-  while (exists(path)) {
-    if (Date.now() > end) return false;
-    Atomics.wait(buf, 0, 0, 20);
-  }
-  return true;
-}
-
-/**
- * Stops whatever server runs in a folder and deletes it. Synchronous so it can run in an
- * `unload` handler; works from the folder alone, so it also cleans up after dead processes.
- */
-function destroyDirSync(dir: string): void {
-  const pgPid = readText(`${dir}/data/postmaster.pid`);
-  if (pgPid) {
-    const pid = Number(pgPid.split("\n")[0]);
-    const bin = readText(`${dir}/pgbin`)?.trim();
-    const stopped = bin &&
-      runSync(
-          asUser("postgres", [
-            `${bin}/pg_ctl`,
-            "-D",
-            `${dir}/data`,
-            "-m",
-            "immediate",
-            "-w",
-            "-t",
-            "10",
-            "-s",
-            "stop",
-          ]),
-        )
-          .code === 0;
-    if (!stopped && alive(pid)) {
-      try {
-        Deno.kill(pid, "SIGKILL");
-      } catch { /* gone */ }
-    }
-  }
-  const myPid = readText(`${dir}/mysqld.pid`);
-  if (myPid) {
-    const pid = Number(myPid.trim());
-    try {
-      Deno.kill(pid, "SIGTERM");
-    } catch { /* gone */ }
-    if (!waitGoneSync(`${dir}/mysqld.pid`, 15000) && alive(pid)) {
-      try {
-        Deno.kill(pid, "SIGKILL");
-      } catch { /* gone */ }
-    }
-  }
-  try {
-    Deno.removeSync(dir, { recursive: true });
-  } catch { /* already gone */ }
-}
-
-/** Folders of this process (any test module in it), with whether their owner is still alive. */
-function serverDirs(): { dir: string; mine: boolean; dead: boolean }[] {
-  const me = `${Deno.pid} ${startTime(Deno.pid) ?? ""}`;
-  const found = [];
-  for (const entry of Deno.readDirSync(TMP)) {
-    if (!entry.isDirectory || !entry.name.startsWith(DIR_PREFIX)) continue;
-    const dir = `${TMP}/${entry.name}`;
-    const owner = readText(`${dir}/owner`)?.trim();
-    if (owner === undefined) continue; // being created right now, or not ours
-    const [pid, start] = owner.split(" ");
-    const dead = !alive(Number(pid)) || (!!start && startTime(Number(pid)) !== start);
-    found.push({ dir, mine: owner === me, dead });
-  }
-  return found;
-}
-
-let swept = false;
-
-function sweepOnce(): void {
-  if (swept) return;
-  swept = true;
-  sweepLeftovers();
-}
-
-/**
- * Stops and deletes the servers of earlier processes that were killed before they could clean
- * up (runs once automatically before the first start). Returns the folders removed.
- */
-export function sweepLeftovers(): string[] {
-  const removed = [];
-  for (const { dir, dead } of serverDirs()) {
-    if (!dead) continue;
-    destroyDirSync(dir);
-    removed.push(dir);
-  }
-  return removed;
-}
-
-/** Folders started by this module, stopped at unload. */
-const live = new Set<string>();
-let hooksInstalled = false;
-
-function installHooks(): void {
-  if (hooksInstalled) return;
-  hooksInstalled = true;
-  globalThis.addEventListener("unload", () => {
-    for (const dir of live) destroyDirSync(dir);
-    live.clear();
-  });
-  // Ctrl-C during a run: another test module of this process may exit first, so each handler
-  // cleans every folder this process owns, not only its own.
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(signal, () => {
-      for (const { dir, mine } of serverDirs()) if (mine) destroyDirSync(dir);
-      live.clear();
-      Deno.exit(signal === "SIGINT" ? 130 : 143);
-    });
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 // PostgreSQL
 
 /** The newest PostgreSQL bin folder (or `$PGBIN`). */
@@ -428,21 +131,32 @@ export function findPgBin(): string {
   return `/usr/lib/postgresql/${majors[majors.length - 1]}/bin`;
 }
 
-/** Starts a fresh, empty PostgreSQL server. The caller must `stop()` it. */
-export async function startPostgres(options: StartOptions = {}): Promise<PgServer> {
-  installHooks();
-  const bin = findPgBin();
+/** Options for {@linkcode startPostgres}. */
+export interface PgStartOptions extends StartOptions {
+  /** Folder of initdb/pg_ctl/postgres; default: {@linkcode findPgBin}. */
+  serverBin?: string;
+  /** Folder of psql/pg_dump, the server's `bin`; default: {@linkcode serverBin}. */
+  clientBin?: string;
+}
+
+/**
+ * Starts a fresh, empty PostgreSQL server, by default Debian's newest; `serverBin`/`clientBin`
+ * start another installation (the server matrix). The caller must `stop()` it.
+ */
+export async function startPostgres(options: PgStartOptions = {}): Promise<PgServer> {
+  const serverBin = options.serverBin ?? findPgBin();
+  const bin = options.clientBin ?? serverBin;
   const password = options.password ?? randomPassword();
   const dir = await makeServerDir();
-  live.add(dir);
   try {
     const port = options.port ?? freePort();
-    await Deno.writeTextFile(`${dir}/pgbin`, bin + "\n");
+    // The watcher and the sweep read `pgbin` to stop a leftover server with the matching pg_ctl.
+    await Deno.writeTextFile(`${dir}/pgbin`, serverBin + "\n");
     await Deno.writeTextFile(`${dir}/pwfile`, password + "\n", { mode: 0o600 });
     chownTree(dir, "postgres");
     await must(
       asUser("postgres", [
-        `${bin}/initdb`,
+        `${serverBin}/initdb`,
         "-D",
         `${dir}/data`,
         "-U",
@@ -468,7 +182,7 @@ export async function startPostgres(options: StartOptions = {}): Promise<PgServe
     ].join(" ");
     await must(
       asUser("postgres", [
-        `${bin}/pg_ctl`,
+        `${serverBin}/pg_ctl`,
         "-D",
         `${dir}/data`,
         "-l",
@@ -540,19 +254,13 @@ function which(name: string, fallbacks: string[] = []): string | undefined {
   return undefined;
 }
 
-function sqlString(value: string): string {
-  return "'" + value.replace(/\\/g, "\\\\").replace(/'/g, "\\'") + "'";
-}
-
 /** Starts a fresh, empty MariaDB server. The caller must `stop()` it. */
 export async function startMariadb(options: StartOptions = {}): Promise<MyServer> {
-  installHooks();
   const mariadbd = which("mariadbd", ["/usr/sbin"]) ?? "/usr/sbin/mariadbd";
   const client = which("mariadb") ?? "/usr/bin/mariadb";
   const bin = client.slice(0, client.lastIndexOf("/"));
   const password = options.password ?? randomPassword();
   const dir = await makeServerDir();
-  live.add(dir);
   try {
     const port = options.port ?? freePort();
     const pw = sqlString(password);
@@ -612,7 +320,11 @@ export async function startMariadb(options: StartOptions = {}): Promise<MyServer
       ],
       "mariadbd start",
     );
-    await waitMariadbReady(dir, port);
+    await waitTcpReady(dir, port, {
+      name: "mariadbd",
+      seconds: 30,
+      aborted: /\[ERROR\] Aborting/,
+    });
     const clientEnv = { MYSQL_PWD: password };
     const server: MyServer = {
       engine: "mariadb",
@@ -625,25 +337,7 @@ export async function startMariadb(options: StartOptions = {}): Promise<MyServer
       socket: `${dir}/mysqld.sock`,
       params: { host: "127.0.0.1", port, user: "root", password, connectTimeout: 10 },
       clientEnv,
-      async sql(query, opts = {}) {
-        const result = await run([
-          client,
-          "--no-defaults",
-          "--default-character-set=utf8mb4",
-          "--protocol=TCP",
-          "-h",
-          "127.0.0.1",
-          "-P",
-          String(port),
-          "-u",
-          "root",
-          "--batch",
-          "--skip-column-names",
-          ...(opts.database ? [opts.database] : []),
-        ], { env: clientEnv, stdin: query });
-        if (result.code !== 0) throw new Error(`mariadb failed: ${result.stderr.trim()}`);
-        return result.stdout.replace(/\n$/, "");
-      },
+      sql: mysqlSql(client, port, clientEnv),
       stop: () => stopDir(dir),
     };
     return server;
@@ -653,40 +347,8 @@ export async function startMariadb(options: StartOptions = {}): Promise<MyServer
   }
 }
 
-/**
- * Waits until mariadbd accepts TCP connections: it opens its listener only after recovery and
- * grant loading, so a successful connect means ready. Fails early when the server died.
- */
-async function waitMariadbReady(dir: string, port: number): Promise<void> {
-  const end = Date.now() + 30000;
-  while (Date.now() < end) {
-    try {
-      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-      conn.close();
-      return;
-    } catch {
-      // not listening yet
-    }
-    const pid = readText(`${dir}/mysqld.pid`);
-    const log = readText(`${dir}/error.log`) ?? "";
-    if ((pid && !alive(Number(pid.trim()))) || /\[ERROR\] Aborting/.test(log)) {
-      throw new Error(`mariadbd exited:\n${log}`);
-    }
-    await sleep(20);
-  }
-  throw new Error(`mariadbd not ready after 30 s:\n${readText(`${dir}/error.log`) ?? ""}`);
-}
-
 // ---------------------------------------------------------------------------------------------
-// Stop and shared servers
-
-async function stopDir(dir: string): Promise<void> {
-  if (!live.has(dir)) return;
-  live.delete(dir);
-  // Async wrapper over the sync path: one code path for tests, unload and signals.
-  await Promise.resolve();
-  destroyDirSync(dir);
-}
+// Shared servers
 
 let sharedPg: Promise<PgServer> | undefined;
 let sharedMy: Promise<MyServer> | undefined;
