@@ -40,7 +40,8 @@ export const restoreCommand = command(
     })),
     list: optional(option("--list", {
       description: message`List backups newest first: date, status, size, compression and \
-whether the checksum verifies. Without --database: every database of the instance.`,
+whether the checksum verifies. Without --database: every database of the instance. Exits 1 when \
+a backup recorded as ok does not verify.`,
     })),
     latest: optional(option("--latest", {
       description: message`Restore the newest backup whose metadata says ok and whose checksum \
@@ -213,9 +214,12 @@ async function list(ctx: Context, entries: BackupEntry[]): Promise<number> {
       metadata: e.metadata ? e.metadataPath : null,
     });
   }
+  // A backup that says ok but does not verify is data at risk: exit 1 so monitoring sees it.
+  // Recorded failures (status failed) are history, not a new problem.
+  const code = rows.some((r) => r.checksum === "bad") ? ExitCode.PARTIAL : ExitCode.OK;
   if (ctx.json) {
     ctx.outJson(rows);
-    return ExitCode.OK;
+    return code;
   }
   if (rows.length === 0) {
     ctx.out("no backups found");
@@ -243,5 +247,5 @@ async function list(ctx: Context, entries: BackupEntry[]): Promise<number> {
   }
   const widths = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)));
   for (const r of table) ctx.out(r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd());
-  return ExitCode.OK;
+  return code;
 }
