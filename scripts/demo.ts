@@ -33,6 +33,14 @@ async function show(args: string[], options: { stdin?: string } = {}): Promise<n
   return r.code;
 }
 
+/** `credentials encrypt` of a server's superuser login, the password piped in as a script would. */
+async function storeLogin(c: string[], id: string, server: PgServer | MyServer): Promise<void> {
+  await show(
+    [...c, "credentials", "encrypt", "--id", id, "--username", server.user, "--password-stdin"],
+    { stdin: server.password + "\n" },
+  );
+}
+
 async function seedPostgres(pg: PgServer): Promise<void> {
   await pg.sql(`
     CREATE ROLE shop_owner LOGIN PASSWORD 'shop-owner-pw';
@@ -119,30 +127,8 @@ async function main(): Promise<void> {
     step("Configuration");
     console.log(stringify(config).trimEnd());
     await show([...c, "credentials", "keygen"]);
-    await show([
-      ...c,
-      "credentials",
-      "encrypt",
-      "--id",
-      "pg-main",
-      "--username",
-      pg.user,
-      "--password-stdin",
-    ], {
-      stdin: pg.password + "\n",
-    });
-    await show([
-      ...c,
-      "credentials",
-      "encrypt",
-      "--id",
-      "maria-main",
-      "--username",
-      my.user,
-      "--password-stdin",
-    ], {
-      stdin: my.password + "\n",
-    });
+    await storeLogin(c, "pg-main", pg);
+    await storeLogin(c, "maria-main", my);
     await show([...c, "credentials", "list"]);
     await show([...c, "config", "validate"]);
     await show([...c, "config", "show"]);
@@ -244,30 +230,8 @@ async function restoreAndRebuild(
     config.instances[1].port = my2.port;
     await Deno.writeTextFile(configPath, stringify(config));
     // The new servers' superuser passwords differ: store them as a sysadmin would.
-    await show([
-      ...c,
-      "credentials",
-      "encrypt",
-      "--id",
-      "pg-main",
-      "--username",
-      pg2.user,
-      "--password-stdin",
-    ], {
-      stdin: pg2.password + "\n",
-    });
-    await show([
-      ...c,
-      "credentials",
-      "encrypt",
-      "--id",
-      "maria-main",
-      "--username",
-      my2.user,
-      "--password-stdin",
-    ], {
-      stdin: my2.password + "\n",
-    });
+    await storeLogin(c, "pg-main", pg2);
+    await storeLogin(c, "maria-main", my2);
     await show([...c, "users", "restore", "--instance", "pg-main", "--all"]);
     await show([...c, "users", "restore", "--instance", "maria-main", "--all"]);
     for (const db of ["shop", "inventory"]) {

@@ -20,6 +20,7 @@
  * the way a package installed elsewhere would be found, and the machine's own PostgreSQL stays
  * the only one Debian's wrappers know.
  */
+import { run } from "./harness/process.ts";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import mysql from "mysql2/promise";
@@ -57,27 +58,9 @@ const USER = "mx_user";
 const USER_PASSWORD = "Orig-pw-1 é";
 const decoder = new TextDecoder();
 
-async function tool(
-  cmd: string,
-  args: string[],
-  env: Record<string, string>,
-  stdin?: string,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = new Deno.Command(cmd, {
-    args,
-    env,
-    stdin: stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(stdin));
-    await w.close();
-  }
-  const out = await child.output();
-  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
-}
+/** Runs a client tool with the harness's runner (secrets in `env`, SQL on stdin). */
+const tool = (cmd: string, args: string[], env: Record<string, string>, stdin?: string) =>
+  run([cmd, ...args], { env, stdin });
 
 // ---------------------------------------------------------------------------------------------
 // Fixture: the same application database on every engine

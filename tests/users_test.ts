@@ -9,6 +9,7 @@
  * --create piped into the client), not with the project's restore command, so this test only
  * depends on the users feature.
  */
+import { run } from "./harness/process.ts";
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./harness/assert.ts";
 import { startMariadb, startPostgres } from "./harness/servers.ts";
@@ -20,29 +21,10 @@ import { applyWaitingGrants } from "../lib/users/restore.ts";
 import { latestUsersBackup } from "../lib/users/store.ts";
 import { sha256File } from "../lib/stream/sha256.ts";
 
-const decoder = new TextDecoder();
 
-async function tool(
-  cmd: string,
-  args: string[],
-  env: Record<string, string>,
-  stdin?: string,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = new Deno.Command(cmd, {
-    args,
-    env,
-    stdin: stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(stdin));
-    await w.close();
-  }
-  const out = await child.output();
-  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
-}
+/** Runs a client tool with the harness's runner (secrets in `env`, SQL on stdin). */
+const tool = (cmd: string, args: string[], env: Record<string, string>, stdin?: string) =>
+  run([cmd, ...args], { env, stdin });
 
 function instanceOf(id: string, type: "mariadb" | "postgresql"): InstanceConfig {
   return {

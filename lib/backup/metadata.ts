@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { writeFileAtomic } from "../secure_fs.ts";
+import type { Logger } from "../log.ts";
+import { ensurePrivateDir, writeFileAtomic } from "../secure_fs.ts";
 
 /** Version of the metadata format; bumped on incompatible change. */
 export const METADATA_FORMAT_VERSION = 1;
@@ -106,4 +107,27 @@ export async function readMetadata(path: string): Promise<BackupMetadata | undef
 /** The `.sha256` file's content, in `sha256sum` format so `sha256sum -c` works. */
 export function sha256Line(hex: string, fileName: string): string {
   return `${hex}  ${fileName}\n`;
+}
+
+/** The end time and duration of a backup that started at `started`, as of now. */
+export function finishedFields(started: Date): Pick<BackupMetadata, "finished_at" | "duration_ms"> {
+  const now = new Date();
+  return { finished_at: now.toISOString(), duration_ms: now.getTime() - started.getTime() };
+}
+
+/**
+ * Records a failed backup: its metadata (status failed, no file) in its folder. Never throws:
+ * failing to record a failure is logged, and the run goes on with the other items.
+ */
+export async function writeFailureMetadata(
+  path: { dir: string; metadata: string },
+  metadata: BackupMetadata,
+  log: Logger,
+): Promise<void> {
+  try {
+    await ensurePrivateDir(path.dir);
+    await writeMetadata(path.metadata, metadata);
+  } catch (e) {
+    log.warn(`could not record the failure in ${path.metadata}: ${(e as Error).message}`);
+  }
 }

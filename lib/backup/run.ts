@@ -22,9 +22,15 @@ import { connect } from "../engines/mod.ts";
 import { pgDumpCommand } from "../dump/postgres.ts";
 import { mysqlDumpCommand } from "../dump/mysql.ts";
 import type { DumpCommand } from "../dump/types.ts";
-import { type BackupPaths, databaseBackupPaths, encodeName } from "./layout.ts";
+import { databaseBackupPaths, encodeName } from "./layout.ts";
 import { acquireLock } from "./lock.ts";
-import { type BackupMetadata, METADATA_FORMAT_VERSION, writeMetadata } from "./metadata.ts";
+import {
+  type BackupMetadata,
+  finishedFields,
+  METADATA_FORMAT_VERSION,
+  writeFailureMetadata,
+  writeMetadata,
+} from "./metadata.ts";
 import { streamDumpToFile } from "./stream_dump.ts";
 import { type DumpTool, resolveDumpTool } from "./tools.ts";
 
@@ -322,7 +328,7 @@ async function backupDatabase(db: DatabaseInfo, job: DatabaseJob): Promise<ItemR
       signal: request.signal,
       onProgress: (raw) => request.events?.progress?.(instance.id, db.name, raw),
     });
-    Object.assign(meta, finish(started), {
+    Object.assign(meta, finishedFields(started), {
       status: "ok",
       raw_bytes: result.rawBytes,
       file: { name: paths.dump.split("/").pop()!, bytes: result.fileBytes, sha256: result.sha256 },
@@ -341,8 +347,8 @@ async function backupDatabase(db: DatabaseInfo, job: DatabaseJob): Promise<ItemR
   } catch (e) {
     if (request.signal?.aborted) throw e;
     const message = redact(e instanceof Error ? e.message : String(e));
-    Object.assign(meta, finish(started), { status: "failed", error: message });
-    await writeFailure(paths, meta, request.log);
+    Object.assign(meta, finishedFields(started), { status: "failed", error: message });
+    await writeFailureMetadata(paths, meta, request.log);
     request.log.error(`backup of ${instance.id}/${db.name} failed: ${message}`, {
       instance: instance.id,
       database: db.name,
@@ -364,20 +370,6 @@ async function exists(path: string): Promise<boolean> {
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return false;
     throw e;
-  }
-}
-
-function finish(started: Date): Pick<BackupMetadata, "finished_at" | "duration_ms"> {
-  const now = new Date();
-  return { finished_at: now.toISOString(), duration_ms: now.getTime() - started.getTime() };
-}
-
-async function writeFailure(paths: BackupPaths, meta: BackupMetadata, log: Logger): Promise<void> {
-  try {
-    await ensurePrivateDir(paths.dir);
-    await writeMetadata(paths.metadata, meta);
-  } catch (e) {
-    log.warn(`could not record the failure in ${paths.metadata}: ${(e as Error).message}`);
   }
 }
 

@@ -18,11 +18,17 @@ import { codecFor } from "../stream/codecs.ts";
 import { connect } from "../engines/mod.ts";
 import type { ServerVersion } from "../engines/types.ts";
 import { findTools, requireTools } from "../tools/find.ts";
-import { type BackupPaths, usersBackupPaths } from "../backup/layout.ts";
+import { usersBackupPaths } from "../backup/layout.ts";
 import { acquireLock } from "../backup/lock.ts";
-import { type BackupMetadata, METADATA_FORMAT_VERSION, writeMetadata } from "../backup/metadata.ts";
+import {
+  type BackupMetadata,
+  finishedFields,
+  METADATA_FORMAT_VERSION,
+  writeFailureMetadata,
+  writeMetadata,
+} from "../backup/metadata.ts";
 import { writeBackupStream } from "../backup/stream_dump.ts";
-import type { InstanceContext, ItemResult } from "../backup/run.ts";
+import { compressionThreads, type InstanceContext, type ItemResult } from "../backup/run.ts";
 import { formatUsersFile, USERS_FORMAT_VERSION, type UsersFile } from "./format.ts";
 import { registerHashes } from "./mask.ts";
 import { collectMysqlAccounts, openMysql } from "./mysql_collect.ts";
@@ -160,18 +166,14 @@ export async function backupUsers(o: UsersBackupOptions): Promise<ItemResult> {
     const got = await collect(o, started);
     registerHashes(got.file.sections.flatMap((s) => s.steps.map((st) => st.sql)));
     const text = formatUsersFile(got.file);
-    const threads = config.storage.compression.threads > 0
-      ? config.storage.compression.threads
-      : Math.max(1, navigator.hardwareConcurrency ?? 1);
+    const threads = compressionThreads(config);
     const written = await writeBackupStream(
       ReadableStream.from([new TextEncoder().encode(text)]),
       { target: paths, codec: codecFor(format), level, threads, signal: o.signal },
     );
-    const finished = new Date();
     Object.assign(meta, {
       status: "ok",
-      finished_at: finished.toISOString(),
-      duration_ms: finished.getTime() - started.getTime(),
+      ...finishedFields(started),
       raw_bytes: written.rawBytes,
       file: {
         name: paths.dump.split("/").pop()!,
@@ -202,14 +204,8 @@ export async function backupUsers(o: UsersBackupOptions): Promise<ItemResult> {
   } catch (e) {
     if (o.signal?.aborted) throw e;
     const message = redact(e instanceof Error ? e.message : String(e));
-    const finished = new Date();
-    Object.assign(meta, {
-      status: "failed",
-      error: message,
-      finished_at: finished.toISOString(),
-      duration_ms: finished.getTime() - started.getTime(),
-    });
-    await writeFailure(paths, meta, o.log);
+    Object.assign(meta, { status: "failed", error: message, ...finishedFields(started) });
+    await writeFailureMetadata(paths, meta, o.log);
     o.log.error(`users backup of ${o.instance.id} failed: ${message}`, {
       instance: o.instance.id,
     });
@@ -236,15 +232,6 @@ async function listAccounts(o: UsersBackupOptions): Promise<string[]> {
     );
   } finally {
     await conn.end().catch(() => {});
-  }
-}
-
-async function writeFailure(paths: BackupPaths, meta: BackupMetadata, log: Logger): Promise<void> {
-  try {
-    await ensurePrivateDir(paths.dir);
-    await writeMetadata(paths.metadata, meta);
-  } catch (e) {
-    log.warn(`could not record the failure in ${paths.metadata}: ${(e as Error).message}`);
   }
 }
 
