@@ -76,5 +76,6 @@ function printCheck(ctx: Context, r: InstanceCheck): void {
         : `  ${t.role}: NOT FOUND`,
     );
   }
+  for (const w of r.warnings) ctx.out(`  warning: ${w}`);
   for (const e of r.errors) ctx.out(`  error: ${e}`);
 }

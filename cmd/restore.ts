@@ -9,7 +9,7 @@ import { object } from "@optique/core/constructs";
 import { message } from "@optique/core/message";
 import { optional } from "@optique/core/modifiers";
 import { command, constant, option } from "@optique/core/primitives";
-import { string } from "@optique/core/valueparser";
+import { integer, string } from "@optique/core/valueparser";
 import type { InferValue } from "@optique/core/parser";
 import { ConfigError, ExitCode, InterruptedError, UsageError } from "../lib/errors.ts";
 import { CredentialResolver } from "../lib/credentials/resolve.ts";
@@ -66,6 +66,20 @@ would be done; change nothing.`,
       description: message`Skip ownership: the database and its objects belong to the \
 connecting user (PostgreSQL: ALTER … OWNER TO statements are left out).`,
     })),
+    noSingleTransaction: optional(option("--no-single-transaction", {
+      description: message`PostgreSQL: do not load in one transaction. For databases with more \
+relations than the server can lock at once (restore says when); until the load ends the target \
+holds part of the data and is marked incomplete, and a failed load drops it.`,
+    })),
+    ignoreMissingDefiners: optional(option("--ignore-missing-definers", {
+      description: message`MySQL/MariaDB: load although accounts named as DEFINER of views, \
+routines, triggers or events do not exist on the server (those objects fail at first use until \
+the accounts are created).`,
+    })),
+    lockWait: optional(option("--lock-wait", integer({ min: 1, metavar: "SECONDS" }), {
+      description: message`How long dropping a target (--force, or one left incomplete) may wait \
+for other sessions' locks before the restore stops with nothing changed. Default: 60.`,
+    })),
   }),
   {
     brief: message`List backups, or restore a database from one.`,
@@ -73,10 +87,13 @@ connecting user (PostgreSQL: ALTER … OWNER TO statements are left out).`,
 the metadata (or, without metadata, a full decompression and the dump's completion marker), and \
 its engine. The target is created with the captured properties (PostgreSQL owner, encoding, \
 locale, connection limit, comment, grants, settings; MySQL character set and collation). A \
-restore that fails part-way drops the database it created. Exit 0 restored; 1 the load failed \
+restore that fails part-way drops the database it created; one that is killed leaves it marked \
+incomplete, and the next restore into that name replaces it. Exit 0 restored; 1 the load failed \
 (the server's message names the line); 2 the server could not be reached; 3 the file is \
-missing, corrupted, truncated or for another engine, the target is not empty (without --force), \
-roles are missing, or configuration/credential error; 64 usage error.`,
+missing, corrupted, truncated or for another engine, the target name is too long or not empty \
+(without --force), roles or DEFINER accounts are missing, the database has more relations than \
+one transaction can lock, or configuration/credential error; 4 another restore into the same \
+target is running; 64 usage error.`,
   },
 );
 
@@ -168,6 +185,9 @@ export async function runRestore(args: RestoreArgs, ctx: Context): Promise<numbe
       force: args.force ?? false,
       dryRun: args.dryRun ?? false,
       noOwner: args.noOwner ?? false,
+      singleTransaction: !(args.noSingleTransaction ?? false),
+      ignoreMissingDefiners: args.ignoreMissingDefiners ?? false,
+      lockWaitSeconds: args.lockWait,
       log: ctx.log,
       onProgress: progressPrinter(ctx),
       signal,

@@ -35,6 +35,8 @@ export interface InstanceCheck {
   tools?: ToolSet;
   /** What is wrong, in words a sysadmin can act on. */
   errors: string[];
+  /** What does not stop a backup but a restore should know (e.g. too many relations). */
+  warnings: string[];
   /** Something to fix in the configuration or the installation (credential, client tools). */
   config_error: boolean;
 }
@@ -53,6 +55,7 @@ export async function checkInstance(
     reachable: false,
     authenticated: false,
     errors: [],
+    warnings: [],
     config_error: false,
   };
   let params: ConnectionParams;
@@ -77,6 +80,10 @@ export async function checkInstance(
         instance.databases.include,
         instance.databases.exclude,
       );
+      for (const db of result.databases) {
+        const warning = await adapter.restoreWarning?.(db.name);
+        if (warning) result.warnings.push(warning);
+      }
       result.tools = await findTools(version.flavor, version.major, instance.tools);
       result.errors.push(...result.tools.problems);
       if (result.tools.problems.length) result.config_error = true;

@@ -44,30 +44,37 @@ export interface RunningChild {
 
 const STDERR_LIMIT = 64 * 1024;
 
-let stdbuf: string | null | undefined;
+const found = new Map<string, string | null>();
 
-/** The path of coreutils' stdbuf, or null when absent or not readable under the flags. */
-function findStdbuf(): string | null {
-  if (stdbuf !== undefined) return stdbuf;
-  stdbuf = null;
-  for (const path of ["/usr/bin/stdbuf", "/bin/stdbuf"]) {
+/** The first of `paths` that is a file, or null when none is (or none is readable under the flags). */
+function findHelper(paths: string[]): string | null {
+  const key = paths.join(":");
+  if (found.has(key)) return found.get(key)!;
+  let hit: string | null = null;
+  for (const path of paths) {
     try {
       if (Deno.statSync(path).isFile) {
-        stdbuf = path;
+        hit = path;
         break;
       }
     } catch {
-      // Absent, or not readable under narrow flags: the child runs unbuffered-by-us.
+      // Absent, or not readable under narrow flags: the child runs without this helper.
     }
   }
-  return stdbuf;
+  found.set(key, hit);
+  return hit;
 }
 
-/** Wraps the command in `stdbuf`, `ionice` and `nice` when asked. */
+/**
+ * Wraps the command in `stdbuf`, `ionice` and `nice` when asked, and always in util-linux's
+ * `setpriv --pdeathsig KILL` when present: a child of a run that is killed (kill -9, the OOM
+ * killer) dies with it instead of going on, e.g. a psql still executing what it had read, or a
+ * dump still holding a snapshot open on the server.
+ */
 export function commandLine(spec: ChildSpec): { cmd: string; args: string[] } {
   let cmd = spec.cmd;
   let args = spec.args;
-  const buffer = spec.bufferOutput ? findStdbuf() : null;
+  const buffer = spec.bufferOutput ? findHelper(["/usr/bin/stdbuf", "/bin/stdbuf"]) : null;
   if (buffer) {
     args = ["-o", "1M", cmd, ...args];
     cmd = buffer;
@@ -79,6 +86,13 @@ export function commandLine(spec: ChildSpec): { cmd: string; args: string[] } {
   if (spec.nice && spec.nice > 0) {
     args = ["-n", String(spec.nice), cmd, ...args];
     cmd = "nice";
+  }
+  // The death signal survives the exec of nice/ionice/stdbuf, so setpriv goes outermost: it is
+  // the direct child of this process.
+  const setpriv = findHelper(["/usr/bin/setpriv", "/bin/setpriv"]);
+  if (setpriv) {
+    args = ["--pdeathsig", "KILL", "--", cmd, ...args];
+    cmd = setpriv;
   }
   return { cmd, args };
 }

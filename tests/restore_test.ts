@@ -9,10 +9,10 @@ import { deflateRawSync, gzipSync } from "node:zlib";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./harness/assert.ts";
 import { type MyServer, type PgServer, sharedMariadb, sharedPostgres } from "./harness/servers.ts";
 import { makeTestEnv, type TestEnv } from "./helpers/cli.ts";
+import { backupNow, literal, myExists, pgExists } from "./helpers/restore_support.ts";
 import { myProps, myRows, mySchema, pgProps, pgRows, pgSchema } from "./helpers/compare.ts";
 import { databaseBackupPaths } from "../lib/backup/layout.ts";
 import { type BackupMetadata, writeMetadata } from "../lib/backup/metadata.ts";
-import type { RunSummary } from "../lib/backup/run.ts";
 
 const HOST = Deno.hostname();
 
@@ -75,46 +75,6 @@ CREATE PROCEDURE count_children(OUT n INT) SELECT COUNT(*) INTO n FROM child;
 CREATE TRIGGER child_touch BEFORE INSERT ON child FOR EACH ROW SET NEW.id = NEW.id;
 CREATE EVENT nightly ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM child WHERE id < 0;
 `;
-
-/** Second of the last backup taken here: a file name's timestamp has one-second resolution. */
-let lastBackupSecond = 0;
-
-/**
- * Backs up one database with the real CLI, `backup --instance X --database D`, in a second of
- * its own (two backups of a database in one second would share a file name).
- */
-async function backupNow(
-  env: TestEnv,
-  instance: string,
-  db: string,
-): Promise<{ dump: string; metadata: string; startedAt: string }> {
-  const wait = (lastBackupSecond + 1) * 1000 - Date.now();
-  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-  const r = await env.run(["--json", "backup", "--instance", instance, "--database", db]);
-  assertEquals(r.code, 0, r.stderr + r.stdout);
-  const summary = JSON.parse(r.stdout) as RunSummary;
-  lastBackupSecond = Math.floor(Date.parse(summary.finished_at) / 1000);
-  const dump = summary.results.find((x) => x.database === db)?.path;
-  assert(dump !== undefined, `no backup of ${db} in ${r.stdout}`);
-  const metadata = dump.replace(/\.sql\.gz$/, ".metadata.json");
-  const meta = JSON.parse(await Deno.readTextFile(metadata)) as BackupMetadata;
-  return { dump, metadata, startedAt: new Date(meta.started_at).toISOString() };
-}
-
-/** A text as a regular expression matching exactly it. */
-function literal(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}
-
-async function pgExists(pg: PgServer, db: string): Promise<boolean> {
-  return (await pg.sql(`SELECT count(*) FROM pg_database WHERE datname = '${db}'`)) === "1";
-}
-
-async function myExists(my: MyServer, db: string): Promise<boolean> {
-  return (await my.sql(
-    `SELECT count(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '${db}'`,
-  )) === "1";
-}
 
 // ---------------------------------------------------------------------------------------------
 // Set-up shared by the tests of this file

@@ -21,7 +21,6 @@ import { applyWaitingGrants } from "../lib/users/restore.ts";
 import { latestUsersBackup } from "../lib/users/store.ts";
 import { sha256File } from "../lib/stream/sha256.ts";
 
-
 /** Runs a client tool with the harness's runner (secrets in `env`, SQL on stdin). */
 const tool = (cmd: string, args: string[], env: Record<string, string>, stdin?: string) =>
   run([cmd, ...args], { env, stdin });

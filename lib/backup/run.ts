@@ -317,6 +317,10 @@ async function backupDatabase(db: DatabaseInfo, job: DatabaseJob): Promise<ItemR
   try {
     meta.objects = { ...(await job.adapter.objectCounts(db.name)) };
     meta.database_properties = await job.adapter.databaseProperties(db.name);
+    const restoreWarning = await job.adapter.restoreWarning?.(db.name);
+    if (restoreWarning) {
+      request.log.warn(restoreWarning, { instance: instance.id, database: db.name });
+    }
     const command = await dumpCommandFor(job, db.name);
     meta.dump.options = command.options;
     const result = await streamDumpToFile({
@@ -334,6 +338,7 @@ async function backupDatabase(db: DatabaseInfo, job: DatabaseJob): Promise<ItemR
       file: { name: paths.dump.split("/").pop()!, bytes: result.fileBytes, sha256: result.sha256 },
     });
     const warnings = dumpWarnings(result.stderr, version.flavor);
+    if (restoreWarning) warnings.push(restoreWarning);
     if (warnings.length) meta.warnings = warnings;
     await writeMetadata(paths.metadata, meta);
     return {

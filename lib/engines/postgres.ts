@@ -143,6 +143,34 @@ class PostgresAdapter implements EngineAdapter {
     }
   }
 
+  async restoreWarning(database: string): Promise<string | undefined> {
+    const sql = await openChecked(this.#params, database);
+    try {
+      // Every relation a restore creates (tables, their TOAST tables and indexes, sequences,
+      // views) holds a lock until a one-transaction restore commits.
+      const [row] = await sql`
+        select
+          (select count(*) + 2 * count(*) filter (where c.reltoastrelid <> 0)
+             from pg_class c join pg_namespace n on n.oid = c.relnamespace
+            where n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast')
+              and n.nspname !~ '^pg_(toast_)?temp_')::int as relations,
+          current_setting('max_locks_per_transaction')::int as per_tx,
+          current_setting('max_connections')::int +
+            current_setting('max_prepared_transactions')::int as slots`;
+      const capacity = row.per_tx * row.slots;
+      if (row.relations <= capacity) return undefined;
+      return `${database} has ${row.relations} relations; a restore in one transaction locks ` +
+        `each of them, and a server set up like this one locks at most ${capacity} ` +
+        `(max_locks_per_transaction ${row.per_tx} × ${row.slots} connection slots): restore it ` +
+        `with --no-single-transaction, or raise max_locks_per_transaction on the target to at ` +
+        `least ${Math.ceil(row.relations / row.slots)}`;
+    } catch (e) {
+      throw queryError(e, `checking the relations of ${database}`);
+    } finally {
+      await sql.end({ timeout: 5 }).catch(() => {});
+    }
+  }
+
   async objectCounts(database: string): Promise<ObjectCounts> {
     const sql = await openChecked(this.#params, database);
     try {

@@ -63,6 +63,12 @@ export interface EngineAdapter {
    * character set and collation).
    */
   databaseProperties(database: string): Promise<DatabaseProperties>;
+  /**
+   * Why a restore of the database in one transaction would fail on a server set up like this
+   * one (PostgreSQL: more relations than it can lock at once), or undefined. Engines without
+   * such a limit leave it out.
+   */
+  restoreWarning?(database: string): Promise<string | undefined>;
   /** Closes the connection(s). Safe to call twice. */
   close(): Promise<void>;
 }

@@ -8,6 +8,7 @@
  * @module
  */
 import { type Dialect, SqlLexer } from "./sql_lexer.ts";
+import { type DefinerAccount, DefinerScanner } from "./definers.ts";
 
 /** What a pass over a dump found. */
 export interface DumpFacts {
@@ -28,6 +29,13 @@ export interface DumpFacts {
   privilegeRoles: Set<string>;
   /** PostgreSQL: the dump holds large objects (pg_dump wraps them in its own BEGIN/COMMIT). */
   largeObjects: boolean;
+  /**
+   * PostgreSQL: about how many relations the dump creates (a table counts 3: itself, its TOAST
+   * table and index), each holding a lock until a one-transaction restore commits.
+   */
+  relations: number;
+  /** MySQL/MariaDB: the DEFINER accounts of views, routines, triggers and events. */
+  definers: Map<string, DefinerAccount>;
   /** Lines read. */
   lines: number;
   /** Bytes read. */
@@ -48,6 +56,13 @@ export interface DumpFilterOptions {
    * those top-level `SET` lines are left out.
    */
   targetMajor?: number;
+  /**
+   * PostgreSQL: the restore runs the load in a transaction of its own, so pg_dump's top-level
+   * `BEGIN;`/`COMMIT;` (around large objects) are left out: they would commit it early.
+   */
+  ownTransaction?: boolean;
+  /** MySQL/MariaDB: collect the DEFINER accounts (an inspection pass; the load needs none). */
+  collectDefiners?: boolean;
 }
 
 /** Session settings pg_dump writes and the first server major that knows them. */
@@ -106,9 +121,12 @@ export class DumpLineReader {
     ownerRoles: new Set(),
     privilegeRoles: new Set(),
     largeObjects: false,
+    relations: 0,
+    definers: new Map(),
     lines: 0,
     bytes: 0,
   };
+  #definers?: DefinerScanner;
   #options: DumpFilterOptions;
   #mode: Mode = "header";
   #lexers: SqlLexer[];
@@ -127,6 +145,7 @@ export class DumpLineReader {
     this.#lexers = options.dialect
       ? [new SqlLexer(options.dialect)]
       : [new SqlLexer("postgresql"), new SqlLexer("mysql")];
+    if (options.collectDefiners) this.#definers = new DefinerScanner();
   }
 
   /**
@@ -138,6 +157,7 @@ export class DumpLineReader {
     let pos = 0;
     while (pos < chunk.length) {
       if (this.#mode === "pass") {
+        this.#definers?.push(chunk, pos);
         emit(pos === 0 ? chunk : chunk.subarray(pos));
         this.facts.lines += countNewlines(chunk, pos);
         return;
@@ -182,6 +202,10 @@ export class DumpLineReader {
       this.#carryBytes = 0;
       if (this.#midDataLine || this.#mode === "pass") emit(line);
       else if (this.#line(line)) emit(line);
+    }
+    if (this.#definers) {
+      this.#definers.end();
+      this.facts.definers = this.#definers.found;
     }
   }
 
@@ -262,6 +286,8 @@ export class DumpLineReader {
         this.facts.banner = text;
         this.facts.bannerLine = this.facts.lines;
         this.#mode = lexer.dialect === "mysql" ? "pass" : "body";
+        // The banner's own line ends here: the scanner starts at the next line.
+        this.#definers?.push(new Uint8Array([NL]));
         return true;
       }
     }
@@ -293,6 +319,8 @@ export class DumpLineReader {
   #bodyLine(line: Uint8Array): boolean {
     const lexer = this.#lexer!;
     if (!lexer.atBoundary) {
+      // pg_dump puts a constraint on the line after its `ALTER TABLE ONLY …`.
+      if (line[0] === 0x20 && line[4] === 0x41 && isIndexConstraint(line)) this.facts.relations++;
       lexer.feed(line);
       return true;
     }
@@ -302,7 +330,7 @@ export class DumpLineReader {
     // Only statements that begin with these letters matter here; the rest is just lexed.
     if (
       first === 0x41 /* A */ || first === 0x47 /* G */ || first === 0x52 /* R */ ||
-      first === 0x43 /* C */ || first === 0x53 /* S */
+      first === 0x43 /* C */ || first === 0x53 /* S */ || first === 0x42 /* B */
     ) {
       const text = decoder.decode(line);
       if (first === 0x43 && COPY_RE.test(text)) {
@@ -310,6 +338,11 @@ export class DumpLineReader {
         if (lexer.atBoundary) this.#mode = "copy";
         return true;
       }
+      if ((first === 0x42 || first === 0x43) && /^(BEGIN|COMMIT);\r?\n?$/.test(text)) {
+        // Only pg_dump's wrapper around large objects is written this way.
+        if (this.#options.ownTransaction) return false;
+      }
+      if (first === 0x43) this.facts.relations += relationsCreated(text);
       const owner = OWNER_RE.exec(text);
       if (owner && topLevelAt(text, text.lastIndexOf(" OWNER TO "))) {
         for (const r of parseRoleList(owner[1])) this.facts.ownerRoles.add(r);
@@ -349,6 +382,22 @@ export class DumpLineReader {
     const revoke = REVOKE_RE.exec(text);
     if (revoke && topLevelAt(text, text.lastIndexOf(" FROM "))) add(revoke[1]);
   }
+}
+
+const RELATION_RE =
+  /^CREATE (?:UNLOGGED )?(TABLE|SEQUENCE|(?:UNIQUE )?INDEX|VIEW|MATERIALIZED VIEW|OR REPLACE VIEW) /;
+
+/** Relations a top-level `CREATE …` line of pg_dump creates (a table also gets TOAST ones). */
+function relationsCreated(text: string): number {
+  const m = RELATION_RE.exec(text);
+  if (!m) return 0;
+  return m[1] === "TABLE" || m[1] === "MATERIALIZED VIEW" ? 3 : 1;
+}
+
+/** `    ADD CONSTRAINT … PRIMARY KEY|UNIQUE|EXCLUDE …`: a constraint that builds an index. */
+function isIndexConstraint(line: Uint8Array): boolean {
+  const text = decoder.decode(line.subarray(0, 512));
+  return /^ {4}ADD CONSTRAINT .* (PRIMARY KEY|UNIQUE|EXCLUDE)\b/.test(text);
 }
 
 /** Whether position `at` of a one-line statement is outside quotes and comments. */

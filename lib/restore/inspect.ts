@@ -101,7 +101,7 @@ export async function inspectDump(
   const packing = await detectPacking(path);
   const size = (await Deno.stat(path)).size;
   const zipEntry = packing === "zip" ? await readZipEntry(path) : undefined;
-  const reader = new DumpLineReader();
+  const reader = new DumpLineReader({ collectDefiners: true });
   let tail: Uint8Array = new Uint8Array(0);
   let rawBytes = 0;
   const sink = new WritableStream<Uint8Array>({

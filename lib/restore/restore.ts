@@ -1,9 +1,18 @@
 /**
- * One restore, in the order that keeps a server safe: the file is read end to end (checksum,
- * decompression, banner, completion marker) before any connection; then the server, the target
- * and the roles are checked; only then is the target (re)created with its captured properties
- * and the dump streamed into the engine's own client. A load that fails part-way drops the
- * database the restore created, so no half-loaded copy is left behind.
+ * One restore, as four steps in the order that keeps a server safe:
+ *
+ * 1. {@linkcode verifySource}: the file is read end to end (checksum, decompression, banner,
+ *    completion marker) before any connection.
+ * 2. {@linkcode inspectTarget}: the restore lock on the target name is taken on the server, and
+ *    the target, its mark, the roles and DEFINER accounts the dump needs and the server's lock
+ *    capacity are read. Nothing changes yet; every refusal here exits 3.
+ * 3. {@linkcode planRestore}: what will be done, as sentences (also what `--dry-run` prints).
+ * 4. {@linkcode applyPlan}: the target is (re)created with its captured properties and marked
+ *    incomplete, the dump streamed into the engine's own client, and the mark removed only once
+ *    every byte has gone through and verified: on PostgreSQL in the load's own transaction,
+ *    which the restore commits itself. A load that fails drops the database this run created,
+ *    and only if it still carries this run's mark; a run that is killed leaves the mark, so the
+ *    half-loaded copy never looks complete and the next restore into it replaces it.
  *
  * @module
  */
@@ -25,7 +34,8 @@ import { type DumpInspection, inspectDump, openDump } from "./inspect.ts";
 import { pgPropertyRoles, pgTarget } from "./target_pg.ts";
 import { myTarget } from "./target_my.ts";
 import type { TargetServer } from "./target.ts";
-import { UsageError } from "../errors.ts";
+import type { RestoreMarker } from "./marker.ts";
+import { LockError, UsageError } from "../errors.ts";
 
 /** A backup file to restore, with what is known about it. */
 export interface RestoreSource {
@@ -55,6 +65,15 @@ export interface RestoreRequest {
   dryRun?: boolean;
   /** Skip ownership (the database and its objects belong to the connecting user). */
   noOwner?: boolean;
+  /**
+   * PostgreSQL: load in one transaction (default true). Off for databases with more relations
+   * than the server can lock at once; the target's mark then shows a cut-short load.
+   */
+  singleTransaction?: boolean;
+  /** MySQL/MariaDB: load although DEFINER accounts of the dump are missing on the server. */
+  ignoreMissingDefiners?: boolean;
+  /** How long dropping a target may wait for other sessions' locks (default 60 s). */
+  lockWaitSeconds?: number;
   /** Logger. */
   log: Logger;
   /** Progress: bytes of the file read in each phase. */
@@ -112,6 +131,9 @@ export function originalToolName(fileName: string): string | undefined {
   return b?.[1];
 }
 
+/** Default of {@linkcode RestoreRequest.lockWaitSeconds}. */
+export const DEFAULT_LOCK_WAIT_SECONDS = 60;
+
 function family(engine: string): "postgresql" | "mysql" {
   return engine === "postgresql" ? "postgresql" : "mysql";
 }
@@ -128,16 +150,71 @@ function describeCounts(c: ObjectCounts): string {
 /** Runs a restore. Throws the errors of lib/restore/errors.ts (and ConnectError, ConfigError). */
 export async function restore(request: RestoreRequest): Promise<RestoreResult> {
   const started = Date.now();
-  const { instance, source, log } = request;
-  const warnings: string[] = [];
-  const actions: string[] = [];
-  const meta = source.metadata;
-  const warn = (m: string) => {
-    warnings.push(m);
-    log.warn(m);
-  };
+  const notes = new Notes(request.log);
+  const source = await verifySource(request, notes);
+  const session = await openSession(request, source);
+  try {
+    const state = await inspectTarget(session, request, source, notes);
+    const plan = planRestore(session, request, source, state, notes);
+    const result = (status: RestoreResult["status"]): RestoreResult => ({
+      status,
+      instance: request.instance.id,
+      target: source.target,
+      source_database: source.meta?.database ?? request.source.originalName,
+      file: request.source.path,
+      engine: source.engine,
+      sha256: source.inspection.sha256,
+      has_metadata: source.meta !== undefined,
+      bytes: source.inspection.bytes,
+      raw_bytes: source.inspection.rawBytes,
+      target_existed: state.exists,
+      actions: plan.actions,
+      warnings: notes.warnings,
+      duration_ms: Date.now() - started,
+    });
+    if (request.dryRun) return result("planned");
+    await applyPlan(session, request, source, state, plan);
+    const done = result("restored");
+    done.objects = await session.adapter.objectCounts(source.target).catch(() => undefined);
+    compareCounts(source.meta, done.objects, source.target, notes);
+    done.duration_ms = Date.now() - started;
+    return done;
+  } finally {
+    await session.close();
+  }
+}
 
-  // 1. The file, before any connection.
+/** Warnings, kept for the result and logged as they come. */
+class Notes {
+  readonly warnings: string[] = [];
+  constructor(readonly log: Logger) {}
+  warn(message: string): void {
+    this.warnings.push(message);
+    this.log.warn(message);
+  }
+}
+
+/** A file that has been read end to end and may be restored. */
+export interface VerifiedSource {
+  /** What reading it found. */
+  inspection: DumpInspection;
+  /** Its metadata, when it has some. */
+  meta?: BackupMetadata;
+  /** The dump's engine family. */
+  engine: "postgresql" | "mysql";
+  /** The database restored into. */
+  target: string;
+  /** The original tool's header is left out. */
+  skipHeader: boolean;
+}
+
+/** Step 1: reads the file before any connection; throws BadBackupError when it is unusable. */
+export async function verifySource(
+  request: RestoreRequest,
+  notes: Notes,
+): Promise<VerifiedSource> {
+  const { instance, source } = request;
+  const meta = source.metadata;
   if (meta) {
     if (meta.kind !== "database") {
       throw new BadBackupError(`${source.path} is a ${meta.kind} backup, not a database backup`);
@@ -147,28 +224,27 @@ export async function restore(request: RestoreRequest): Promise<RestoreResult> {
         `${source.path} is a failed backup: ${meta.error ?? "status " + meta.status}`,
       );
     }
-  } else {
-    warn(
-      `${source.path} has no metadata: integrity is checked by decompressing it entirely ` +
-        `and looking for the dump tool's completion marker; the database is created with the ` +
-        `server's defaults`,
-    );
   }
   const inspection = await inspectDump(source.path, {
     expectedSha256: meta?.file?.sha256,
     onProgress: request.onProgress && ((n, t) => request.onProgress!("verify", n, t)),
   });
-  const dumpEngine = inspection.facts.dialect!;
-  const wanted = family(instance.type);
-  if (meta && family(meta.engine) !== dumpEngine) {
-    throw new BadBackupError(
-      `${source.path}: metadata says ${meta.engine} but the file holds ` +
-        `a ${dumpEngine} dump`,
+  if (!meta) {
+    notes.warn(
+      `${source.path} has no metadata: integrity is checked by decompressing it entirely ` +
+        `and looking for the dump tool's completion marker; the database is created with the ` +
+        `server's defaults`,
     );
   }
-  if (dumpEngine !== wanted) {
+  const engine = inspection.facts.dialect!;
+  if (meta && family(meta.engine) !== engine) {
     throw new BadBackupError(
-      `${source.path} is a ${dumpEngine === "postgresql" ? "PostgreSQL" : "MySQL/MariaDB"} dump ` +
+      `${source.path}: metadata says ${meta.engine} but the file holds a ${engine} dump`,
+    );
+  }
+  if (engine !== family(instance.type)) {
+    throw new BadBackupError(
+      `${source.path} is a ${engine === "postgresql" ? "PostgreSQL" : "MySQL/MariaDB"} dump ` +
         `(${inspection.facts.banner}); instance ${instance.id} is ${instance.type}`,
     );
   }
@@ -176,210 +252,431 @@ export async function restore(request: RestoreRequest): Promise<RestoreResult> {
   if (target === undefined || target === "") {
     throw new UsageError(`${source.path} does not say which database it holds: give --target NAME`);
   }
-  const headerSkipped = inspection.facts.headerStatements.length > 0;
-  if (headerSkipped) {
-    warn(
-      `the file starts with a header of ${inspection.facts.headerStatements.length} ` +
-        `statement(s) before the dump (${
-          [...new Set(inspection.facts.headerStatements)].join(", ")
-        }); ` +
-        `it is skipped: the database is created by this restore and users by \`users restore\``,
+  const header = inspection.facts.headerStatements;
+  if (header.length > 0) {
+    notes.warn(
+      `the file starts with a header of ${header.length} statement(s) before the dump ` +
+        `(${[...new Set(header)].join(", ")}); it is skipped: the database is created by ` +
+        `this restore and users by \`users restore\``,
     );
   }
+  return { inspection, meta, engine, target, skipHeader: header.length > 0 };
+}
 
-  // 2. The server, the target and the roles; nothing changes yet.
+/** The open connections of a restore. */
+interface Session {
+  adapter: EngineAdapter;
+  server: TargetServer;
+  serverMajor: number;
+  client: string;
+  close(): Promise<void>;
+}
+
+async function openSession(request: RestoreRequest, source: VerifiedSource): Promise<Session> {
+  const { instance } = request;
   let adapter: EngineAdapter | undefined;
   let server: TargetServer | undefined;
-  let targetExisted = false;
   try {
     adapter = await connect(instance.type, request.params);
     const version = await adapter.serverVersion();
-    const serverMajor = version.major;
-    if (family(version.flavor) !== dumpEngine) {
+    if (family(version.flavor) !== source.engine) {
       throw new BadBackupError(
-        `${source.path} is a ${dumpEngine} dump but ${instance.id} runs ` +
+        `${request.source.path} is a ${source.engine} dump but ${instance.id} runs ` +
           `${version.flavor}`,
       );
     }
     const tools = requireTools(await findTools(adapter.engine, version.major, instance.tools));
-    const client = tools.client!;
-    server = dumpEngine === "postgresql"
+    server = source.engine === "postgresql"
       ? await pgTarget(request.params, version.major)
       : await myTarget(request.params);
-    const existing = (await adapter.listDatabases()).some((d) => d.name === target);
-    targetExisted = existing;
-    let existingCounts: ObjectCounts | undefined;
-    if (existing) existingCounts = await adapter.objectCounts(target);
-    const targetHasObjects = existingCounts !== undefined && !isEmpty(existingCounts);
-    if (targetHasObjects && !request.force) {
-      throw new RestoreRefusedError(
-        `database ${target} already exists on ${instance.id} and holds ` +
-          `${describeCounts(existingCounts!)}; it is left alone`,
-        { hint: "restore under another name with --target NAME, or replace it with --force" },
-      );
-    }
-    if (dumpEngine === "postgresql") {
-      const props = meta?.database_properties ?? {};
-      const noOwner = request.noOwner ?? false;
-      const needed = new Set([
-        ...pgPropertyRoles(props, noOwner),
-        ...inspection.facts.privilegeRoles,
-        ...(noOwner ? [] : inspection.facts.ownerRoles),
-      ]);
-      const missing = await server.missingRoles([...needed]);
-      if (missing.length) {
-        throw new RestoreRefusedError(
-          `role(s) missing on ${instance.id}: ${missing.join(", ")}; the backup assigns ` +
-            `ownership or privileges to them`,
-          {
-            hint: "create them first with `users restore` (from this instance's users backup)" +
-              (noOwner ? "" : ", or skip ownership with --no-owner"),
-          },
-        );
-      }
-    }
-
-    // 3. The plan.
-    const recreate = !existing || targetHasObjects;
-    const createStatements = recreate
-      ? server.createStatements(target, meta?.database_properties, { noOwner: request.noOwner })
-      : [];
-    const where = `${target} on ${instance.id}`;
-    actions.push(
-      `verified ${source.path} (${inspection.bytes} bytes, sha256 ${inspection.sha256}` +
-        `${meta ? ", matches its metadata" : ", no metadata"})`,
-    );
-    if (targetHasObjects) {
-      actions.push(
-        `drop database ${where}, which holds ${describeCounts(existingCounts!)} (--force)`,
-      );
-    }
-    if (recreate) actions.push(...createStatements.map((s) => `run: ${s}`));
-    else {
-      actions.push(`load into the existing empty database ${where}`);
-      warn(
-        `database ${target} exists and is empty: the dump is loaded into it as it is; its ` +
-          `owner, encoding and other properties are not changed`,
-      );
-    }
-    if (headerSkipped) {
-      actions.push(
-        `skip the original tool's header (lines before line ${inspection.facts.bannerLine})`,
-      );
-    }
-    if (request.noOwner && dumpEngine === "postgresql") {
-      actions.push(
-        `skip ${
-          inspection.facts.ownerRoles.size ? "the ALTER … OWNER TO statements" : "ownership"
-        }: objects belong to ${request.params.user}`,
-      );
-    }
-    const singleTransaction = dumpEngine === "postgresql" && !inspection.facts.largeObjects;
-    if (dumpEngine === "postgresql" && inspection.facts.largeObjects) {
-      warn(
-        "the dump holds large objects, which pg_dump wraps in its own transaction: it is " +
-          "loaded without --single-transaction",
-      );
-    }
-    actions.push(
-      `stream ${inspection.rawBytes} bytes of SQL into ${basename(client)}` +
-        `${singleTransaction ? " --single-transaction" : ""}`,
-    );
-
-    if (request.dryRun) {
-      return result("planned");
-    }
-
-    // 4. Changes.
-    if (targetHasObjects) {
-      log.warn(`dropping database ${where} (--force); it held ${describeCounts(existingCounts!)}`);
-      await server.execute([server.dropStatement(target)]);
-    }
-    let created = false;
-    try {
-      if (recreate) {
-        log.info(`creating database ${where}`);
-        created = true;
-        await server.execute(createStatements);
-      }
-      await load(server, client, target, inspection, {
-        singleTransaction,
-        skipHeader: headerSkipped,
-        noOwner: request.noOwner && dumpEngine === "postgresql",
-        targetMajor: dumpEngine === "postgresql" ? serverMajor : undefined,
-        request,
-      });
-    } catch (e) {
-      if (created) {
-        log.warn(`restore failed: dropping the partly restored database ${where}`);
-        await server.execute([server.dropStatement(target)]).catch((d) =>
-          log.error(`could not drop ${where}: ${redact(String(d?.message ?? d))}`)
-        );
-      }
-      throw e;
-    }
-    const result_ = result("restored");
-    result_.objects = await adapter.objectCounts(target).catch(() => undefined);
-    if (meta?.objects && result_.objects) {
-      for (const [kind, n] of Object.entries(meta.objects)) {
-        const got = (result_.objects as unknown as Record<string, number | undefined>)[kind];
-        if (got !== undefined && got !== n) {
-          warn(`the backup recorded ${n} ${kind} but ${target} now holds ${got}`);
-        }
-      }
-    }
-    return result_;
-  } finally {
+    const [a, s] = [adapter, server];
+    return {
+      adapter: a,
+      server: s,
+      serverMajor: version.major,
+      client: tools.client!,
+      close: async () => {
+        await s.close();
+        await a.close();
+      },
+    };
+  } catch (e) {
     await server?.close();
     await adapter?.close();
+    throw e;
   }
+}
 
-  function result(status: "restored" | "planned"): RestoreResult {
-    return {
-      status,
-      instance: instance.id,
-      target: target!,
-      source_database: meta?.database ?? source.originalName,
-      file: source.path,
-      engine: dumpEngine,
-      sha256: inspection.sha256,
-      has_metadata: meta !== undefined,
-      bytes: inspection.bytes,
-      raw_bytes: inspection.rawBytes,
-      target_existed: targetExisted,
-      actions,
-      warnings,
-      duration_ms: Date.now() - started,
-    };
+/** What the target looks like before anything changes. */
+export interface TargetState {
+  /** The database exists. */
+  exists: boolean;
+  /** What it holds, when it exists. */
+  counts?: ObjectCounts;
+  /** It holds tables, views, routines… */
+  hasObjects: boolean;
+  /** It carries the mark of a restore that never finished. */
+  marker?: RestoreMarker;
+  /** Other sessions connected to it. */
+  sessions: number;
+  /** Its comment (PostgreSQL), to put back when a load into it is rolled back. */
+  comment?: string;
+}
+
+/**
+ * Step 2: takes the restore lock and reads the target; checks what the dump needs of the
+ * server. Throws RestoreRefusedError (exit 3) or LockError (exit 4); nothing changes.
+ */
+async function inspectTarget(
+  session: Session,
+  request: RestoreRequest,
+  source: VerifiedSource,
+  notes: Notes,
+): Promise<TargetState> {
+  const { server, adapter } = session;
+  const { instance } = request;
+  const target = source.target;
+  const problem = server.nameProblem(target);
+  if (problem) {
+    throw new RestoreRefusedError(`cannot restore into ${target}: ${problem}`, {
+      hint: "choose a shorter --target",
+    });
+  }
+  if (!await server.lockTarget(target)) {
+    throw new LockError(
+      `another restore into ${target} on ${instance.id} is running; nothing was changed`,
+      { hint: "wait for it to finish, or restore under another name with --target NAME" },
+    );
+  }
+  const exists = (await adapter.listDatabases()).some((d) => d.name === target);
+  const state: TargetState = { exists, hasObjects: false, sessions: 0 };
+  if (exists) {
+    state.marker = await server.readMarker(target);
+    // Before counting: the count's own connection to the target is no other session.
+    state.sessions = await server.sessionsUsing(target);
+    state.counts = await adapter.objectCounts(target);
+    state.hasObjects = !isEmpty(state.counts);
+    state.comment = state.marker ? undefined : await server.comment(target);
+  }
+  if (state.marker) {
+    notes.warn(
+      `database ${target} on ${instance.id} was left incomplete by an interrupted restore` +
+        `${state.marker.started_at ? ` (started ${state.marker.started_at}` : " ("}` +
+        `${state.marker.file ? `, file ${state.marker.file})` : ")"}; it is dropped and ` +
+        `restored again`,
+    );
+  } else if (state.hasObjects && !request.force) {
+    throw new RestoreRefusedError(
+      `database ${target} already exists on ${instance.id} and holds ` +
+        `${describeCounts(state.counts!)}; it is left alone`,
+      { hint: "restore under another name with --target NAME, or replace it with --force" },
+    );
+  }
+  await checkRoles(session, request, source);
+  await checkDefiners(session, request, source, notes);
+  await checkLockCapacity(session, request, source);
+  return state;
+}
+
+async function checkRoles(session: Session, request: RestoreRequest, source: VerifiedSource) {
+  const facts = source.inspection.facts;
+  const noOwner = request.noOwner ?? false;
+  const needed = new Set([
+    ...pgPropertyRoles(source.meta?.database_properties ?? {}, noOwner),
+    ...facts.privilegeRoles,
+    ...(noOwner ? [] : facts.ownerRoles),
+  ]);
+  if (source.engine !== "postgresql" || needed.size === 0) return;
+  const missing = await session.server.missingRoles([...needed]);
+  if (missing.length) {
+    throw new RestoreRefusedError(
+      `role(s) missing on ${request.instance.id}: ${missing.join(", ")}; the backup assigns ` +
+        `ownership or privileges to them`,
+      {
+        hint: "create them first with `users restore` (from this instance's users backup)" +
+          (noOwner ? "" : ", or skip ownership with --no-owner"),
+      },
+    );
+  }
+}
+
+async function checkDefiners(
+  session: Session,
+  request: RestoreRequest,
+  source: VerifiedSource,
+  notes: Notes,
+) {
+  const definers = [...source.inspection.facts.definers.values()];
+  if (definers.length === 0) return;
+  const missing = await session.server.missingDefiners(definers);
+  if (missing === undefined) {
+    notes.warn(
+      `could not read the accounts of ${request.instance.id} to check the dump's DEFINER ` +
+        `accounts (${definers.length}); views, routines, triggers and events whose definer is ` +
+        `missing fail at first use`,
+    );
+    return;
+  }
+  if (missing.length === 0) return;
+  const what = `views, routines, triggers or events of the dump run as account(s) missing on ` +
+    `${request.instance.id}: ${missing.join(", ")}`;
+  if (request.ignoreMissingDefiners) {
+    notes.warn(
+      `${what}; they are loaded anyway (--ignore-missing-definers) and fail at first ` +
+        `use until the accounts exist`,
+    );
+    return;
+  }
+  throw new RestoreRefusedError(
+    `${what}; they would load and then fail at first use ` +
+      `(ERROR 1449: The user specified as a definer does not exist)`,
+    {
+      hint: `create the accounts first with \`users restore --instance ${request.instance.id} ` +
+        `--user NAME@HOST\` (from this instance's users backup), or load anyway with ` +
+        `--ignore-missing-definers`,
+    },
+  );
+}
+
+async function checkLockCapacity(
+  session: Session,
+  request: RestoreRequest,
+  source: VerifiedSource,
+) {
+  if (!session.server.transactional || request.singleTransaction === false) return;
+  const relations = source.inspection.facts.relations;
+  const capacity = await session.server.lockCapacity();
+  if (capacity === undefined || relations <= capacity) return;
+  throw new RestoreRefusedError(
+    `${request.source.path} creates about ${relations} relations (tables with their TOAST ` +
+      `tables, indexes, sequences, views); restoring it in one transaction locks each of them ` +
+      `until the end, and ${request.instance.id} can lock ${capacity} at once ` +
+      `(max_locks_per_transaction × (max_connections + max_prepared_transactions)), so the load ` +
+      `would fail with "out of shared memory"`,
+    {
+      hint: `restore with --no-single-transaction (the target stays marked incomplete until ` +
+        `the load ends, and is dropped if it fails), or raise max_locks_per_transaction until ` +
+        `that product exceeds ${relations}, and restart the server`,
+    },
+  );
+}
+
+/** Step 3: what will be done. */
+export interface RestorePlan {
+  /** Why the existing target is dropped first, if it is. */
+  drop?: "force" | "interrupted";
+  /** Whether the target is created. */
+  create: boolean;
+  /** The statements that create it. */
+  createStatements: string[];
+  /** The mark the target carries until the load is complete. */
+  marker: RestoreMarker;
+  /** PostgreSQL: the load runs in one transaction the restore commits. */
+  ownTransaction: boolean;
+  /** The comment the database is left with (PostgreSQL). */
+  finalComment?: string;
+  /** Every step, as sentences. */
+  actions: string[];
+}
+
+function planRestore(
+  session: Session,
+  request: RestoreRequest,
+  source: VerifiedSource,
+  state: TargetState,
+  notes: Notes,
+): RestorePlan {
+  const { server } = session;
+  const { inspection, meta, target } = source;
+  const where = `${target} on ${request.instance.id}`;
+  const wait = request.lockWaitSeconds ?? DEFAULT_LOCK_WAIT_SECONDS;
+  const drop = state.marker ? "interrupted" : state.hasObjects ? "force" : undefined;
+  const create = !state.exists || drop !== undefined;
+  const createStatements = create
+    ? server.createStatements(target, meta?.database_properties, { noOwner: request.noOwner })
+    : [];
+  const ownTransaction = server.transactional && request.singleTransaction !== false;
+  const actions = [
+    `verified ${request.source.path} (${inspection.bytes} bytes, sha256 ${inspection.sha256}` +
+    `${meta ? ", matches its metadata" : ", no metadata"})`,
+    `took the restore lock on ${where}`,
+  ];
+  if (drop === "force") {
+    actions.push(
+      `drop database ${where}, which holds ${describeCounts(state.counts!)} (--force); ` +
+        server.dropEffect(state.sessions, wait),
+    );
+  } else if (drop === "interrupted") {
+    actions.push(`drop database ${where}, left incomplete by an interrupted restore`);
+  }
+  if (create) actions.push(...createStatements.map((s) => `run: ${s}`));
+  else {
+    actions.push(`load into the existing empty database ${where}`);
+    notes.warn(
+      `database ${target} exists and is empty: the dump is loaded into it as it is; its ` +
+        `owner, encoding and other properties are not changed`,
+    );
+  }
+  actions.push(`mark ${target} incomplete until the load has gone through`);
+  if (source.skipHeader) {
+    actions.push(
+      `skip the original tool's header (lines before line ${inspection.facts.bannerLine})`,
+    );
+  }
+  if (request.noOwner && source.engine === "postgresql") {
+    actions.push(
+      `skip ${
+        inspection.facts.ownerRoles.size ? "the ALTER … OWNER TO statements" : "ownership"
+      }: objects belong to ${request.params.user}`,
+    );
+  }
+  actions.push(
+    `stream ${inspection.rawBytes} bytes of SQL into ${basename(session.client)}` +
+      (ownTransaction ? " in one transaction, committed once the whole file has verified" : ""),
+  );
+  if (server.transactional && !ownTransaction) {
+    notes.warn(
+      `the load is not one transaction (--no-single-transaction): until it ends, ${target} ` +
+        `holds part of the data and is marked incomplete`,
+    );
+  }
+  actions.push(`remove the mark`);
+  return {
+    drop,
+    create,
+    createStatements,
+    marker: {
+      run: crypto.randomUUID(),
+      started_at: new Date().toISOString(),
+      // Safe characters only: the mark's text needs no quoting on any engine or sql_mode.
+      file: basename(request.source.path).replace(/[^\w.%+-]/g, "_"),
+      created: create,
+    },
+    ownTransaction,
+    finalComment: (create ? meta?.database_properties?.comment : state.comment) ?? undefined,
+    actions,
+  };
+}
+
+/** Step 4: changes the server as planned. */
+async function applyPlan(
+  session: Session,
+  request: RestoreRequest,
+  source: VerifiedSource,
+  state: TargetState,
+  plan: RestorePlan,
+): Promise<void> {
+  const { server } = session;
+  const { target } = source;
+  const log = request.log;
+  const where = `${target} on ${request.instance.id}`;
+  const wait = request.lockWaitSeconds ?? DEFAULT_LOCK_WAIT_SECONDS;
+  if (plan.drop === "force") {
+    log.warn(
+      `dropping database ${where} (--force); it held ${describeCounts(state.counts!)}; ` +
+        server.dropEffect(state.sessions, wait),
+    );
+    await server.drop(target, wait);
+  } else if (plan.drop === "interrupted") {
+    log.warn(`dropping database ${where}, left incomplete by an interrupted restore`);
+    await server.drop(target, wait);
+  }
+  let created = false;
+  try {
+    if (plan.create) {
+      log.info(`creating database ${where}`);
+      await server.execute(plan.createStatements);
+      // Only now is the database this run's own: a CREATE that failed (e.g. the name exists)
+      // made nothing this run may drop.
+      created = true;
+    }
+    await server.execute(server.markStatements(target, plan.marker));
+    const unmark = server.unmarkStatements(target, plan.finalComment);
+    await load(session, source, {
+      prefix: plan.ownTransaction ? "BEGIN;\n" : "",
+      trailer: plan.ownTransaction ? unmark.map((s) => s + ";\n").join("") + "COMMIT;\n" : "",
+      ownTransaction: plan.ownTransaction,
+      noOwner: request.noOwner && source.engine === "postgresql",
+      request,
+    });
+    if (!plan.ownTransaction) await server.execute(unmark);
+  } catch (e) {
+    await cleanUp(session, request, source, state, plan, created);
+    throw e;
+  }
+}
+
+/** After a failed load: drops what this run created and still owns, and nothing else. */
+async function cleanUp(
+  session: Session,
+  request: RestoreRequest,
+  source: VerifiedSource,
+  state: TargetState,
+  plan: RestorePlan,
+  created: boolean,
+): Promise<void> {
+  const { server } = session;
+  const { target } = source;
+  const log = request.log;
+  const where = `${target} on ${request.instance.id}`;
+  const failed = (what: string) => (d: unknown) =>
+    log.error(`could not ${what} ${where}: ${redact(String((d as Error)?.message ?? d))}`);
+  const marker = await server.readMarker(target).catch(() => undefined);
+  if (created) {
+    if (marker?.run !== plan.marker.run) {
+      log.error(`not dropping ${where}: it does not carry this restore's mark`);
+      return;
+    }
+    log.warn(`restore failed: dropping the partly restored database ${where}`);
+    await server.drop(target, request.lockWaitSeconds ?? DEFAULT_LOCK_WAIT_SECONDS)
+      .catch(failed("drop"));
+  } else if (plan.ownTransaction && marker?.run === plan.marker.run) {
+    // The load was rolled back: the existing empty database is as it was, but for its comment.
+    await server.execute(server.unmarkStatements(target, state.comment)).catch(failed("unmark"));
+  } else if (marker) {
+    log.warn(
+      `${where} holds part of the dump and is marked incomplete; the next restore into it ` +
+        `replaces it`,
+    );
+  }
+}
+
+function compareCounts(
+  meta: BackupMetadata | undefined,
+  objects: ObjectCounts | undefined,
+  target: string,
+  notes: Notes,
+) {
+  if (!meta?.objects || !objects) return;
+  for (const [kind, n] of Object.entries(meta.objects)) {
+    const got = (objects as unknown as Record<string, number | undefined>)[kind];
+    if (got !== undefined && got !== n) {
+      notes.warn(`the backup recorded ${n} ${kind} but ${target} now holds ${got}`);
+    }
   }
 }
 
 interface LoadOptions {
-  singleTransaction: boolean;
-  skipHeader: boolean;
+  /** Sent before the dump. */
+  prefix: string;
+  /** Sent after the dump, only once every byte has gone through and the checksum verified. */
+  trailer: string;
+  ownTransaction: boolean;
   noOwner?: boolean;
-  /** PostgreSQL: the target server's major, to leave out settings it does not know. */
-  targetMajor?: number;
   request: RestoreRequest;
 }
 
 /** Streams the dump into the client; throws RestoreFailedError with the server's message. */
-async function load(
-  server: TargetServer,
-  client: string,
-  target: string,
-  inspection: DumpInspection,
-  options: LoadOptions,
-): Promise<void> {
+async function load(session: Session, source: VerifiedSource, options: LoadOptions) {
   const { request } = options;
-  const { child: spec, cleanup } = await server.clientCommand(client, target, {
-    singleTransaction: options.singleTransaction,
-  });
+  const { inspection, target } = source;
+  const { child: spec, cleanup } = await session.server.clientCommand(session.client, target);
   const filter = new DumpFilter({
     dialect: inspection.facts.dialect,
-    skipHeader: options.skipHeader,
+    skipHeader: source.skipHeader,
     noOwner: options.noOwner,
-    targetMajor: options.targetMajor,
+    targetMajor: source.engine === "postgresql" ? session.serverMajor : undefined,
+    ownTransaction: options.ownTransaction,
   });
   const sha = new Sha256Stream();
   const counter = new ByteCounter({
@@ -391,33 +688,37 @@ async function load(
   request.signal?.addEventListener("abort", onAbort, { once: true });
   try {
     child = startChild(spec);
-    // The file is hashed again as it is loaded: a file changed since the check is caught.
+    // The file is hashed again as it is loaded: a file changed since the check is caught, and
+    // then the trailer (the COMMIT) is never sent.
     const raw = await openRaw(inspection);
     const content = raw.readable.pipeThrough(counter).pipeThrough(sha);
-    const sql = await raw.decompress(content);
-    const piped = sql.pipeThrough(filter).pipeTo(child.process.stdin).then(
-      () => undefined,
-      (e) => e,
-    );
-    const [pipeError, status, stderr] = await Promise.all([
-      piped,
+    const sql = (await raw.decompress(content)).pipeThrough(filter);
+    const verified = async () => {
+      if (inspection.packing !== "zip" && (await sha.digest) !== inspection.sha256) {
+        throw new RestoreFailedError(`${inspection.path} changed while it was being restored`);
+      }
+      return options.trailer;
+    };
+    const feeding = feed(child.process.stdin, sql, options.prefix, verified)
+      .then(() => undefined, (e) => e);
+    const [feedError, status, stderr] = await Promise.all([
+      feeding,
       child.process.status,
       child.stderr,
     ]);
     if (request.signal?.aborted) throw new RestoreFailedError("restore interrupted");
     if (!status.success) {
       throw new RestoreFailedError(
-        `restore into ${target} failed: ${describeClientError(stderr, filter, spec.cmd)}`,
+        `restore into ${target} failed: ` +
+          describeClientError(stderr, filter, spec.cmd, countLines(options.prefix)),
       );
     }
-    if (pipeError) {
+    if (feedError instanceof RestoreFailedError) throw feedError;
+    if (feedError) {
       throw new RestoreFailedError(
         `restore into ${target} failed while reading the file: ` +
-          redact(pipeError instanceof Error ? pipeError.message : String(pipeError)),
+          redact(feedError instanceof Error ? feedError.message : String(feedError)),
       );
-    }
-    if (inspection.packing !== "zip" && (await sha.digest) !== inspection.sha256) {
-      throw new RestoreFailedError(`${inspection.path} changed while it was being restored`);
     }
     const noise = stderr.split("\n").filter((l) => l.trim());
     for (const line of noise.slice(0, 20)) request.log.warn(`${basename(spec.cmd)}: ${line}`);
@@ -425,6 +726,34 @@ async function load(
     request.signal?.removeEventListener("abort", onAbort);
     child?.kill(1000);
     await cleanup();
+  }
+}
+
+function countLines(text: string): number {
+  return text.split("\n").length - 1;
+}
+
+/**
+ * Writes `prefix`, the SQL, then what `finish` returns once the SQL has ended. On any failure
+ * the client's input is closed without the trailer: a PostgreSQL load then rolls back.
+ */
+async function feed(
+  stdin: WritableStream<Uint8Array>,
+  sql: ReadableStream<Uint8Array>,
+  prefix: string,
+  finish: () => Promise<string>,
+): Promise<void> {
+  const encoder = new TextEncoder();
+  const writer = stdin.getWriter();
+  try {
+    if (prefix) await writer.write(encoder.encode(prefix));
+    for await (const chunk of sql) await writer.write(chunk);
+    const trailer = await finish();
+    if (trailer) await writer.write(encoder.encode(trailer));
+    await writer.close();
+  } catch (e) {
+    await writer.abort(e).catch(() => {});
+    throw e;
   }
 }
 
@@ -450,21 +779,28 @@ async function openRaw(inspection: DumpInspection): Promise<{
  * `ERROR nnnn (xxxxx) at line N: …`. Lines refer to the SQL sent; they are mapped back to the
  * file's own lines when the filter left some out.
  */
-function describeClientError(stderr: string, filter: DumpFilter, cmd: string): string {
+function describeClientError(
+  stderr: string,
+  filter: DumpFilter,
+  cmd: string,
+  prefixLines: number,
+): string {
+  // The client counts the lines the restore sent before the dump too.
+  const dumpLine = (sent: number) => filter.reader.inputLine(sent - prefixLines);
   const lines = stderr.split("\n").map((l) => l.trim()).filter(Boolean);
   const pg = lines.find((l) => /^psql:.*?:\d+: (ERROR|FATAL)/.test(l));
   if (pg) {
     const m = /^psql:.*?:(\d+): (.*)$/.exec(pg)!;
     const detail = lines.slice(lines.indexOf(pg) + 1, lines.indexOf(pg) + 3)
       .filter((l) => /^(DETAIL|HINT|CONTEXT|LINE \d+):/.test(l));
-    return `statement at line ${filter.reader.inputLine(Number(m[1]))} of the dump: ${m[2]}` +
+    return `statement at line ${dumpLine(Number(m[1]))} of the dump: ${m[2]}` +
       (detail.length ? ` (${detail.join("; ")})` : "");
   }
   const my = lines.find((l) => /^ERROR \d+/.test(l));
   if (my) {
     const m = /^ERROR (\d+)(?: \(\w+\))? at line (\d+)(?: in file: .*?)?: (.*)$/.exec(my);
     if (m) {
-      return `statement at line ${filter.reader.inputLine(Number(m[2]))} of the dump: ` +
+      return `statement at line ${dumpLine(Number(m[2]))} of the dump: ` +
         `ERROR ${m[1]}: ${m[3]}`;
     }
     return my;

@@ -11,7 +11,15 @@ import type { ConnectionParams } from "../config/types.ts";
 import type { DatabaseProperties } from "../backup/metadata.ts";
 import { writeOptionsFile } from "../dump/options_file.ts";
 import { connectError } from "../engines/connect_error.ts";
-import type { TargetServer } from "./target.ts";
+import { lockKey, type TargetServer } from "./target.ts";
+import { MARKER_TABLE, markerText, parseMarker } from "./marker.ts";
+import { formatDefiner } from "./definers.ts";
+import { RestoreRefusedError } from "./errors.ts";
+
+// NAME_CHAR_LEN: the server refuses longer names; refused here first, with the reason.
+const MY_NAME_CHARS = 64;
+// ER_LOCK_WAIT_TIMEOUT: lock_wait_timeout passed while waiting for a metadata lock.
+const LOCK_WAIT_TIMEOUT = 1205;
 
 /** Quotes an identifier with backticks. */
 export function myIdent(name: string): string {
@@ -37,13 +45,96 @@ export async function myTarget(params: ConnectionParams): Promise<TargetServer> 
   } catch (error) {
     throw connectError(error, params);
   }
+  const query = async <T>(text: string, values: unknown[] = []): Promise<T[]> =>
+    (await conn.query(text, values))[0] as T[];
+  const marker = (name: string) => `${myIdent(name)}.${myIdent(MARKER_TABLE)}`;
   return {
+    transactional: false,
+    nameProblem(name) {
+      const chars = [...name].length;
+      if (chars > MY_NAME_CHARS) {
+        return `database name "${name}" is ${chars} characters long; MySQL and MariaDB allow ` +
+          `at most ${MY_NAME_CHARS}`;
+      }
+      return undefined;
+    },
+    async lockTarget(name) {
+      // A named lock lives as long as the session: a killed run leaves none behind.
+      const key = await lockKey(`vya-backupdb restore ${name}`);
+      const [row] = await query<{ ok: number | null }>("SELECT GET_LOCK(?, 0) AS ok", [
+        `vya-restore-${key}`,
+      ]);
+      return Number(row?.ok) === 1;
+    },
+    async readMarker(name) {
+      // BINARY: names that differ only in case are different databases on Linux.
+      const rows = await query<{ c: string }>(
+        `SELECT TABLE_COMMENT AS c FROM information_schema.TABLES
+          WHERE TABLE_SCHEMA = BINARY ? AND TABLE_NAME = BINARY ?`,
+        [name, MARKER_TABLE],
+      );
+      if (rows.length === 0) return undefined;
+      // The table is the mark; a comment that does not parse is a mark of an unknown run.
+      return parseMarker(rows[0].c) ?? { run: "", started_at: "", file: "", created: false };
+    },
+    markStatements(name, m) {
+      // The mark's text holds no quote or backslash (restore keeps the file name to safe
+      // characters), so it reads the same under every sql_mode.
+      const text = markerText(m).replaceAll("'", "''");
+      return [`CREATE TABLE ${marker(name)} (id INT) COMMENT = '${text}'`];
+    },
+    unmarkStatements: (name) => [`DROP TABLE IF EXISTS ${marker(name)}`],
+    comment: () => Promise.resolve(undefined),
     missingRoles: () => Promise.resolve([]),
+    async missingDefiners(accounts) {
+      if (accounts.length === 0) return [];
+      let rows: { User: string; Host: string }[];
+      try {
+        rows = await query("SELECT User, Host FROM mysql.user");
+      } catch {
+        return undefined;
+      }
+      // User names compare exactly, host names without case, as the server does.
+      const present = new Set(rows.map((r) => `${r.User}\0${String(r.Host).toLowerCase()}`));
+      return accounts
+        .filter((a) => !present.has(`${a.user}\0${(a.host ?? "").toLowerCase()}`))
+        .map(formatDefiner)
+        .sort();
+    },
+    lockCapacity: () => Promise.resolve(undefined),
+    async sessionsUsing(name) {
+      const [row] = await query<{ n: number }>(
+        `SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST
+          WHERE DB = BINARY ? AND ID <> CONNECTION_ID()`,
+        [name],
+      );
+      return Number(row?.n ?? 0);
+    },
+    dropEffect(sessions, waitSeconds) {
+      return sessions === 0
+        ? "no session is using it"
+        : `${sessions} session(s) are using it: DROP DATABASE waits up to ${waitSeconds} s for ` +
+          `their locks, then the restore stops with nothing changed`;
+    },
     createStatements: (name, props) => myCreateStatements(name, props ?? {}),
     async execute(statements) {
       for (const s of statements) await conn.query(s);
     },
-    dropStatement: (name) => `DROP DATABASE IF EXISTS ${myIdent(name)}`,
+    async drop(name, waitSeconds) {
+      await conn.query(`SET SESSION lock_wait_timeout = ${Math.max(1, Math.trunc(waitSeconds))}`);
+      try {
+        await conn.query(`DROP DATABASE IF EXISTS ${myIdent(name)}`);
+      } catch (e) {
+        if ((e as { errno?: number }).errno === LOCK_WAIT_TIMEOUT) {
+          throw new RestoreRefusedError(
+            `could not drop database ${name}: other sessions held locks on it for ` +
+              `${waitSeconds} s; nothing was changed`,
+            { hint: "end those sessions (SHOW PROCESSLIST), or wait longer with --lock-wait" },
+          );
+        }
+        throw e;
+      }
+    },
     async clientCommand(toolPath, target) {
       const file = await writeOptionsFile(params);
       return {

@@ -10,7 +10,12 @@ import type { ConnectionParams } from "../config/types.ts";
 import type { DatabaseProperties } from "../backup/metadata.ts";
 import type { ChildSpec } from "../process.ts";
 import { pgConninfo, pgEnv } from "../dump/postgres.ts";
-import type { TargetServer } from "./target.ts";
+import { lockKey, type TargetServer } from "./target.ts";
+import { markerText, parseMarker } from "./marker.ts";
+import { RestoreRefusedError } from "./errors.ts";
+
+// NAMEDATALEN - 1: a longer name is cut to this many bytes by the server, without an error.
+const PG_NAME_BYTES = 63;
 
 /** Quotes an identifier. */
 export function pgIdent(name: string): string {
@@ -116,13 +121,69 @@ export async function pgTarget(
   serverMajor: number,
 ): Promise<TargetServer> {
   const sql = await openPostgres(params);
+  const comment = async (name: string): Promise<string | undefined> => {
+    const [row] = await sql`
+      select shobj_description(oid, 'pg_database') as comment
+        from pg_database where datname = ${name}`;
+    return row?.comment ?? undefined;
+  };
 
   return {
+    transactional: true,
+    nameProblem(name) {
+      const bytes = new TextEncoder().encode(name).length;
+      if (bytes > PG_NAME_BYTES) {
+        return `database name "${name}" is ${bytes} bytes long; PostgreSQL keeps only the ` +
+          `first ${PG_NAME_BYTES} bytes of a name, so it would name another database`;
+      }
+      if (name.includes("\0")) return `database name "${name}" holds a NUL character`;
+      return undefined;
+    },
+    async lockTarget(name) {
+      // Advisory locks live as long as the session: a killed run leaves none behind.
+      const key = await lockKey(`vya-backupdb restore ${name}`);
+      const [row] = await sql`
+        select pg_try_advisory_lock(('x' || ${key.slice(0, 16)})::bit(64)::bigint) as ok`;
+      return row.ok === true;
+    },
+    async readMarker(name) {
+      return parseMarker(await comment(name));
+    },
+    markStatements(name, marker) {
+      return [`COMMENT ON DATABASE ${pgIdent(name)} IS ${pgLiteral(markerText(marker))}`];
+    },
+    unmarkStatements(name, comment) {
+      return [
+        `COMMENT ON DATABASE ${pgIdent(name)} IS ${
+          comment === undefined ? "NULL" : pgLiteral(comment)
+        }`,
+      ];
+    },
+    comment,
     async missingRoles(names) {
       if (names.length === 0) return [];
       const rows = await sql`select rolname from pg_roles where rolname = any(${names})`;
       const present = new Set(rows.map((r) => r.rolname as string));
       return names.filter((n) => !present.has(n)).sort();
+    },
+    missingDefiners: () => Promise.resolve([]),
+    async lockCapacity() {
+      const [row] = await sql`
+        select current_setting('max_locks_per_transaction')::int *
+               (current_setting('max_connections')::int +
+                current_setting('max_prepared_transactions')::int) as capacity`;
+      return Number(row.capacity);
+    },
+    async sessionsUsing(name) {
+      const [row] = await sql`
+        select count(*)::int as n from pg_stat_activity
+         where datname = ${name} and pid <> pg_backend_pid()`;
+      return Number(row.n);
+    },
+    dropEffect(sessions) {
+      return sessions === 0
+        ? "no session is connected to it"
+        : `the ${sessions} session(s) connected to it are terminated (DROP DATABASE … WITH (FORCE))`;
     },
     createStatements(name, props, opts) {
       return pgCreateStatements(name, props ?? {}, { serverMajor, noOwner: opts.noOwner });
@@ -130,14 +191,19 @@ export async function pgTarget(
     async execute(statements) {
       for (const s of statements) await sql.unsafe(s);
     },
-    dropStatement(name) {
+    async drop(name) {
       // WITH (FORCE) ends sessions still connected to it (PostgreSQL 13+).
-      return `DROP DATABASE IF EXISTS ${pgIdent(name)}${serverMajor >= 13 ? " WITH (FORCE)" : ""}`;
+      await sql.unsafe(
+        `DROP DATABASE IF EXISTS ${pgIdent(name)}${serverMajor >= 13 ? " WITH (FORCE)" : ""}`,
+      ).catch((e) => {
+        throw new RestoreRefusedError(`could not drop database ${name}: ${e?.message ?? e}`);
+      });
     },
-    clientCommand(toolPath, target, opts) {
-      // "-f -" (not plain stdin) makes psql prefix errors with "psql:<stdin>:LINE:".
+    clientCommand(toolPath, target) {
+      // "-f -" (not plain stdin) makes psql prefix errors with "psql:<stdin>:LINE:". No
+      // --single-transaction: psql would COMMIT at the end of its input, also when that input
+      // ends early because this run was killed. The restore sends BEGIN and COMMIT itself.
       const args = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"];
-      if (opts.singleTransaction) args.push("--single-transaction");
       args.push(`--dbname=${pgConninfo(params, target)}`);
       const child: ChildSpec = {
         cmd: toolPath,

@@ -1,0 +1,100 @@
+/**
+ * Finds the DEFINER accounts of a MySQL/MariaDB dump's views, routines, triggers and events.
+ * A server that lacks one loads the object without complaint and fails at its first use
+ * (`ERROR 1449 The user specified as a definer does not exist`), so restore names them first.
+ *
+ * The dump tools write the clause near the start of a line that opens the object:
+ * `/*!50013 DEFINER=…` (views), `CREATE DEFINER=…` (routines),
+ * `/*!50003 CREATE*\/ /*!50017 DEFINER=…` (triggers, events). Only such line heads are read: a
+ * row's text that happens to contain `DEFINER=` sits inside an `INSERT` line and is never
+ * taken for one. Memory is bounded by {@linkcode HEAD} whatever the length of the lines.
+ *
+ * @module
+ */
+
+/** One account named by a DEFINER clause. */
+export interface DefinerAccount {
+  /** User name. */
+  user: string;
+  /** Host pattern; undefined for a role (MariaDB `DEFINER=role`). */
+  host?: string;
+}
+
+/** How a definer is written in messages and in `users restore --user`. */
+export function formatDefiner(d: DefinerAccount): string {
+  return d.host === undefined ? `'${d.user}'` : `'${d.user}'@'${d.host}'`;
+}
+
+const NL = 0x0a;
+// How much of a line's start is looked at: the clause comes within the first few words.
+const HEAD = 1024;
+const DEFINER_RE = /DEFINER=`((?:[^`]|``)*)`(?:@`((?:[^`]|``)*)`)?/g;
+const decoder = new TextDecoder();
+
+/** Collects DEFINER accounts from the chunks of a dump, in order. */
+export class DefinerScanner {
+  /** The accounts found, keyed by their formatted name. */
+  readonly found: Map<string, DefinerAccount> = new Map();
+  // The head of the current line, when it started in an earlier chunk and may hold a clause.
+  #head: Uint8Array | null = new Uint8Array(0);
+
+  /** Reads `chunk` from offset `from`. */
+  push(chunk: Uint8Array, from = 0): void {
+    let start = from;
+    while (start < chunk.length) {
+      const nl = chunk.indexOf(NL, start);
+      const end = nl < 0 ? chunk.length : nl;
+      if (this.#head !== null) {
+        const part = chunk.subarray(start, Math.min(end, start + HEAD - this.#head.length));
+        const head = this.#head.length ? concat(this.#head, part) : part;
+        if (nl < 0 && head.length < HEAD && mayOpenObject(head)) this.#head = head.slice();
+        else {
+          this.#look(head);
+          this.#head = nl < 0 ? null : new Uint8Array(0);
+        }
+      } else if (nl >= 0) this.#head = new Uint8Array(0);
+      if (nl < 0) return;
+      start = nl + 1;
+    }
+  }
+
+  /** Ends the input. */
+  end(): void {
+    if (this.#head?.length) this.#look(this.#head);
+    this.#head = new Uint8Array(0);
+  }
+
+  #look(head: Uint8Array): void {
+    if (!mayOpenObject(head)) return;
+    const text = decoder.decode(head);
+    if (!text.includes("DEFINER=")) return;
+    // Everything before the clause must be keywords and version comments: a quote means data.
+    for (const m of text.matchAll(DEFINER_RE)) {
+      if (text.slice(0, m.index).includes("'")) break;
+      const account: DefinerAccount = {
+        user: m[1].replaceAll("``", "`"),
+        host: m[2]?.replaceAll("``", "`"),
+      };
+      this.found.set(formatDefiner(account), account);
+    }
+  }
+}
+
+/** Whether a line starting with `head` can open a view, routine, trigger or event. */
+function mayOpenObject(head: Uint8Array): boolean {
+  // "/*!" or "CREATE"; a shorter head is undecided and kept.
+  if (head.length < 3) return true;
+  if (head[0] === 0x2f && head[1] === 0x2a && head[2] === 0x21) return true;
+  const create = [0x43, 0x52, 0x45, 0x41, 0x54, 0x45];
+  for (let i = 0; i < Math.min(create.length, head.length); i++) {
+    if (head[i] !== create[i]) return false;
+  }
+  return true;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}

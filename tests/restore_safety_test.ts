@@ -1,0 +1,402 @@
+/**
+ * A restore never loses data and never leaves a copy that looks whole but is not, on real
+ * PostgreSQL and MariaDB servers through the CLI: names the server would cut short, kill -9 at
+ * several points of a load, two restores into one target, a database with more relations than
+ * one transaction can lock, views and routines whose DEFINER is missing, and `--force` with
+ * other sessions on the target.
+ */
+import { assert, assertEquals, assertMatch } from "./harness/assert.ts";
+import {
+  type MyServer,
+  type PgServer,
+  sharedMariadb,
+  sharedPostgres,
+  startPostgres,
+} from "./harness/servers.ts";
+import { makeTestEnv, type TestEnv } from "./helpers/cli.ts";
+import { myRows, pgRows } from "./helpers/compare.ts";
+import { backupNow, myExists, pgExists } from "./helpers/restore_support.ts";
+import { alive, descendants, startCli, waitFor } from "./backup_support.ts";
+import { MARKER_PREFIX, MARKER_TABLE } from "../lib/restore/marker.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+/** One engine's view of the things these tests check. */
+interface Engine {
+  id: "pg" | "my";
+  server: PgServer | MyServer;
+  exists(db: string): Promise<boolean>;
+  /** absent, marked (incomplete), or unmarked (a database that claims to be whole). */
+  state(db: string): Promise<"absent" | "marked" | "unmarked">;
+  /** Sessions of the restore's client into `db`. */
+  clientSessions(db: string): Promise<number>;
+  rows(db: string): Promise<Record<string, string>>;
+  /** Tables of the dump in `db` (the mark's own table not counted). */
+  tables(db: string): Promise<number>;
+  /** Creates `db` with about `mb` MB of rows in two tables. */
+  fill(db: string, mb: number): Promise<void>;
+  drop(db: string): Promise<void>;
+}
+
+function pgEngine(pg: PgServer): Engine {
+  return {
+    id: "pg",
+    server: pg,
+    exists: (db) => pgExists(pg, db),
+    async state(db) {
+      if (!await pgExists(pg, db)) return "absent";
+      const comment = await pg.sql(
+        `SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database
+          WHERE datname = '${db}'`,
+      );
+      return comment.startsWith(MARKER_PREFIX) ? "marked" : "unmarked";
+    },
+    async clientSessions(db) {
+      return Number(
+        await pg.sql(`SELECT count(*) FROM pg_stat_activity WHERE datname = '${db}'`),
+      );
+    },
+    rows: (db) => pgRows(pg, db),
+    tables: async (db) =>
+      Number(
+        await pg.sql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", {
+          database: db,
+        }),
+      ),
+    async fill(db, mb) {
+      const rows = Math.round(mb * 1e6 / 300);
+      await pg.sql(`CREATE DATABASE ${db}`);
+      await pg.sql(
+        `CREATE TABLE first (id int PRIMARY KEY, v text);
+         INSERT INTO first SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, ${rows}) g;
+         CREATE TABLE second (id int PRIMARY KEY, v text);
+         INSERT INTO second SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, ${rows}) g;
+         CREATE INDEX second_v ON second (v);`,
+        { database: db },
+      );
+    },
+    drop: (db) => pg.sql(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).then(() => {}),
+  };
+}
+
+function myEngine(my: MyServer): Engine {
+  return {
+    id: "my",
+    server: my,
+    exists: (db) => myExists(my, db),
+    async state(db) {
+      if (!await myExists(my, db)) return "absent";
+      const marked = await my.sql(
+        `SELECT COUNT(*) FROM information_schema.TABLES
+          WHERE TABLE_SCHEMA = '${db}' AND TABLE_NAME = '${MARKER_TABLE}'`,
+      );
+      return marked === "1" ? "marked" : "unmarked";
+    },
+    async clientSessions(db) {
+      return Number(
+        await my.sql(`SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = '${db}'`),
+      );
+    },
+    rows: (db) => myRows(my, db),
+    tables: async (db) =>
+      Number(
+        await my.sql(
+          `SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '${db}'
+            AND TABLE_NAME <> '${MARKER_TABLE}'`,
+        ),
+      ),
+    async fill(db, mb) {
+      const rows = Math.round(mb * 1e6 / 300);
+      await my.sql(`CREATE DATABASE ${db}`);
+      await my.sql(
+        `CREATE TABLE first (id INT PRIMARY KEY, v TEXT);
+         CREATE TABLE second (id INT PRIMARY KEY, v TEXT);
+         INSERT INTO first SELECT seq, REPEAT(MD5(seq), 8) FROM seq_1_to_${rows};
+         INSERT INTO second SELECT * FROM first;`,
+        { database: db },
+      );
+    },
+    drop: (db) => my.sql(`DROP DATABASE IF EXISTS ${db}`).then(() => {}),
+  };
+}
+
+let setup: Promise<{ env: TestEnv; engines: Engine[] }> | undefined;
+
+function getSetup() {
+  setup ??= (async () => {
+    const [pg, my] = await Promise.all([sharedPostgres(), sharedMariadb()]);
+    const env = await makeTestEnv([
+      { id: "pg", server: pg },
+      { id: "my", server: my },
+    ]);
+    return { env, engines: [pgEngine(pg), myEngine(my)] };
+  })();
+  return setup;
+}
+
+/** Restores the newest backup of `db` into `target` through the CLI. */
+function restoreArgs(e: Engine, db: string, target: string, ...more: string[]): string[] {
+  return ["restore", "--instance", e.id, "--database", db, "--latest", "--target", target, ...more];
+}
+
+Deno.test(
+  "a --target the server would cut short is refused and the source kept",
+  opts,
+  async () => {
+    const { env, engines } = await getSetup();
+    for (const e of engines) {
+      // PostgreSQL keeps the first 63 bytes of a name: "<63 bytes>_check" names the source.
+      const source = e.id === "pg" ? "s".repeat(63) : "m".repeat(64);
+      await e.server.sql(
+        e.id === "pg"
+          ? `CREATE DATABASE ${source}`
+          : `CREATE DATABASE ${source}; CREATE TABLE ${source}.t (x INT); INSERT INTO ${source}.t VALUES (7);`,
+      );
+      if (e.id === "pg") {
+        await e.server.sql("CREATE TABLE t (x int); INSERT INTO t VALUES (7);", {
+          database: source,
+        });
+      }
+      await backupNow(env, e.id, source);
+      const before = await e.rows(source);
+      const r = await env.run(restoreArgs(e, source, source + "_check"));
+      assertEquals(r.code, 3, r.stderr);
+      assertMatch(
+        r.stderr,
+        e.id === "pg"
+          ? /is 69 bytes long; PostgreSQL keeps only the first 63 bytes of a name/
+          : /is 70 characters long; MySQL and MariaDB allow at most 64/,
+      );
+      assert(await e.exists(source), `${e.id}: the source database was dropped`);
+      assertEquals(await e.rows(source), before);
+      await e.drop(source);
+    }
+  },
+);
+
+Deno.test(
+  "kill -9 at any point of a restore never leaves a target that looks complete",
+  opts,
+  async (t) => {
+    const { env, engines } = await getSetup();
+    for (const e of engines) {
+      await t.step(e.id, async () => {
+        const src = `kill_src_${e.id}`;
+        const target = `kill_dst_${e.id}`;
+        await e.fill(src, e.id === "pg" ? 60 : 25);
+        await backupNow(env, e.id, src);
+        const want = await e.rows(src);
+        // How long a whole restore takes here, to spread the kill points over it.
+        let started = Date.now();
+        let r = await env.run(restoreArgs(e, src, target));
+        assertEquals(r.code, 0, r.stderr);
+        const whole = Date.now() - started;
+        await e.drop(target);
+        const seen: string[] = [];
+        for (const fraction of [0.35, 0.6, 0.85]) {
+          const run = startCli(env, restoreArgs(e, src, target));
+          started = Date.now();
+          // Wait for the load to be under way, then for the chosen point of it.
+          await waitFor("the target to appear", async () => run.result || await e.exists(target));
+          const delay = Math.max(0, started + whole * fraction - Date.now());
+          await new Promise((resolve) => setTimeout(resolve, delay));
+          const children = descendants(run.pid).map((c) => c.pid);
+          run.kill("SIGKILL");
+          await run.done;
+          // The client tools die with the run instead of going on with what they had read.
+          await waitFor("the children to die", () => children.every((pid) => !alive(pid)), 5000);
+          await waitFor("the client's session to end", async () => !await e.clientSessions(target));
+          const state = await e.state(target);
+          seen.push(state);
+          // Unmarked, it may only be the empty database of the instant between CREATE DATABASE
+          // and the mark; on PostgreSQL the load's transaction was never committed either way.
+          if (state === "unmarked" || (e.id === "pg" && state === "marked")) {
+            assertEquals(await e.tables(target), 0, `${e.id} at ${fraction}: ${state}`);
+          }
+        }
+        assert(seen.includes("marked"), `${e.id}: no kill landed during the load: ${seen}`);
+        // The re-run recognises the half-loaded copy and replaces it, without --force.
+        r = await env.run(restoreArgs(e, src, target));
+        assertEquals(r.code, 0, r.stderr);
+        assertMatch(r.stderr, /left incomplete by an interrupted restore/);
+        assertEquals(await e.state(target), "unmarked");
+        assertEquals(await e.rows(target), want);
+        await e.drop(target);
+        await e.drop(src);
+      });
+    }
+  },
+);
+
+Deno.test(
+  "a second restore into the same target waits its turn (exit 4) and drops nothing",
+  opts,
+  async (t) => {
+    const { env, engines } = await getSetup();
+    for (const e of engines) {
+      await t.step(e.id, async () => {
+        const src = `twice_src_${e.id}`;
+        const target = `twice_dst_${e.id}`;
+        await e.fill(src, e.id === "pg" ? 40 : 15);
+        await backupNow(env, e.id, src);
+        const first = startCli(env, restoreArgs(e, src, target));
+        await waitFor("the first restore to create the target", async () => {
+          if (first.result) throw new Error(`first restore ended early: ${first.result.stderr}`);
+          return await e.exists(target);
+        });
+        const second = await env.run(restoreArgs(e, src, target));
+        assertEquals(second.code, 4, second.stderr);
+        assertMatch(
+          second.stderr,
+          new RegExp(`another restore into ${target} on ${e.id} is running`),
+        );
+        const done = await first.done;
+        assertEquals(done.code, 0, done.stderr);
+        assertEquals(await e.state(target), "unmarked");
+        assertEquals(await e.rows(target), await e.rows(src));
+        await e.drop(target);
+        await e.drop(src);
+      });
+    }
+  },
+);
+
+Deno.test(
+  "--force says what it does to other sessions and bounds the wait for their locks",
+  opts,
+  async (t) => {
+    const { env, engines } = await getSetup();
+    for (const e of engines) {
+      await t.step(e.id, async () => {
+        const src = `force_src_${e.id}`;
+        const target = `force_dst_${e.id}`;
+        await e.fill(src, 1);
+        await backupNow(env, e.id, src);
+        await e.fill(target, 0.1);
+        // Another session on the target: a psql in a long sleep, a MariaDB client holding a lock.
+        const holder = e.id === "pg"
+          ? e.server.sql("SELECT pg_sleep(120)", { database: target }).catch(() => "")
+          : e.server.sql("LOCK TABLES first WRITE; SELECT SLEEP(120);", { database: target })
+            .catch(() => "");
+        await waitFor("the other session", async () => await e.clientSessions(target) > 0);
+        const r = await env.run(restoreArgs(e, src, target, "--force", "--lock-wait", "2"));
+        if (e.id === "pg") {
+          assertEquals(r.code, 0, r.stderr);
+          assertMatch(r.stderr, /the 1 session\(s\) connected to it are terminated/);
+          assertEquals(await e.rows(target), await e.rows(src));
+        } else {
+          assertEquals(r.code, 3, r.stderr);
+          assertMatch(r.stderr, /1 session\(s\) are using it: DROP DATABASE waits up to 2 s/);
+          assertMatch(r.stderr, /other sessions held locks on it for 2 s; nothing was changed/);
+          assertEquals(await e.state(target), "unmarked");
+          await e.server.sql(
+            `SELECT CONCAT('KILL ', ID) FROM information_schema.PROCESSLIST WHERE DB = '${target}'`,
+          ).then((kills) => kills ? e.server.sql(kills.split("\n").join(";\n") + ";") : "");
+        }
+        await holder;
+        await e.drop(target);
+        await e.drop(src);
+      });
+    }
+  },
+);
+
+Deno.test("missing DEFINER accounts are named before anything loads", opts, async () => {
+  const { env, engines } = await getSetup();
+  const my = engines.find((e) => e.id === "my")!;
+  await my.server.sql(
+    "CREATE USER 'ghost'@'10.9.%' IDENTIFIED BY 'x'; CREATE DATABASE definer_src;",
+  );
+  await my.server.sql(
+    `CREATE TABLE t (id INT, note TEXT);
+     INSERT INTO t VALUES (1, 'DEFINER=\`nobody\`@\`nowhere\` in a row is data');
+     CREATE DEFINER='ghost'@'10.9.%' SQL SECURITY DEFINER VIEW v AS SELECT x.id FROM t x;
+     CREATE DEFINER='ghost'@'10.9.%' PROCEDURE p() SELECT 1;
+     DROP USER 'ghost'@'10.9.%';`,
+    { database: "definer_src" },
+  );
+  await backupNow(env, "my", "definer_src");
+  let r = await env.run(restoreArgs(my, "definer_src", "definer_dst"));
+  assertEquals(r.code, 3, r.stderr);
+  assertMatch(r.stderr, /run as account\(s\) missing on my: 'ghost'@'10\.9\.%';/);
+  assert(!/nobody/.test(r.stderr), r.stderr);
+  assert(!await my.exists("definer_dst"), "refused, yet the target was created");
+  r = await env.run(restoreArgs(my, "definer_src", "definer_dst", "--ignore-missing-definers"));
+  assertEquals(r.code, 0, r.stderr);
+  assertMatch(r.stderr, /loaded anyway \(--ignore-missing-definers\)/);
+  assertEquals(await my.rows("definer_dst"), await my.rows("definer_src"));
+  await my.drop("definer_dst");
+  await my.drop("definer_src");
+});
+
+Deno.test(
+  "10,000 tables: backup and check warn, restore refuses one transaction and loads without",
+  opts,
+  async () => {
+    // A server of its own, with PostgreSQL's default lock settings (64 × 100 connections).
+    const pg = await startPostgres();
+    const env = await makeTestEnv([{ id: "pg", server: pg }]);
+    try {
+      await pg.sql("CREATE DATABASE many");
+      // In batches: creating them all in one transaction would run out of locks too.
+      const batches = Array.from(
+        { length: 20 },
+        (_, b) =>
+          `DO $$ BEGIN FOR i IN ${b * 500 + 1}..${b * 500 + 500} LOOP
+         EXECUTE format('CREATE TABLE t%s (id int PRIMARY KEY)', i); END LOOP; END $$;`,
+      );
+      await pg.sql(batches.join("\n"), { database: "many" });
+      await pg.sql("INSERT INTO t9999 VALUES (42)", { database: "many" });
+      const check = await env.run(["check", "--instance", "pg"]);
+      assertMatch(check.stdout, /warning: many has 20000 relations; .* --no-single-transaction/);
+      const { metadata } = await backupNow(env, "pg", "many");
+      const meta = JSON.parse(await Deno.readTextFile(metadata));
+      assert(
+        (meta.warnings as string[]).some((w) => /many has 20000 relations/.test(w)),
+        JSON.stringify(meta.warnings),
+      );
+      let r = await env.run([
+        "restore",
+        "--instance",
+        "pg",
+        "--database",
+        "many",
+        "--latest",
+        "--target",
+        "many2",
+      ]);
+      assertEquals(r.code, 3, r.stderr);
+      assertMatch(r.stderr, /creates about 40000 relations .* can lock 6400 at once/);
+      assertMatch(r.stderr, /--no-single-transaction/);
+      assert(!await pgExists(pg, "many2"), "refused, yet the target was created");
+      r = await env.run([
+        "restore",
+        "--instance",
+        "pg",
+        "--database",
+        "many",
+        "--latest",
+        "--target",
+        "many2",
+        "--no-single-transaction",
+      ]);
+      assertEquals(r.code, 0, r.stderr);
+      assertEquals(
+        await pg.sql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", {
+          database: "many2",
+        }),
+        "10000",
+      );
+      assertEquals(await pg.sql("SELECT id FROM t9999", { database: "many2" }), "42");
+      assertEquals(
+        await pg.sql(
+          "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = 'many2'",
+        ),
+        "",
+      );
+    } finally {
+      await env.cleanup();
+      await pg.stop();
+    }
+  },
+);
