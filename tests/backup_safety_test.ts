@@ -92,3 +92,170 @@ Deno.test("backup secrets: kill -9 during a MariaDB dump leaves no password in a
     await env.cleanup();
   }
 });
+
+const myIdent = (n: string) => `\`${n.replaceAll("`", "``")}\``;
+
+/** Creates a MariaDB database with a table `t` holding one marker row. */
+async function markedDb(my: MyServer, name: string, marker: string): Promise<void> {
+  await my.sql(
+    `CREATE DATABASE ${myIdent(name)}; CREATE TABLE ${myIdent(name)}.t (v TEXT);
+     INSERT INTO ${myIdent(name)}.t VALUES ('${marker}');`,
+  );
+}
+
+Deno.test("backup names: MariaDB databases differing only in case are listed, backed up apart and selected exactly", async () => {
+  const my = await sharedMariadb();
+  assertEquals(await my.sql("SELECT @@lower_case_table_names"), "0");
+  await markedDb(my, "CaseShop", "marker-upper");
+  await markedDb(my, "caseshop", "marker-lower");
+  const env = await makeTestEnv([{
+    id: "maria",
+    server: my,
+    extra: { users: { backup: false }, databases: { include: ["[Cc]ase[Ss]hop"] } },
+  }]);
+  try {
+    const all = await env.run(["backup", "--all"]);
+    assertEquals(all.code, 0, all.stdout + all.stderr);
+    assertStringIncludes(all.stdout, "2 ok, 0 failed");
+    const root = instanceRoot(env, "maria");
+    for (const [name, marker] of [["CaseShop", "marker-upper"], ["caseshop", "marker-lower"]]) {
+      const dumps = dumpFiles(join(root, name));
+      assertEquals(dumps.length, 1, name);
+      const text = new TextDecoder().decode(
+        (await new Deno.Command("gzip", { args: ["-dc", dumps[0]], stdout: "piped" }).output())
+          .stdout,
+      );
+      assertStringIncludes(text, marker);
+      assertEquals(
+        (await readMeta(dumps[0].replace(/\.sql\.gz$/, ".metadata.json"))).database,
+        name,
+      );
+    }
+    const one = await env.run(["backup", "--instance", "maria", "--database", "CaseShop"]);
+    assertEquals(one.code, 0, one.stdout + one.stderr);
+    assertMatch(one.stdout, /^ok {6}maria\/CaseShop /m);
+    assertEquals(dumpFiles(join(root, "CaseShop")).length, 2);
+    assertEquals(dumpFiles(join(root, "caseshop")).length, 1);
+  } finally {
+    await env.cleanup();
+  }
+});
+
+const STARS = "★".repeat(40);
+
+Deno.test("backup names: a name too long to encode gets a bounded unique folder and restores with --latest", async () => {
+  const my = await sharedMariadb();
+  await markedDb(my, STARS, "marker-stars");
+  await markedDb(my, "long_neighbour", "marker-neighbour");
+  const env = await makeTestEnv([{
+    id: "maria",
+    server: my,
+    extra: { databases: { include: [STARS, "long_neighbour"] } },
+  }]);
+  try {
+    const r = await env.run(["backup", "--all"]);
+    assertEquals(r.code, 0, r.stdout + r.stderr);
+    assertStringIncludes(r.stdout, `ok      maria/${STARS} `);
+    assertMatch(r.stdout, /^ok {6}maria\/\(users\)/m);
+    const root = instanceRoot(env, "maria");
+    const folders = [...Deno.readDirSync(root)].filter((e) => e.isDirectory).map((e) => e.name);
+    const short = folders.find((f) => f.includes("~"));
+    assert(short, `no shortened folder among ${folders.join(", ")}`);
+    for (const file of listFiles(join(root, short))) {
+      const name = file.slice(file.lastIndexOf("/") + 1);
+      assert(new TextEncoder().encode(name).length < 200, `${name} is too long`);
+    }
+    const [dump] = dumpFiles(join(root, short));
+    assertEquals((await readMeta(dump.replace(/\.sql\.gz$/, ".metadata.json"))).database, STARS);
+
+    const list = await env.run(["restore", "--instance", "maria", "--list"]);
+    assertEquals(list.code, 0, list.stdout + list.stderr);
+    assertStringIncludes(list.stdout, STARS);
+    const restored = await env.run([
+      "restore",
+      "--instance",
+      "maria",
+      "--database",
+      STARS,
+      "--latest",
+      "--target",
+      "stars_copy",
+    ]);
+    assertEquals(restored.code, 0, restored.stdout + restored.stderr);
+    assertEquals(await my.sql("SELECT v FROM stars_copy.t"), "marker-stars");
+  } finally {
+    await my.sql("DROP DATABASE IF EXISTS stars_copy").catch(() => {});
+    await env.cleanup();
+  }
+});
+
+Deno.test("backup isolation: a database whose storage path is unusable fails alone; the rest and the users are backed up", async () => {
+  const my = await sharedMariadb();
+  await markedDb(my, "iso_blocked", "x");
+  await markedDb(my, "iso_fine", "y");
+  const env = await makeTestEnv([{
+    id: "maria",
+    server: my,
+    extra: { databases: { include: ["iso_*"] } },
+  }]);
+  try {
+    const root = instanceRoot(env, "maria");
+    await Deno.mkdir(root, { recursive: true });
+    // A file where the database's folder should be: every path below it fails (ENOTDIR).
+    await Deno.writeTextFile(join(root, "iso_blocked"), "not a folder");
+    const r = await env.run(["backup", "--all"]);
+    assertEquals(r.code, 1, r.stdout + r.stderr);
+    assertMatch(r.stdout, /^FAILED {2}maria\/iso_blocked: /m);
+    assertMatch(r.stdout, /^ok {6}maria\/iso_fine /m);
+    assertMatch(r.stdout, /^ok {6}maria\/\(users\)/m);
+    assertStringIncludes(r.stdout, "2 ok, 1 failed");
+  } finally {
+    await env.cleanup();
+  }
+});
+
+Deno.test("backup empty runs: no enabled instance is exit 3 unless --allow-empty; config validate warns; a selection matching nothing fails its instance", async () => {
+  const my = await sharedMariadb();
+  const env = await makeTestEnv([{
+    id: "maria",
+    server: my,
+    extra: { users: { backup: false }, databases: { include: ["nothing_matches_*"] } },
+  }]);
+  try {
+    const none = await env.run(["backup", "--all"]);
+    assertEquals(none.code, 2, none.stdout + none.stderr);
+    assertMatch(
+      none.stdout,
+      /^FAILED {2}maria \(instance\): no database of instance maria matches/m,
+    );
+    const allowed = await env.run(["backup", "--all", "--allow-empty"]);
+    assertEquals(allowed.code, 0, allowed.stdout + allowed.stderr);
+    assertStringIncludes(allowed.stderr, "no database of instance maria matches");
+
+    await env.writeConfig({ instances: [] });
+    const validate = await env.run(["config", "validate"]);
+    assertEquals(validate.code, 0, validate.stdout + validate.stderr);
+    assertStringIncludes(validate.stderr, "no instance is configured");
+    const empty = await env.run(["backup", "--all"]);
+    assertEquals(empty.code, 3, empty.stdout + empty.stderr);
+    assertStringIncludes(empty.stderr, "nothing to back up");
+    assertEquals((await env.run(["backup", "--all", "--allow-empty"])).code, 0);
+
+    await env.writeConfig({
+      instances: [{
+        id: "maria",
+        type: "mariadb",
+        host: my.host,
+        port: my.port,
+        credential: "maria",
+        enabled: false,
+      }],
+    });
+    const disabled = await env.run(["config", "validate"]);
+    assertEquals(disabled.code, 0, disabled.stdout + disabled.stderr);
+    assertStringIncludes(disabled.stderr, "every instance is disabled");
+    assertEquals((await env.run(["backup", "--all"])).code, 3);
+  } finally {
+    await env.cleanup();
+  }
+});
