@@ -259,3 +259,102 @@ Deno.test("backup empty runs: no enabled instance is exit 3 unless --allow-empty
     await env.cleanup();
   }
 });
+
+Deno.test("backup stall: a server stopped mid-dump fails that database after backup.stall_timeout and the next one goes on", async () => {
+  const my = await startMariadb();
+  const env = await makeTestEnv([{
+    id: "stalled",
+    server: my,
+    extra: { users: { backup: false } },
+  }], { extra: { backup: { stall_timeout: "2s" } } });
+  let lock: Awaited<ReturnType<typeof holdLock>> | undefined;
+  let serverPid = 0;
+  try {
+    // The big one goes first (largest first); the lock holds its dump at a known point.
+    await my.sql(
+      "CREATE DATABASE a_big; CREATE TABLE a_big.a (v TEXT); CREATE TABLE a_big.z (v TEXT);",
+    );
+    await my.sql("INSERT INTO a SELECT REPEAT('x', 1000) FROM seq_1_to_2000;", {
+      database: "a_big",
+    });
+    await markedDb(my, "b_small", "marker-small");
+    serverPid = Number((await Deno.readTextFile(join(my.dir, "mysqld.pid"))).trim());
+    lock = await holdLock(my, "a_big", "z");
+    const run = startCli(env, ["backup", "--all"]);
+    await waitDumpBlocked(my, my.user, run);
+    Deno.kill(serverPid, "SIGSTOP");
+    const root = instanceRoot(env, "stalled");
+    // The failure is recorded while the server is still stopped: the watchdog, not the server,
+    // ended the dump.
+    const failed = await waitFor("the stalled dump's failure record", async () => {
+      for (const f of listFiles(join(root, "a_big"))) {
+        if (f.endsWith(".metadata.json")) return f;
+      }
+      if (run.result) throw new Error(`run ended first: ${run.result.stdout}${run.result.stderr}`);
+      return undefined;
+    }, 30_000);
+    Deno.kill(serverPid, "SIGCONT");
+    await lock.release();
+    const r = await Promise.race([
+      run.done,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error("run hangs")), 60_000)),
+    ]);
+    assertEquals(r.code, 1, r.stdout + r.stderr);
+    assertMatch(r.stdout, /^FAILED {2}stalled\/a_big: .*no progress for 2s: dump stalled/m);
+    assertMatch(r.stdout, /^ok {6}stalled\/b_small /m);
+    const meta = await readMeta(failed);
+    assertEquals(meta.status, "failed");
+    assertStringIncludes(meta.error ?? "", "no progress for 2s");
+    assertEquals(dumpFiles(join(root, "a_big")), []);
+    assertEquals(listFiles(root).filter((f) => f.endsWith(".partial")), []);
+    assertEquals(descendants(run.pid), []);
+  } finally {
+    if (serverPid) {
+      try {
+        Deno.kill(serverPid, "SIGCONT");
+      } catch { /* gone */ }
+    }
+    await lock?.release();
+    await env.cleanup();
+    await my.stop();
+  }
+});
+
+Deno.test("backup commit order: a failure writing the checksum leaves no complete-looking dump, and a failure record", async () => {
+  const my = await sharedMariadb();
+  await markedDb(my, "commit_fail", "marker-commit");
+  const env = await makeTestEnv([{
+    id: "maria",
+    server: my,
+    extra: { users: { backup: false }, databases: { include: ["commit_fail"] } },
+  }]);
+  try {
+    // The .sha256 of every stem of the next minute is a folder: its atomic write fails, as on a
+    // full disk, after the dump itself was written.
+    const now = Date.now();
+    for (let s = 0; s < 60; s++) {
+      const at = new Date(now + s * 1000);
+      const day = at.toISOString().slice(0, 10);
+      const stamp = at.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
+      await Deno.mkdir(
+        join(instanceRoot(env, "maria"), "commit_fail", day, `commit_fail_${stamp}.sha256`),
+        {
+          recursive: true,
+        },
+      );
+    }
+    const r = await env.run(["backup", "--all"]);
+    assertEquals(r.code, 2, r.stdout + r.stderr);
+    assertMatch(r.stdout, /^FAILED {2}maria\/commit_fail: /m);
+    const root = join(instanceRoot(env, "maria"), "commit_fail");
+    assertEquals(dumpFiles(root), [], "a dump under its final name without its sidecars");
+    assertEquals(listFiles(root).filter((f) => f.endsWith(".partial")), []);
+    const metas = listFiles(root).filter((f) => f.endsWith(".metadata.json"));
+    assertEquals(metas.length, 1);
+    const meta = await readMeta(metas[0]);
+    assertEquals(meta.status, "failed");
+    assertEquals(meta.file, null);
+  } finally {
+    await env.cleanup();
+  }
+});

@@ -206,7 +206,9 @@ export async function streamDumpToFile(options: StreamDumpOptions): Promise<Stre
   const watchdog = new StallWatchdog(options.stallTimeoutMs ?? 0, () => child?.kill(1000));
   const stalled = () =>
     watchdog.stalled &&
-    new DumpError(`${command.tool} ${watchdog.stalled.message} (killed; backup.stall_timeout)`);
+    new DumpError(
+      `${command.tool}: ${watchdog.stalled.message} (killed; see backup.stall_timeout)`,
+    );
   try {
     // Inside the try: an abort before the start must still remove the command's options file.
     signal?.throwIfAborted();
