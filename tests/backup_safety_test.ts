@@ -358,3 +358,31 @@ Deno.test("backup commit order: a failure writing the checksum leaves no complet
     await env.cleanup();
   }
 });
+
+Deno.test("backup commit order: sidecars a killed run left before renaming its dump are retracted by the next run", async () => {
+  const my = await sharedMariadb();
+  await markedDb(my, "crash_left", "marker-crash");
+  const env = await makeTestEnv([{
+    id: "maria",
+    server: my,
+    extra: { users: { backup: false }, databases: { include: ["crash_left"] } },
+  }]);
+  try {
+    const first = await env.run(["backup", "--all"]);
+    assertEquals(first.code, 0, first.stdout + first.stderr);
+    // What a kill -9 between the metadata write and the rename leaves: the dump still .partial.
+    const [dump] = dumpFiles(join(instanceRoot(env, "maria"), "crash_left"));
+    await Deno.rename(dump, dump + ".partial");
+    const stem = dump.replace(/\.sql\.gz$/, "");
+    const again = await env.run(["backup", "--all"]);
+    assertEquals(again.code, 0, again.stdout + again.stderr);
+    const meta = await readMeta(stem + ".metadata.json");
+    assertEquals(meta.status, "failed");
+    assertEquals(meta.file, null);
+    assert(!listFiles(instanceRoot(env, "maria")).includes(stem + ".sha256"));
+    const list = await env.run(["restore", "--instance", "maria", "--list"]);
+    assertEquals(list.code, 0, list.stdout + list.stderr);
+  } finally {
+    await env.cleanup();
+  }
+});

@@ -28,6 +28,7 @@ import {
   type BackupMetadata,
   finishedFields,
   METADATA_FORMAT_VERSION,
+  readMetadata,
   writeFailureMetadata,
   writeMetadata,
 } from "./metadata.ts";
@@ -498,11 +499,33 @@ export async function sweepPartials(dir: string, log: Logger): Promise<number> {
         await Deno.remove(child).catch(() => {});
         removed++;
         log.warn(`removed ${child}, left by an interrupted run`);
+        await retractSidecars(child.slice(0, -".partial".length), log);
       }
     }
   };
   await walk(dir);
   return removed;
+}
+
+/**
+ * A run killed between writing a dump's sidecars and renaming the dump (see stream_dump.ts)
+ * leaves a checksum and an ok metadata without their dump: the metadata is turned into a failure
+ * record and the checksum removed, so nothing claims a backup that does not exist.
+ */
+async function retractSidecars(dump: string, log: Logger): Promise<void> {
+  const stem = dump.replace(/\.sql(\.gz|\.zst)?$/, "");
+  if (stem === dump || await exists(dump).catch(() => true)) return;
+  await Deno.remove(stem + ".sha256").catch(() => {});
+  const meta = await readMetadata(stem + ".metadata.json").catch(() => undefined);
+  if (meta?.status !== "ok") return;
+  Object.assign(meta, {
+    status: "failed",
+    file: null,
+    error: "interrupted after its metadata was written, before the dump got its final name",
+  });
+  await writeMetadata(stem + ".metadata.json", meta).catch((e) =>
+    log.warn(`could not mark ${stem}.metadata.json failed: ${(e as Error).message}`)
+  );
 }
 
 /**
