@@ -286,7 +286,7 @@ Deno.test("backup stall: a server stopped mid-dump fails that database after bac
     const root = instanceRoot(env, "stalled");
     // The failure is recorded while the server is still stopped: the watchdog, not the server,
     // ended the dump.
-    const failed = await waitFor("the stalled dump's failure record", async () => {
+    const failed = await waitFor("the stalled dump's failure record", () => {
       for (const f of listFiles(join(root, "a_big"))) {
         if (f.endsWith(".metadata.json")) return f;
       }
