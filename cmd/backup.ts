@@ -35,6 +35,10 @@ not exist fails that name.`,
     jobs: optional(option("--jobs", integer({ min: 1, max: 64, metavar: "N" }), {
       description: message`Databases dumped at once (default: backup.jobs, 1).`,
     })),
+    allowEmpty: optional(option("--allow-empty", {
+      description: message`A run with no enabled instance, or an instance whose selection \
+matches no database, is not an error (by default: exit 3, and that instance fails).`,
+    })),
     dryRun: optional(option("--dry-run", {
       description: message`Connect and list what would be backed up, with target paths; write \
 nothing.`,
@@ -48,8 +52,9 @@ mariadb-dump/mysqldump) and streams it through compression and SHA-256 into \
 with a .sha256 (sha256sum -c works) and a .metadata.json beside it. The file is written as \
 .partial and renamed only once the tool succeeded and printed its completion marker. One \
 database failing never stops the others. A lock per storage path makes a concurrent run exit 4. \
-Exit: 0 all ok, 1 some failed, 2 all failed, 3 configuration/credential error, 4 locked, \
-130 interrupted.`,
+A dump that sends nothing for backup.stall_timeout (default 10m) is killed and fails. \
+Exit: 0 all ok, 1 some failed, 2 all failed, 3 configuration/credential error or nothing to \
+back up (see --allow-empty), 4 locked, 130 interrupted.`,
   },
 );
 
@@ -58,6 +63,7 @@ type BackupParsed = {
   all?: boolean;
   databases: readonly string[];
   jobs?: number;
+  allowEmpty?: boolean;
   dryRun?: boolean;
 };
 
@@ -76,6 +82,7 @@ export async function runBackupCommand(parsed: BackupParsed, ctx: Context): Prom
       instances,
       databases: parsed.databases.length ? [...parsed.databases] : undefined,
       dryRun: parsed.dryRun,
+      allowEmpty: parsed.allowEmpty,
       jobs: parsed.jobs,
       hostname: Deno.hostname(),
       credentials: new CredentialResolver(config.credentials, ctx.log),

@@ -21,7 +21,8 @@ export const configCommand = command(
         message`Reads the configuration (--config, else $VYA_CONFIG, else ./config.yaml, \
 else /etc/vya-backupdb/config.yaml), applies the environment overlay (--env, else $VYA_ENV, else \
 the file's environment:) and validates it. Every problem is reported as file:line:column: field: \
-message. Also reports instances whose credential id is missing from the credentials file. \
+message. Also reports instances whose credential id is missing from the credentials file, and \
+warns (stderr, exit stays 0) when no instance is configured or enabled. \
 Exit 0 when valid, 3 otherwise. Needs read access to the config and credentials files only.`,
     }),
     command("show", object({ command: constant("config show" as const) }), {
@@ -40,6 +41,17 @@ is printed. With --json, prints JSON.`,
 export async function runConfigValidate(ctx: Context): Promise<number> {
   const loaded = await ctx.loadConfig();
   const problems = await checkCredentialRefs(loaded.config);
+  // Valid, but `backup --all` would have nothing to do (and exit 3 without --allow-empty).
+  const enabled = loaded.config.instances.filter((i) => i.enabled).length;
+  if (loaded.config.instances.length === 0) {
+    ctx.log.warn(
+      `${loaded.source.file}: no instance is configured: backup --all has nothing to do`,
+    );
+  } else if (enabled === 0) {
+    ctx.log.warn(
+      `${loaded.source.file}: every instance is disabled: backup --all has nothing to do`,
+    );
+  }
   const result = {
     file: loaded.source.file,
     environment: loaded.config.environment ?? null,

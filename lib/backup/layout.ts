@@ -13,8 +13,15 @@
  * quotes, `%`, a leading dot or dash…) becomes `%XX` of its UTF-8 encoding, so no name can leave
  * its folder, no file name reads as an option, and every segment decodes back to the exact name.
  *
+ * A name whose encoding is longer than {@linkcode MAX_SEGMENT_BYTES} (file names are limited to
+ * 255 bytes; 40 `★` encode to 360) is stored as the first bytes of its encoding, `~`, and 16 hex
+ * digits of the SHA-256 of the full name ({@linkcode storageName}): bounded, still unique (the
+ * encoding never produces `~`, so no plain name meets a shortened one), and reversible through
+ * the metadata, which holds the full name.
+ *
  * @module
  */
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 
 const SAFE_CHAR = /^[\p{L}\p{N}_-]$/u;
@@ -39,10 +46,51 @@ export function encodeName(name: string): string {
   return out;
 }
 
-/** Decodes a segment made by {@linkcode encodeName}. */
+/** Longest encoded name kept whole: stem + `_` + stamp + `.metadata.json` stay far below 255. */
+export const MAX_SEGMENT_BYTES = 128;
+/** Bytes of the encoding kept in front of the hash of a shortened name. */
+const KEPT_BYTES = 96;
+
+/**
+ * The folder and file-stem segment of a database name: {@linkcode encodeName}, or for an
+ * encoding over {@linkcode MAX_SEGMENT_BYTES} bytes its first bytes (never splitting a `%XX` or
+ * a character) + `~` + 16 hex digits of the SHA-256 of the name's UTF-8 bytes.
+ */
+export function storageName(name: string): string {
+  const encoded = encodeName(name);
+  const bytes = new TextEncoder().encode(encoded);
+  if (bytes.length <= MAX_SEGMENT_BYTES) return encoded;
+  let kept = "";
+  let size = 0;
+  for (const unit of encoded.match(/%[0-9A-F]{2}|[\s\S]/gu) ?? []) {
+    const n = new TextEncoder().encode(unit).length;
+    if (size + n > KEPT_BYTES) break;
+    kept += unit;
+    size += n;
+  }
+  return `${kept}~${sha256Hex16(name)}`;
+}
+
+/** Whether a segment is a shortened name (see {@linkcode storageName}): only its metadata knows it. */
+export function isShortened(segment: string): boolean {
+  return /~[0-9a-f]{16}$/.test(segment);
+}
+
+/**
+ * Decodes a segment made by {@linkcode encodeName}. For a shortened segment the result is only
+ * the kept prefix with the hash; the full name is in the metadata.
+ */
 export function decodeName(segment: string): string {
   if (segment === "%") return "";
-  return decodeURIComponent(segment);
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+function sha256Hex16(name: string): string {
+  return createHash("sha256").update(new TextEncoder().encode(name)).digest("hex").slice(0, 16);
 }
 
 /** Formats a date as the stem's UTC timestamp, `YYYYMMDDTHHMMSSZ`. */
@@ -91,8 +139,9 @@ export function databaseBackupPaths(
   format: "gzip" | "zstd" | "none",
 ): BackupPaths {
   const day = startedAt.toISOString().slice(0, 10);
-  const dir = join(instanceDir(storage, hostname, instance), encodeName(database), day);
-  const stem = `${encodeName(database)}_${stamp(startedAt)}`;
+  const segment = storageName(database);
+  const dir = join(instanceDir(storage, hostname, instance), segment, day);
+  const stem = `${segment}_${stamp(startedAt)}`;
   return withStem(dir, stem, format);
 }
 

@@ -10,7 +10,7 @@
  */
 import { join } from "node:path";
 import type { Config, ConnectionParams, InstanceConfig } from "../config/types.ts";
-import { ExitCode, InterruptedError, VyaError } from "../errors.ts";
+import { ConfigError, ExitCode, InterruptedError, VyaError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { redact } from "../redact.ts";
 import { ensurePrivateDir } from "../secure_fs.ts";
@@ -28,6 +28,7 @@ import {
   type BackupMetadata,
   finishedFields,
   METADATA_FORMAT_VERSION,
+  readMetadata,
   writeFailureMetadata,
   writeMetadata,
 } from "./metadata.ts";
@@ -44,6 +45,12 @@ export interface BackupRequest {
   databases?: string[];
   /** List what would be done; write nothing. */
   dryRun?: boolean;
+  /**
+   * A run with no instance, or an instance whose selection matches no database, is not an
+   * error (by default the first is a configuration error, exit 3, and the second fails that
+   * instance: a backup that silently backs up nothing is how data gets lost).
+   */
+  allowEmpty?: boolean;
   /** Databases dumped at once (default: config.backup.jobs). */
   jobs?: number;
   /** Host name recorded in paths and metadata. */
@@ -142,6 +149,11 @@ export async function runBackup(request: BackupRequest): Promise<RunSummary> {
     request.events?.done?.(r);
   };
   const storage = request.config.storage.path;
+  if (request.instances.length === 0 && !request.allowEmpty) {
+    throw new ConfigError("nothing to back up: the configuration has no enabled instance", {
+      hint: "add or enable an instance, or pass --allow-empty if an empty run is intended",
+    });
+  }
   let release = async () => {};
   if (!request.dryRun) {
     await ensurePrivateDir(storage, { tighten: false });
@@ -176,6 +188,12 @@ async function backupInstance(
   record: (r: ItemResult) => void,
 ): Promise<void> {
   let adapter: EngineAdapter | undefined;
+  // What this instance still owes the summary: if the instance fails half-way, each of these is
+  // named as not backed up instead of vanishing from the report.
+  const pending = new Set<string>();
+  const usersPending = request.afterInstance !== undefined && !request.databases?.length &&
+    instance.users.backup;
+  let usersDone = false;
   try {
     const params = await request.credentials.connectionParams(instance);
     adapter = await connect(instance.type, params);
@@ -213,31 +231,40 @@ async function backupInstance(
       }
     }
     if (chosen.length === 0 && !request.databases?.length) {
-      request.log.warn(`no database of instance ${instance.id} matches the selection`, {
-        instance: instance.id,
-      });
+      const what = `no database of instance ${instance.id} matches the selection` +
+        ` (include: ${JSON.stringify(instance.databases.include)},` +
+        ` exclude: ${JSON.stringify(instance.databases.exclude)}; ${all.length} on the server)`;
+      if (request.allowEmpty) {
+        request.log.warn(what, { instance: instance.id });
+      } else {
+        // Exit 1/2, not 3: the configuration is valid, the server's databases are what changed.
+        request.log.error(what, { instance: instance.id });
+        record({ instance: instance.id, status: "failed", error: what });
+      }
     }
+    for (const db of chosen) pending.add(db.name);
     const tool = await resolveDumpTool(instance, version);
     const startedAt = new Date();
     const order = [...chosen].sort((a, b) => b.sizeBytes - a.sizeBytes);
     const jobs = Math.max(1, request.jobs ?? request.config.backup.jobs);
     await pool(order, jobs, async (db) => {
       if (request.signal?.aborted) return;
-      record(
-        await backupDatabase(db, {
-          instance,
-          request,
-          adapter: adapter!,
-          params,
-          version,
-          tool,
-          startedAt,
-        }),
-      );
+      const result = await backupDatabase(db, {
+        instance,
+        request,
+        adapter: adapter!,
+        params,
+        version,
+        tool,
+        startedAt,
+      });
+      pending.delete(db.name);
+      record(result);
     });
     request.signal?.throwIfAborted();
     // A backup of named databases is not a backup of the server: users only with the rest.
     if (request.afterInstance && !request.databases?.length) {
+      usersDone = true;
       for (
         const r of await request.afterInstance({ instance, adapter, params, version, request })
       ) record(r);
@@ -247,19 +274,34 @@ async function backupInstance(
     // A credential or client tool problem fails this instance only; the exit code says 3 when
     // every failure of the run is of that kind.
     const configError = e instanceof VyaError && e.exitCode === ExitCode.CONFIG;
-    const message = e instanceof Error ? e.message : String(e);
+    const message = redact(e instanceof Error ? e.message : String(e));
     const hint = e instanceof VyaError && e.hint ? ` (${e.hint})` : "";
     request.log.error(`instance ${instance.id}: ${message}${hint}`, { instance: instance.id });
-    record({
-      instance: instance.id,
-      status: "failed",
-      error: redact(message),
-      ...(configError ? { config_error: true } : {}),
-    });
+    const skipped = [...pending, ...(usersPending && !usersDone ? [USERS_ITEM] : [])];
+    if (skipped.length === 0) {
+      record({
+        instance: instance.id,
+        status: "failed",
+        error: message,
+        ...(configError ? { config_error: true } : {}),
+      });
+    }
+    for (const database of skipped) {
+      record({
+        instance: instance.id,
+        database,
+        status: "failed",
+        error: `not backed up: ${message}`,
+        ...(configError ? { config_error: true } : {}),
+      });
+    }
   } finally {
     await adapter?.close().catch(() => {});
   }
 }
+
+/** The item name of an instance's users backup in results. */
+const USERS_ITEM = "(users)";
 
 interface DatabaseJob {
   instance: InstanceConfig;
@@ -271,7 +313,31 @@ interface DatabaseJob {
   startedAt: Date;
 }
 
+/**
+ * Backs up one database. Never throws but for an interruption: whatever fails (paths, the
+ * storage, the server, the tool) fails this database only, with its reason in the result.
+ */
 async function backupDatabase(db: DatabaseInfo, job: DatabaseJob): Promise<ItemResult> {
+  try {
+    return await backupDatabaseOnce(db, job);
+  } catch (e) {
+    if (job.request.signal?.aborted) throw e;
+    const message = redact(e instanceof Error ? e.message : String(e));
+    job.request.log.error(`backup of ${job.instance.id}/${db.name} failed: ${message}`, {
+      instance: job.instance.id,
+      database: db.name,
+    });
+    return {
+      instance: job.instance.id,
+      database: db.name,
+      status: "failed",
+      size_bytes: db.sizeBytes,
+      error: message,
+    };
+  }
+}
+
+async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<ItemResult> {
   const { instance, request, version, tool } = job;
   const config = request.config;
   const format = config.storage.compression.format;
@@ -323,6 +389,7 @@ async function backupDatabase(db: DatabaseInfo, job: DatabaseJob): Promise<ItemR
     }
     const command = await dumpCommandFor(job, db.name);
     meta.dump.options = command.options;
+    let stderr = "";
     const result = await streamDumpToFile({
       command,
       target: paths,
@@ -330,17 +397,26 @@ async function backupDatabase(db: DatabaseInfo, job: DatabaseJob): Promise<ItemR
       level,
       threads: compressionThreads(config),
       signal: request.signal,
+      stallTimeoutMs: config.backup.stall_timeout * 1000,
       onProgress: (raw) => request.events?.progress?.(instance.id, db.name, raw),
+      onStderr: (text) => stderr = text,
+      // Written before the dump gets its final name: a complete-looking dump has metadata.
+      beforeRename: async (written) => {
+        Object.assign(meta, finishedFields(started), {
+          status: "ok",
+          raw_bytes: written.rawBytes,
+          file: {
+            name: paths.dump.split("/").pop()!,
+            bytes: written.fileBytes,
+            sha256: written.sha256,
+          },
+        });
+        const warnings = dumpWarnings(stderr, version.flavor);
+        if (restoreWarning) warnings.push(restoreWarning);
+        if (warnings.length) meta.warnings = warnings;
+        await writeMetadata(paths.metadata, meta);
+      },
     });
-    Object.assign(meta, finishedFields(started), {
-      status: "ok",
-      raw_bytes: result.rawBytes,
-      file: { name: paths.dump.split("/").pop()!, bytes: result.fileBytes, sha256: result.sha256 },
-    });
-    const warnings = dumpWarnings(result.stderr, version.flavor);
-    if (restoreWarning) warnings.push(restoreWarning);
-    if (warnings.length) meta.warnings = warnings;
-    await writeMetadata(paths.metadata, meta);
     return {
       ...base,
       status: "ok",
@@ -352,7 +428,7 @@ async function backupDatabase(db: DatabaseInfo, job: DatabaseJob): Promise<ItemR
   } catch (e) {
     if (request.signal?.aborted) throw e;
     const message = redact(e instanceof Error ? e.message : String(e));
-    Object.assign(meta, finishedFields(started), { status: "failed", error: message });
+    Object.assign(meta, finishedFields(started), { status: "failed", error: message, file: null });
     await writeFailureMetadata(paths, meta, request.log);
     request.log.error(`backup of ${instance.id}/${db.name} failed: ${message}`, {
       instance: instance.id,
@@ -428,11 +504,33 @@ export async function sweepPartials(dir: string, log: Logger): Promise<number> {
         await Deno.remove(child).catch(() => {});
         removed++;
         log.warn(`removed ${child}, left by an interrupted run`);
+        await retractSidecars(child.slice(0, -".partial".length), log);
       }
     }
   };
   await walk(dir);
   return removed;
+}
+
+/**
+ * A run killed between writing a dump's sidecars and renaming the dump (see stream_dump.ts)
+ * leaves a checksum and an ok metadata without their dump: the metadata is turned into a failure
+ * record and the checksum removed, so nothing claims a backup that does not exist.
+ */
+async function retractSidecars(dump: string, log: Logger): Promise<void> {
+  const stem = dump.replace(/\.sql(\.gz|\.zst)?$/, "");
+  if (stem === dump || await exists(dump).catch(() => true)) return;
+  await Deno.remove(stem + ".sha256").catch(() => {});
+  const meta = await readMetadata(stem + ".metadata.json").catch(() => undefined);
+  if (meta?.status !== "ok") return;
+  Object.assign(meta, {
+    status: "failed",
+    file: null,
+    error: "interrupted after its metadata was written, before the dump got its final name",
+  });
+  await writeMetadata(stem + ".metadata.json", meta).catch((e) =>
+    log.warn(`could not mark ${stem}.metadata.json failed: ${(e as Error).message}`)
+  );
 }
 
 /**

@@ -15,15 +15,23 @@ import { startChild } from "../process.ts";
 import { HashingSink } from "../stream/sha256.ts";
 import { youngCollector } from "../stream/gc.ts";
 import { PartialFile } from "../stream/partial_file.ts";
+import { StallWatchdog } from "../stream/stall.ts";
 import type { Codec } from "../stream/codecs.ts";
 import type { DumpCommand } from "../dump/types.ts";
 import type { BackupPaths } from "./layout.ts";
 import { sha256Line } from "./metadata.ts";
 
 /** What to dump where. */
-export interface StreamDumpOptions extends Omit<WriteBackupOptions, "beforeCommit"> {
+export interface StreamDumpOptions extends Omit<WriteBackupOptions, "beforeCommit" | "watchdog"> {
   /** The prepared dump command. */
   command: DumpCommand;
+  /**
+   * The dump fails, its tool killed, when it sends no byte for this long (0 or absent: never):
+   * a stopped server or a dead network would otherwise hang the run, and its lock, forever.
+   */
+  stallTimeoutMs?: number;
+  /** Gets the tool's (redacted) stderr once it exited, before `beforeRename` runs. */
+  onStderr?: (stderr: string) => void;
 }
 
 /** A completed, durable dump file. */
@@ -51,13 +59,14 @@ class RawTap extends TransformStream<Uint8Array, Uint8Array> {
   #bytes = 0;
   #tail = new Uint8Array(0);
 
-  constructor(onProgress?: (rawBytes: number) => void) {
+  constructor(onProgress?: (rawBytes: number) => void, watchdog?: StallWatchdog) {
     let self: RawTap | undefined = undefined;
     let last = 0;
     const collect = youngCollector(16 * 1024 * 1024);
     super({
       transform(chunk, controller) {
         const tap = self!;
+        watchdog?.touch();
         tap.#bytes += chunk.byteLength;
         tap.#keepTail(chunk);
         collect(chunk.byteLength);
@@ -120,6 +129,13 @@ export interface WriteBackupOptions {
    * checks the tool's exit status and completion marker here.
    */
   beforeCommit?: (tail: string) => Promise<void>;
+  /**
+   * Runs once the content is durable and its `.sha256` written, before the file gets its final
+   * name: the caller writes the metadata here. Throwing discards the file and the checksum.
+   */
+  beforeRename?: (written: WrittenBackup) => Promise<void>;
+  /** Touched on every chunk of the source, so its owner sees when the data stops flowing. */
+  watchdog?: StallWatchdog;
 }
 
 /** A written, durable backup file. */
@@ -146,7 +162,7 @@ export async function writeBackupStream(
   await ensurePrivateDir(target.dir);
   const file = await PartialFile.create(target.dump);
   try {
-    const raw = new RawTap(options.onProgress);
+    const raw = new RawTap(options.onProgress, options.watchdog);
     const sink = new HashingSink(file.writable);
     try {
       // As few stages as possible: every stage costs per chunk, and a dump is ~10^5 chunks/GB.
@@ -160,10 +176,21 @@ export async function writeBackupStream(
       throw new DumpError(`writing ${target.dump} failed: ${errorText(e)}`);
     }
     await options.beforeCommit?.(raw.tailText);
-    await file.commit();
-    const sha256 = sink.hex();
-    await writeFileAtomic(target.sha256, sha256Line(sha256, basename(target.dump)));
-    return { rawBytes: raw.bytes, fileBytes: sink.bytes, sha256 };
+    await file.seal();
+    const written = { rawBytes: raw.bytes, fileBytes: sink.bytes, sha256: sink.hex() };
+    // The dump gets its final name last: a dump under its final name always has its .sha256
+    // and (through beforeRename) its metadata, even when the disk fills while they are written.
+    // A failure before the rename removes the partial file and the checksum.
+    try {
+      await writeFileAtomic(target.sha256, sha256Line(written.sha256, basename(target.dump)));
+      await options.beforeRename?.(written);
+      await file.commit();
+    } catch (e) {
+      await Deno.remove(target.sha256).catch(() => {});
+      if (e instanceof VyaError) throw e;
+      throw new DumpError(`committing ${target.dump} failed: ${errorText(e)}`);
+    }
+    return written;
   } finally {
     await file.abort();
   }
@@ -176,6 +203,12 @@ export async function streamDumpToFile(options: StreamDumpOptions): Promise<Stre
   const onAbort = () => child?.kill(1000);
   signal?.addEventListener("abort", onAbort, { once: true });
   let stderrText = "";
+  const watchdog = new StallWatchdog(options.stallTimeoutMs ?? 0, () => child?.kill(1000));
+  const stalled = () =>
+    watchdog.stalled &&
+    new DumpError(
+      `${command.tool}: ${watchdog.stalled.message} (killed; see backup.stall_timeout)`,
+    );
   try {
     // Inside the try: an abort before the start must still remove the command's options file.
     signal?.throwIfAborted();
@@ -188,10 +221,15 @@ export async function streamDumpToFile(options: StreamDumpOptions): Promise<Stre
     const running = child;
     const written = await writeBackupStream(running.process.stdout, {
       ...options,
+      watchdog,
       beforeCommit: async (tail) => {
         const [status, stderr] = await Promise.all([running.process.status, running.stderr]);
         stderrText = stderr.trim();
+        options.onStderr?.(stderrText);
         if (signal?.aborted) throw new InterruptedError("backup interrupted");
+        const stall = stalled();
+        if (stall) throw stall;
+        watchdog.stop();
         if (!status.success) {
           const how = status.signal
             ? `was killed by ${status.signal}`
@@ -211,6 +249,8 @@ export async function streamDumpToFile(options: StreamDumpOptions): Promise<Stre
     return { ...written, stderr: stderrText };
   } catch (e) {
     child?.kill(1000);
+    const stall = stalled();
+    if (stall && !signal?.aborted) throw stall;
     // A write failure is often caused by the tool dying: its stderr says why.
     if (e instanceof DumpError && child && !stderrText) {
       const [status, stderr] = await Promise.all([child.process.status, child.stderr]);
@@ -221,6 +261,7 @@ export async function streamDumpToFile(options: StreamDumpOptions): Promise<Stre
     }
     throw e;
   } finally {
+    watchdog.stop();
     signal?.removeEventListener("abort", onAbort);
     await command.cleanup();
   }

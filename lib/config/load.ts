@@ -13,7 +13,7 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
 import { ConfigError } from "../errors.ts";
 import { readEnv } from "../env.ts";
 import { deepMerge, type Plain } from "./merge.ts";
-import { type ConfigFile, ConfigFileSchema } from "./schema.ts";
+import { type ConfigFile, ConfigFileSchema, parseDurationSeconds } from "./schema.ts";
 import type { Config, ConfigSource, EngineType, InstanceConfig } from "./types.ts";
 
 /** Where the configuration is looked for when neither `--config` nor `$VYA_CONFIG` is given. */
@@ -21,6 +21,13 @@ export const DEFAULT_CONFIG_PATHS = ["./config.yaml", "/etc/vya-backupdb/config.
 
 /** Default storage folder. */
 export const DEFAULT_STORAGE_PATH = "/var/backups/vya-backupdb";
+
+/**
+ * Default `backup.stall_timeout`: 10 minutes without a byte from a dump tool. Long enough for a
+ * slow catalog read or a short lock wait before the first byte, short enough that a stopped
+ * server is noticed within a nightly window.
+ */
+export const DEFAULT_STALL_SECONDS = 600;
 
 /** Default credentials file, relative to the config file's folder. */
 export const DEFAULT_CREDENTIALS_FILE = ".secrets/credentials.json";
@@ -415,6 +422,7 @@ function toConfig(parsed: ConfigFile, dir: string, environment: string | undefin
       jobs: parsed.backup?.jobs ?? 1,
       nice: parsed.backup?.nice ?? 0,
       ionice: parsed.backup?.ionice ?? "none",
+      stall_timeout: parseDurationSeconds(parsed.backup?.stall_timeout ?? DEFAULT_STALL_SECONDS)!,
     },
     instances,
   };

@@ -53,13 +53,37 @@ const credentials = v.strictObject({
   key_file: v.optional(nonEmpty("a file path")),
 }, "expected a mapping { file, key_file }");
 
+/** Parses `90`, `"90s"`, `"10m"`, `"1h30m"` as seconds; undefined when it is none of those. */
+export function parseDurationSeconds(value: unknown): number | undefined {
+  if (typeof value === "number") return Number.isInteger(value) && value >= 0 ? value : undefined;
+  if (typeof value !== "string") return undefined;
+  const m = /^\s*(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?\s*$/.exec(value);
+  if (!m || value.trim() === "" || (m[1] ?? m[2] ?? m[3]) === undefined) return undefined;
+  return Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0);
+}
+
+/** Longest accepted stall timeout: a week. */
+const MAX_STALL_SECONDS = 7 * 24 * 3600;
+
+const duration = v.pipe(
+  v.union([v.number(), v.string()], 'expected a duration such as "10m", "90s" or seconds'),
+  v.check(
+    (d) => {
+      const s = parseDurationSeconds(d);
+      return s !== undefined && s <= MAX_STALL_SECONDS;
+    },
+    'expected a duration such as "10m", "90s" or a whole number of seconds (0 = never), at most 7 days',
+  ),
+);
+
 const backup = v.strictObject({
   jobs: v.optional(intRange(1, 64)),
+  stall_timeout: v.optional(duration),
   nice: v.optional(intRange(0, 19)),
   ionice: v.optional(
     v.picklist(["none", "idle", "best-effort"], "expected one of none, idle, best-effort"),
   ),
-}, "expected a mapping { jobs, nice, ionice }");
+}, "expected a mapping { jobs, nice, ionice, stall_timeout }");
 
 const tools = v.record(
   v.string(),

@@ -46,6 +46,8 @@ export interface BackupConfig {
   nice: number;
   /** ionice class for dump children: none, idle, best-effort. */
   ionice: "none" | "idle" | "best-effort";
+  /** Seconds without a byte from a dump tool after which the dump is killed as stalled; 0 = never. */
+  stall_timeout: number;
 }
 
 /** Explicit client tool locations for one instance. */

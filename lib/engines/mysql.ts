@@ -51,15 +51,28 @@ class MysqlAdapter implements EngineAdapter {
 
   async listDatabases(): Promise<DatabaseInfo[]> {
     try {
-      const [rows] = await this.#conn.query<mysql.RowDataPacket[]>(
-        `SELECT s.SCHEMA_NAME AS name,
-                CAST(COALESCE(SUM(t.DATA_LENGTH + t.INDEX_LENGTH), 0) AS CHAR) AS size
-           FROM information_schema.SCHEMATA s
-           LEFT JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = s.SCHEMA_NAME
-          GROUP BY s.SCHEMA_NAME`,
+      // information_schema compares names case-insensitively (utf8_general_ci), but with
+      // lower_case_table_names=0 (Linux's default) `Shop` and `shop` are two databases: a JOIN
+      // or GROUP BY on the names would merge them and one would never be backed up. Names are
+      // listed as they are and sizes grouped by the names' bytes, matched here exactly.
+      const [schemata] = await this.#conn.query<mysql.RowDataPacket[]>(
+        "SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA",
       );
-      return rows
-        .map((r) => ({ name: String(r.name), sizeBytes: Number(r.size) }))
+      const [sizes] = await this.#conn.query<mysql.RowDataPacket[]>(
+        `SELECT CAST(TABLE_SCHEMA AS BINARY) AS name,
+                CAST(COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) AS CHAR) AS size
+           FROM information_schema.TABLES
+          GROUP BY CAST(TABLE_SCHEMA AS BINARY)`,
+      );
+      const bytes = new Map<string, number>();
+      for (const r of sizes) {
+        const name = r.name instanceof Uint8Array
+          ? new TextDecoder().decode(r.name)
+          : String(r.name);
+        bytes.set(name, Number(r.size));
+      }
+      return schemata
+        .map((r) => ({ name: String(r.name), sizeBytes: bytes.get(String(r.name)) ?? 0 }))
         .sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
     } catch (error) {
       throw queryError(error, "cannot list databases");

@@ -6,7 +6,7 @@
  * @module
  */
 import { basename, dirname, join } from "node:path";
-import { decodeName, encodeName, instanceDir, parseStem } from "../backup/layout.ts";
+import { decodeName, instanceDir, parseStem, storageName } from "../backup/layout.ts";
 import { type BackupMetadata, readMetadata } from "../backup/metadata.ts";
 import { sha256File } from "../stream/sha256.ts";
 
@@ -59,7 +59,7 @@ export async function listBackups(
   database?: string,
 ): Promise<BackupEntry[]> {
   const root = instanceDir(storage, hostname, instance);
-  const dbDirs = database === undefined ? await dirs(root) : [encodeName(database)];
+  const dbDirs = database === undefined ? await dirs(root) : [storageName(database)];
   const entries: BackupEntry[] = [];
   for (const dbDir of dbDirs) {
     const name = decodeName(dbDir);
@@ -78,6 +78,10 @@ export async function listBackups(
       for (const [stem, item] of stems) {
         const metadataPath = item.meta ?? join(folder, stem + ".metadata.json");
         const metadata = item.meta ? await readMetadata(item.meta) : undefined;
+        // A shortened folder name is shared only by a hash collision: the metadata decides.
+        if (database !== undefined && metadata?.database !== undefined) {
+          if (metadata.database !== database) continue;
+        }
         const bytes = item.dump ? (await Deno.stat(item.dump)).size : undefined;
         entries.push({
           database: metadata?.database ?? name,

@@ -78,6 +78,27 @@ export class PartialFile implements AsyncDisposable {
     return new PartialFile(finalPath, file);
   }
 
+  /**
+   * Makes the content durable under the partial name (fsync, close) without renaming it, so
+   * what must exist before the final name appears (checksum, metadata) can be written first.
+   * Idempotent; {@linkcode commit} seals too.
+   *
+   * @throws {Error} if the writable has not been closed or the file was committed or aborted.
+   */
+  async seal(): Promise<void> {
+    if (this.#state !== "open") {
+      throw new Error(`partial file ${this.partialPath} is already ${this.#state}`);
+    }
+    if (this.#file === undefined) return;
+    if (!this.#streamClosed) {
+      throw new Error(`cannot commit ${this.partialPath}: its writable stream was not closed`);
+    }
+    const file = this.#file;
+    await file.sync();
+    file.close();
+    this.#file = undefined;
+  }
+
   #requireFile(): Deno.FsFile {
     if (this.#state !== "open" || !this.#file) {
       throw new Error(`partial file ${this.partialPath} is already ${this.#state}`);
@@ -94,13 +115,7 @@ export class PartialFile implements AsyncDisposable {
    * file was already committed or aborted.
    */
   async commit(): Promise<void> {
-    const file = this.#requireFile();
-    if (!this.#streamClosed) {
-      throw new Error(`cannot commit ${this.partialPath}: its writable stream was not closed`);
-    }
-    await file.sync();
-    file.close();
-    this.#file = undefined;
+    await this.seal();
     await Deno.rename(this.partialPath, this.finalPath);
     this.#state = "committed";
     await syncDirectory(dirname(this.finalPath));
