@@ -188,6 +188,7 @@ export async function runRestore(args: RestoreArgs, ctx: Context): Promise<numbe
       singleTransaction: !(args.noSingleTransaction ?? false),
       ignoreMissingDefiners: args.ignoreMissingDefiners ?? false,
       lockWaitSeconds: args.lockWait,
+      stallTimeoutMs: config.backup.stall_timeout * 1000,
       log: ctx.log,
       onProgress: progressPrinter(ctx),
       signal,

@@ -11,8 +11,10 @@ import {
   type PgServer,
   sharedMariadb,
   sharedPostgres,
+  startMariadb,
   startPostgres,
 } from "./harness/servers.ts";
+import { join } from "node:path";
 import { makeTestEnv, type TestEnv } from "./helpers/cli.ts";
 import { myRows, pgRows } from "./helpers/compare.ts";
 import { backupNow, myExists, pgExists } from "./helpers/restore_support.ts";
@@ -397,6 +399,58 @@ Deno.test(
     } finally {
       await env.cleanup();
       await pg.stop();
+    }
+  },
+);
+
+Deno.test(
+  "a server that stops mid-restore ends the load after backup.stall_timeout",
+  opts,
+  async () => {
+    const my = await startMariadb();
+    const env = await makeTestEnv([{ id: "my", server: my }], {
+      extra: { backup: { stall_timeout: "2s" } },
+    });
+    const e = myEngine(my);
+    let serverPid = 0;
+    try {
+      await e.fill("stall_src", 15);
+      await backupNow(env, "my", "stall_src");
+      serverPid = Number((await Deno.readTextFile(join(my.dir, "mysqld.pid"))).trim());
+      const run = startCli(env, restoreArgs(e, "stall_src", "stall_dst"));
+      await waitFor(
+        "the load to start",
+        async () => run.result || await e.tables("stall_dst").catch(() => 0) > 1,
+      );
+      Deno.kill(serverPid, "SIGSTOP");
+      // The run ends while the server is still stopped: the watch, not the server, ended it.
+      const r = await Promise.race([
+        run.done,
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error("restore hangs")), 90_000)
+        ),
+      ]);
+      Deno.kill(serverPid, "SIGCONT");
+      assertEquals(r.code, 1, r.stderr);
+      assertMatch(r.stderr, /made no progress for 2s: restore stalled \(mariadb killed/);
+      assertEquals(descendants(run.pid), []);
+      // Whatever is left of it carries the mark.
+      await waitFor(
+        "the client's session to end",
+        async () => !await e.clientSessions("stall_dst"),
+      );
+      assert(
+        (await e.state("stall_dst")) !== "unmarked",
+        "a stalled restore left an unmarked target",
+      );
+    } finally {
+      if (serverPid) {
+        try {
+          Deno.kill(serverPid, "SIGCONT");
+        } catch { /* gone */ }
+      }
+      await env.cleanup();
+      await my.stop();
     }
   },
 );

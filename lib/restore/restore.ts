@@ -36,6 +36,8 @@ import { myTarget } from "./target_my.ts";
 import type { TargetServer } from "./target.ts";
 import type { RestoreMarker } from "./marker.ts";
 import { LockError, UsageError } from "../errors.ts";
+import { formatDuration } from "../stream/stall.ts";
+import { withTimeout } from "../timeout.ts";
 
 /** A backup file to restore, with what is known about it. */
 export interface RestoreSource {
@@ -74,6 +76,11 @@ export interface RestoreRequest {
   ignoreMissingDefiners?: boolean;
   /** How long dropping a target may wait for other sessions' locks (default 60 s). */
   lockWaitSeconds?: number;
+  /**
+   * A load that makes no progress this long (the client reads nothing and the server runs no
+   * statement for the target, or does not answer) is ended as failed; 0 or absent: never.
+   */
+  stallTimeoutMs?: number;
   /** Logger. */
   log: Logger;
   /** Progress: bytes of the file read in each phase. */
@@ -297,7 +304,7 @@ async function openSession(request: RestoreRequest, source: VerifiedSource): Pro
       client: tools.client!,
       close: async () => {
         await s.close();
-        await a.close();
+        await withTimeout(a.close(), 5000, "closing the connection").catch(() => {});
       },
     };
   } catch (e) {
@@ -606,6 +613,9 @@ async function applyPlan(
   }
 }
 
+// How long each clean-up step may wait for the server.
+const CLEANUP_MS = 30_000;
+
 /** After a failed load: drops what this run created and still owns, and nothing else. */
 async function cleanUp(
   session: Session,
@@ -621,18 +631,24 @@ async function cleanUp(
   const where = `${target} on ${request.instance.id}`;
   const failed = (what: string) => (d: unknown) =>
     log.error(`could not ${what} ${where}: ${redact(String((d as Error)?.message ?? d))}`);
-  const marker = await server.readMarker(target).catch(() => undefined);
+  // Bounded: after a stall the server may not answer at all, and the run must still end.
+  const bound = <T>(p: Promise<T>) => withTimeout(p, CLEANUP_MS, `cleaning up ${where}`);
+  const marker = await bound(server.readMarker(target)).catch(() => undefined);
   if (created) {
     if (marker?.run !== plan.marker.run) {
-      log.error(`not dropping ${where}: it does not carry this restore's mark`);
+      log.error(
+        `not dropping ${where}: it does not carry this restore's mark` +
+          (marker === undefined ? " (or the server did not answer)" : ""),
+      );
       return;
     }
     log.warn(`restore failed: dropping the partly restored database ${where}`);
-    await server.drop(target, request.lockWaitSeconds ?? DEFAULT_LOCK_WAIT_SECONDS)
+    await bound(server.drop(target, request.lockWaitSeconds ?? DEFAULT_LOCK_WAIT_SECONDS))
       .catch(failed("drop"));
   } else if (plan.ownTransaction && marker?.run === plan.marker.run) {
     // The load was rolled back: the existing empty database is as it was, but for its comment.
-    await server.execute(server.unmarkStatements(target, state.comment)).catch(failed("unmark"));
+    await bound(server.execute(server.unmarkStatements(target, state.comment)))
+      .catch(failed("unmark"));
   } else if (marker) {
     log.warn(
       `${where} holds part of the dump and is marked incomplete; the next restore into it ` +
@@ -686,6 +702,11 @@ async function load(session: Session, source: VerifiedSource, options: LoadOptio
   let child: ReturnType<typeof startChild> | undefined;
   const onAbort = () => child?.kill(1000);
   request.signal?.addEventListener("abort", onAbort, { once: true });
+  const watch = new LoadWatch(
+    request.stallTimeoutMs ?? 0,
+    () => session.server.busy(target),
+    () => child?.kill(1000),
+  );
   try {
     child = startChild(spec);
     // The file is hashed again as it is loaded: a file changed since the check is caught, and
@@ -699,7 +720,7 @@ async function load(session: Session, source: VerifiedSource, options: LoadOptio
       }
       return options.trailer;
     };
-    const feeding = feed(child.process.stdin, sql, options.prefix, verified)
+    const feeding = feed(child.process.stdin, sql, options.prefix, verified, () => watch.touch())
       .then(() => undefined, (e) => e);
     const [feedError, status, stderr] = await Promise.all([
       feeding,
@@ -707,6 +728,12 @@ async function load(session: Session, source: VerifiedSource, options: LoadOptio
       child.stderr,
     ]);
     if (request.signal?.aborted) throw new RestoreFailedError("restore interrupted");
+    if (watch.stalled) {
+      throw new RestoreFailedError(
+        `restore into ${target} ${watch.stalled} (${basename(spec.cmd)} killed; see ` +
+          `backup.stall_timeout)`,
+      );
+    }
     if (!status.success) {
       throw new RestoreFailedError(
         `restore into ${target} failed: ` +
@@ -723,9 +750,51 @@ async function load(session: Session, source: VerifiedSource, options: LoadOptio
     const noise = stderr.split("\n").filter((l) => l.trim());
     for (const line of noise.slice(0, 20)) request.log.warn(`${basename(spec.cmd)}: ${line}`);
   } finally {
+    watch.stop();
     request.signal?.removeEventListener("abort", onAbort);
     child?.kill(1000);
     await cleanup();
+  }
+}
+
+/**
+ * Watches a load for progress: input read by the client, or else a statement running on the
+ * server (an index build reads nothing for a long time and is progress). A server that does
+ * not answer the question is stalled too.
+ */
+class LoadWatch {
+  #last = performance.now();
+  #timer?: ReturnType<typeof setInterval>;
+  #probing = false;
+  /** Why the load was ended, once it was. */
+  stalled?: string;
+
+  constructor(timeoutMs: number, busy: () => Promise<boolean>, kill: () => void) {
+    if (!(timeoutMs > 0)) return;
+    this.#timer = setInterval(async () => {
+      if (this.#probing || performance.now() - this.#last < timeoutMs) return;
+      this.#probing = true;
+      const working = await withTimeout(busy(), Math.min(timeoutMs, 10_000), "progress check")
+        .catch(() => false);
+      this.#probing = false;
+      if (this.#timer === undefined) return;
+      if (working) {
+        this.touch();
+        return;
+      }
+      this.stalled = `made no progress for ${formatDuration(timeoutMs)}: restore stalled`;
+      this.stop();
+      kill();
+    }, Math.max(50, Math.min(1000, timeoutMs / 4)));
+  }
+
+  touch(): void {
+    this.#last = performance.now();
+  }
+
+  stop(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
   }
 }
 
@@ -742,12 +811,16 @@ async function feed(
   sql: ReadableStream<Uint8Array>,
   prefix: string,
   finish: () => Promise<string>,
+  progress: () => void,
 ): Promise<void> {
   const encoder = new TextEncoder();
   const writer = stdin.getWriter();
   try {
     if (prefix) await writer.write(encoder.encode(prefix));
-    for await (const chunk of sql) await writer.write(chunk);
+    for await (const chunk of sql) {
+      await writer.write(chunk);
+      progress();
+    }
     const trailer = await finish();
     if (trailer) await writer.write(encoder.encode(trailer));
     await writer.close();

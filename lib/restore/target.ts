@@ -49,6 +49,11 @@ export interface TargetServer {
    * no such limit applies.
    */
   lockCapacity(): Promise<number | undefined>;
+  /**
+   * Whether a session is executing a statement in database `name` (an index build that takes
+   * long reads no input but is progress).
+   */
+  busy(name: string): Promise<boolean>;
   /** How many other sessions are connected to database `name`. */
   sessionsUsing(name: string): Promise<number>;
   /** What dropping `name` does to the `sessions` connected to it, for the user. */

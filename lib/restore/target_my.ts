@@ -15,6 +15,7 @@ import { lockKey, type TargetServer } from "./target.ts";
 import { MARKER_TABLE, markerText, parseMarker } from "./marker.ts";
 import { formatDefiner } from "./definers.ts";
 import { RestoreRefusedError } from "./errors.ts";
+import { withTimeout } from "../timeout.ts";
 
 // NAME_CHAR_LEN: the server refuses longer names; refused here first, with the reason.
 const MY_NAME_CHARS = 64;
@@ -102,6 +103,14 @@ export async function myTarget(params: ConnectionParams): Promise<TargetServer> 
         .sort();
     },
     lockCapacity: () => Promise.resolve(undefined),
+    async busy(name) {
+      const [row] = await query<{ n: number }>(
+        `SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST
+          WHERE DB = BINARY ? AND COMMAND = 'Query' AND ID <> CONNECTION_ID()`,
+        [name],
+      );
+      return Number(row?.n ?? 0) > 0;
+    },
     async sessionsUsing(name) {
       const [row] = await query<{ n: number }>(
         `SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST
@@ -153,7 +162,8 @@ export async function myTarget(params: ConnectionParams): Promise<TargetServer> 
       };
     },
     async close() {
-      await conn.end().catch(() => conn.destroy());
+      // A server that stopped answering must not hold the run: end, or give up after 5 s.
+      await withTimeout(conn.end(), 5000, "closing the connection").catch(() => conn.destroy());
     },
   };
 }

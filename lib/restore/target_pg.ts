@@ -174,6 +174,12 @@ export async function pgTarget(
                 current_setting('max_prepared_transactions')::int) as capacity`;
       return Number(row.capacity);
     },
+    async busy(name) {
+      const [row] = await sql`
+        select count(*)::int as n from pg_stat_activity
+         where datname = ${name} and state = 'active' and pid <> pg_backend_pid()`;
+      return Number(row.n) > 0;
+    },
     async sessionsUsing(name) {
       const [row] = await sql`
         select count(*)::int as n from pg_stat_activity
