@@ -21,7 +21,6 @@ import { applyWaitingGrants } from "../lib/users/restore.ts";
 import { latestUsersBackup } from "../lib/users/store.ts";
 import { sha256File } from "../lib/stream/sha256.ts";
 
-
 /** Runs a client tool with the harness's runner (secrets in `env`, SQL on stdin). */
 const tool = (cmd: string, args: string[], env: Record<string, string>, stdin?: string) =>
   run([cmd, ...args], { env, stdin });
@@ -238,6 +237,9 @@ Deno.test("users: MariaDB empty-server drill, --user, existing accounts, dry-run
         file,
       ]);
       assertEquals(r.code, 0, r.stderr);
+      assertEquals(r.stdout.split("\n").filter((l) => l.includes("web@%")), [
+        "replaced web@%  (exists: dropped first)",
+      ]);
       assertEquals((await mariaLogin(c, "web", "web-pw")).code, 0);
       assertEquals(
         await c.sql("SHOW GRANTS FOR 'web'@'%'"),
