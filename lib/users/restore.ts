@@ -261,27 +261,8 @@ export async function restoreUsers(o: UsersRestoreOptions): Promise<UsersRestore
         return false;
       }
     };
-    if (active.length) { for (const sql of o.file.preamble) await run(undefined, sql); }
-    for (const plan of active) {
-      if (lost !== undefined) {
-        plan.outcome.status = "failed";
-        plan.outcome.error = `not restored: the connection to the server was lost (${lost})`;
-        continue;
-      }
-      await restoreAccount(plan);
-    }
-    if (lost !== undefined) {
-      o.log.error(
-        `the connection to the server was lost; the accounts restored before it are complete, ` +
-          `the one in progress may not be`,
-        {
-          hint: "run the same command again with --skip-existing: it names accounts that " +
-            "differ from the backup; --replace restores those completely",
-        },
-      );
-    }
-
-    async function restoreAccount(plan: Plan): Promise<void> {
+    /** Restores one account completely; stops at its first failing statement. */
+    const restoreAccount = async (plan: Plan): Promise<void> => {
       const account = plan.section.account;
       if (plan.replace) {
         for (const sql of await target.dropStatements(account)) {
@@ -304,6 +285,25 @@ export async function restoreUsers(o: UsersRestoreOptions): Promise<UsersRestore
           if (!(await run(plan, step.sql))) return;
         }
       }
+    };
+    if (active.length) { for (const sql of o.file.preamble) await run(undefined, sql); }
+    for (const plan of active) {
+      if (lost !== undefined) {
+        plan.outcome.status = "failed";
+        plan.outcome.error = `not restored: the connection to the server was lost (${lost})`;
+        continue;
+      }
+      await restoreAccount(plan);
+    }
+    if (lost !== undefined) {
+      o.log.error(
+        `the connection to the server was lost; the accounts restored before it are complete, ` +
+          `the one in progress may not be`,
+        {
+          hint: "run the same command again with --skip-existing: it names accounts that " +
+            "differ from the backup; --replace restores those completely",
+        },
+      );
     }
 
     for (const p of plans) {
