@@ -77,10 +77,12 @@ Deno.test("users restore: a server crash mid-restore leaves no account that look
   const [a, b] = await Promise.all([startMariadb(), startMariadb()]);
   let env: TestEnv | undefined;
   try {
+    // a_mid holds z_base: restored one account at a time, z_base must come first although
+    // the file (sorted by name) has a_mid first.
     const script = [
       "CREATE DATABASE shop; CREATE TABLE shop.t (a INT, b INT);",
-      "CREATE ROLE r_base; GRANT SELECT ON shop.* TO r_base;",
-      "CREATE ROLE r_mid; GRANT r_base TO r_mid; GRANT INSERT ON shop.* TO r_mid;",
+      "CREATE ROLE z_base; GRANT SELECT ON shop.* TO z_base;",
+      "CREATE ROLE a_mid; GRANT z_base TO a_mid; GRANT INSERT ON shop.* TO a_mid;",
     ];
     for (let i = 0; i < ACCOUNTS; i++) {
       const u = `'u${String(i).padStart(3, "0")}'@'%'`;
@@ -90,8 +92,8 @@ Deno.test("users restore: a server crash mid-restore leaves no account that look
         `GRANT UPDATE ON shop.* TO ${u};`,
         `GRANT SELECT (a), UPDATE (b) ON shop.t TO ${u};`,
         `GRANT DELETE ON reports.* TO ${u};`,
-        `GRANT r_mid TO ${u};`,
-        `SET DEFAULT ROLE r_mid FOR ${u};`,
+        `GRANT a_mid TO ${u};`,
+        `SET DEFAULT ROLE a_mid FOR ${u};`,
       );
     }
     await a.sql(script.join("\n"));
@@ -139,14 +141,14 @@ Deno.test("users restore: a server crash mid-restore leaves no account that look
 
     await t.step("--skip-existing: each account is whole or named as differing", async () => {
       // One more account made incomplete on purpose, whatever point the kill hit.
-      await b.sql("REVOKE r_mid FROM 'u000'@'%'");
+      await b.sql("REVOKE a_mid FROM 'u000'@'%'");
       const r = await env!.run([...restore, "--skip-existing"]);
       const differing = r.stdout.split("\n").filter((l) => l.startsWith("differs "))
         .map((l) => l.split(/\s+/)[1]);
       assert(differing.includes("u000@%"), r.stdout);
       assertStringIncludes(
         r.stdout,
-        "differs  u000@%  (exists but differs from the backup: missing grants: GRANT `r_mid` TO `u000`@`%`",
+        "differs  u000@%  (exists but differs from the backup: missing grants: GRANT `a_mid` TO `u000`@`%`",
       );
       assertEquals(r.code, 1, r.stdout + r.stderr);
       assertStringIncludes(r.stdout, "restore them as backed up with --replace");

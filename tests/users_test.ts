@@ -425,6 +425,23 @@ Deno.test("users: PostgreSQL empty-server drill, --user, existing roles, dry-run
         "b",
         "--user",
         "app",
+        "--skip-existing",
+        "--file",
+        file,
+      ]);
+      assertEquals(r.code, 1, r.stderr + r.stdout);
+      assertStringIncludes(
+        r.stdout,
+        "differs  app  (exists but differs from the backup: attributes differ (the backup has " +
+          "INHERIT); password differs; missing memberships: grp)",
+      );
+      r = await cli([
+        "users",
+        "restore",
+        "--instance",
+        "b",
+        "--user",
+        "app",
         "--replace",
         "--file",
         file,
