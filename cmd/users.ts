@@ -80,7 +80,8 @@ a role name for PostgreSQL.`,
 nothing.`,
         })),
         skipExisting: optional(option("--skip-existing", {
-          description: message`Leave accounts that already exist as they are.`,
+          description: message`Leave accounts that already exist as they are; those that \
+differ from the backup (missing grants, roles, attributes) are listed and make the exit 1.`,
         })),
         replace: optional(option("--replace", {
           description: message`Replace accounts that already exist (MySQL/MariaDB: drop and \
@@ -92,11 +93,13 @@ recreate; PostgreSQL: reset attributes, password, settings and memberships in pl
         description: message`Verifies the file's checksum, then creates roles before the \
 accounts holding them, then privileges, memberships and default roles. Privileges on tables, \
 columns and routines of a database that does not exist yet wait: they are listed, and applied \
-when that database is restored with the restore command. An account that already exists is an \
-error (nothing is changed) unless --skip-existing or --replace. The account the restore logs in \
+when that database is restored with the restore command. Each account is restored completely \
+(create, privileges, roles, default role) before the next. An account that already exists is \
+an error (nothing is changed) unless --skip-existing (it is compared with the backup: one that \
+differs is listed as "differs" and left alone, exit 1) or --replace. The account the restore logs in \
 as, and accounts every server has (root@localhost, the bootstrap superuser) are left alone by \
---all. Exit: 0 ok, 1 some accounts failed, 2 all failed or accounts exist, 3 configuration or \
-credential error, 64 usage.`,
+--all. Exit: 0 ok, 1 some accounts failed or differ from the backup, 2 all failed or accounts \
+exist, 3 configuration or credential error, 64 usage.`,
       },
     ),
   ),
@@ -195,10 +198,21 @@ export async function runUsersRestore(parsed: UsersRestoreParsed, ctx: Context):
     log: ctx.log,
   });
   print(ctx, path, parsed.dryRun ?? false, result);
+  return restoreExitCode(result);
+}
+
+/**
+ * 0 when every account is restored or left alone as the backup has it; 2 when every account
+ * attempted failed; otherwise 1, which includes existing accounts that differ from the backup
+ * (`--skip-existing` leaves them, listed; `--replace` restores them).
+ */
+function restoreExitCode(result: UsersRestoreResult): number {
   const failed = result.accounts.filter((a) => a.status === "failed").length;
-  if (failed === 0) return ExitCode.OK;
-  const attempted = result.accounts.filter((a) => a.status !== "skipped").length;
-  return failed === attempted ? ExitCode.FAILED : ExitCode.PARTIAL;
+  const differs = result.accounts.filter((a) => a.status === "differs").length;
+  if (failed === 0 && differs === 0) return ExitCode.OK;
+  const attempted =
+    result.accounts.filter((a) => a.status !== "skipped" && a.status !== "differs").length;
+  return failed > 0 && failed === attempted && differs === 0 ? ExitCode.FAILED : ExitCode.PARTIAL;
 }
 
 function print(ctx: Context, path: string, dryRun: boolean, r: UsersRestoreResult): void {
@@ -211,9 +225,17 @@ function print(ctx: Context, path: string, dryRun: boolean, r: UsersRestoreResul
     for (const s of r.statements) ctx.out(s);
   }
   for (const a of r.accounts) {
-    const status = a.status === "failed" ? "FAILED " : a.status.padEnd(8);
+    const status = (a.status === "failed" ? "FAILED" : a.status).padEnd(8);
     ctx.out(
-      `${status}${a.account}${a.note ? `  (${a.note})` : ""}${a.error ? `: ${a.error}` : ""}`,
+      `${status} ${a.account}${a.note ? `  (${a.note})` : ""}${a.error ? `: ${a.error}` : ""}`,
+    );
+  }
+  const differing = r.accounts.filter((a) => a.status === "differs");
+  if (differing.length) {
+    ctx.out(
+      `${differing.length} existing account(s) differ from the backup and were left as they ` +
+        `are; restore them as backed up with --replace: ` +
+        differing.map((a) => a.account).join(", "),
     );
   }
   if (r.waiting.length) {

@@ -1,6 +1,14 @@
 /** Pure parts of the users backup: the file format, hash masking, SHOW GRANTS classification. */
-import { assert, assertEquals } from "./harness/assert.ts";
-import { formatUsersFile, parseUsersFile, type UsersFile } from "../lib/users/format.ts";
+import { assert, assertEquals, assertStringIncludes } from "./harness/assert.ts";
+import { mysqlDifferences, restoreOrder } from "../lib/users/compare.ts";
+import { parseRoleAttributes } from "../lib/users/pg_compare.ts";
+import { myCreateStatements } from "../lib/restore/target_my.ts";
+import {
+  formatUsersFile,
+  parseUsersFile,
+  type Section,
+  type UsersFile,
+} from "../lib/users/format.ts";
 import { maskHashes } from "../lib/users/mask.ts";
 import { classifyGrant, stripAuthClause } from "../lib/users/mysql_grants.ts";
 import { restructurePgDumpall } from "../lib/users/pg_collect.ts";
@@ -86,4 +94,87 @@ Deno.test("users: pg_dumpall output is split per role by statement structure", (
   assertEquals([...dump.byRole.keys()], ['Odd "x"', "app"]);
   assertEquals(dump.byRole.get("app")!.map((s) => s.phase), ["alter", "member", "grant"]);
   assertEquals(dump.unattributed, []);
+});
+
+Deno.test("existing account vs backup: waiting grants are not missing, hashes never shown", () => {
+  const backup = [
+    { phase: "create" as const, sql: "CREATE USER `u`@`%` IDENTIFIED BY PASSWORD '*AB';" },
+    { phase: "grant" as const, sql: "GRANT RELOAD ON *.* TO `u`@`%`;" },
+    {
+      phase: "object" as const,
+      database: "shop",
+      sql: "GRANT SELECT (`b`, `a`) ON `shop`.`t` TO `u`@`%`;",
+    },
+    { phase: "object" as const, database: "gone", sql: "GRANT SELECT ON `gone`.`t` TO `u`@`%`;" },
+  ];
+  const same = [
+    { phase: "create" as const, sql: "CREATE USER `u`@`%` IDENTIFIED BY PASSWORD '*AB';" },
+    {
+      phase: "object" as const,
+      database: "shop",
+      sql: "GRANT SELECT (`a`, `b`) ON `shop`.`t` TO `u`@`%`;",
+    },
+    { phase: "grant" as const, sql: "GRANT RELOAD ON *.* TO `u`@`%`;" },
+  ];
+  const databaseExists = (db: string) => db === "shop";
+  assertEquals(mysqlDifferences(backup, same, { databaseExists }), []);
+  const changed = [
+    { phase: "create" as const, sql: "CREATE USER `u`@`%` IDENTIFIED BY PASSWORD '*CD';" },
+    { phase: "grant" as const, sql: "GRANT PROCESS ON *.* TO `u`@`%`;" },
+  ];
+  const diff = mysqlDifferences(backup, changed, { databaseExists });
+  assertEquals(diff, [
+    "CREATE USER differs (password, plugin, limits, locking or TLS; see SHOW CREATE USER)",
+    "missing grants: GRANT RELOAD ON *.* TO `u`@`%`; GRANT SELECT (`a`, `b`) ON `shop`.`t` TO `u`@`%`",
+    "grants not in the backup: GRANT PROCESS ON *.* TO `u`@`%`",
+  ]);
+  assert(!diff.join().includes("*CD"), "no hash in the differences");
+  // Taken with --no-role-passwords: the password set since is not a difference.
+  const noPw = [{ phase: "create" as const, sql: "CREATE USER `u`@`%` ACCOUNT LOCK;" }];
+  assertEquals(mysqlDifferences(noPw, [changed[0]], { databaseExists }), []);
+});
+
+Deno.test("restore order: roles before the accounts naming them, file order otherwise", () => {
+  const sec = (name: string, host: string | undefined, sql: string[]): { section: Section } => ({
+    section: {
+      account: { name, host, kind: "role" },
+      steps: sql.map((s) => ({ phase: s.startsWith("SET") ? "default-role" : "member", sql: s })),
+    },
+  });
+  const my = [
+    sec("u", "%", ["GRANT `a`, `m`@`%` TO `u`@`%`;", "SET DEFAULT ROLE `a` FOR `u`@`%`;"]),
+    sec("a", "", ["GRANT `z` TO `a`;"]),
+    sec("m", "%", []),
+    sec("z", "", []),
+  ];
+  assertEquals(restoreOrder(my, false).map((x) => x.section.account.name), ["z", "a", "m", "u"]);
+  const pg = [
+    sec("app", undefined, ['GRANT grp TO app WITH INHERIT TRUE GRANTED BY "Owner";']),
+    sec("grp", undefined, []),
+    sec("Owner", undefined, []),
+  ];
+  assertEquals(restoreOrder(pg, true).map((x) => x.section.account.name), ["grp", "Owner", "app"]);
+});
+
+Deno.test("PostgreSQL role attributes are read from pg_dumpall's ALTER ROLE line", () => {
+  const a = parseRoleAttributes(
+    "ALTER ROLE app WITH NOSUPERUSER INHERIT LOGIN CONNECTION LIMIT 5 PASSWORD 'SCRAM-x' " +
+      "VALID UNTIL '2099-01-01 00:00:00+00';",
+  )!;
+  assertEquals(a.flags.get("SUPERUSER"), false);
+  assertEquals(a.flags.get("LOGIN"), true);
+  assertEquals(a.connectionLimit, 5);
+  assertEquals(a.password, "SCRAM-x");
+  assertEquals(a.validUntil, "2099-01-01 00:00:00+00");
+  assertEquals(parseRoleAttributes("ALTER ROLE app SET x = 1;"), undefined);
+});
+
+Deno.test("MariaDB database comment: quotes doubled, backslashes only under a known sql_mode", () => {
+  const plain = myCreateStatements("d", { character_set: "utf8mb4", comment: "it's ★" });
+  assertEquals(plain, ["CREATE DATABASE `d` CHARACTER SET utf8mb4 COMMENT 'it''s ★'"]);
+  const bs = myCreateStatements("d", { comment: "a\\b" });
+  assertEquals(bs.length, 4);
+  assertEquals(bs[2], "CREATE DATABASE `d` COMMENT 'a\\\\b'");
+  assertStringIncludes(bs[1], "NO_BACKSLASH_ESCAPES");
+  assertEquals(myCreateStatements("d", { comment: "" }), ["CREATE DATABASE `d`"]);
 });

@@ -237,6 +237,9 @@ Deno.test("users: MariaDB empty-server drill, --user, existing accounts, dry-run
         file,
       ]);
       assertEquals(r.code, 0, r.stderr);
+      assertEquals(r.stdout.split("\n").filter((l) => l.includes("web@%")), [
+        "replaced web@%  (exists: dropped first)",
+      ]);
       assertEquals((await mariaLogin(c, "web", "web-pw")).code, 0);
       assertEquals(
         await c.sql("SHOW GRANTS FOR 'web'@'%'"),
@@ -415,6 +418,23 @@ Deno.test("users: PostgreSQL empty-server drill, --user, existing roles, dry-run
       ]);
       assertEquals(r.code, 0, r.stderr);
       await b.sql("ALTER ROLE app PASSWORD 'changed' NOINHERIT; REVOKE grp FROM app");
+      r = await cli([
+        "users",
+        "restore",
+        "--instance",
+        "b",
+        "--user",
+        "app",
+        "--skip-existing",
+        "--file",
+        file,
+      ]);
+      assertEquals(r.code, 1, r.stderr + r.stdout);
+      assertStringIncludes(
+        r.stdout,
+        "differs  app  (exists but differs from the backup: attributes differ (the backup has " +
+          "INHERIT); password differs; missing memberships: grp)",
+      );
       r = await cli([
         "users",
         "restore",

@@ -26,7 +26,7 @@ export interface DatabaseProperties {
   icu_locale?: string | null;
   /** PostgreSQL: connection limit (-1 = none). */
   connection_limit?: number;
-  /** PostgreSQL: COMMENT ON DATABASE. */
+  /** PostgreSQL: COMMENT ON DATABASE; MariaDB 10.5+: CREATE DATABASE … COMMENT (absent: none). */
   comment?: string | null;
   /** PostgreSQL: database-level privileges. */
   grants?: { grantee: string; privilege: string; grantable: boolean }[];

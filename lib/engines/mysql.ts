@@ -80,15 +80,23 @@ class MysqlAdapter implements EngineAdapter {
   }
 
   async databaseProperties(database: string): Promise<DatabaseProperties> {
+    // MariaDB 10.5+ has database comments (CREATE DATABASE … COMMENT); MySQL has none.
+    const v = this.#version;
+    const withComment = v.flavor === "mariadb" &&
+      (v.major > 10 || (v.major === 10 && v.minor >= 5));
     const [rows] = await this.#conn.query<mysql.RowDataPacket[]>(
-      `SELECT DEFAULT_CHARACTER_SET_NAME AS cs, DEFAULT_COLLATION_NAME AS coll
+      `SELECT DEFAULT_CHARACTER_SET_NAME AS cs, DEFAULT_COLLATION_NAME AS coll,
+              ${withComment ? "SCHEMA_COMMENT" : "''"} AS comment
          FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?`,
       [database],
     );
     if (rows.length === 0) {
       throw new VyaError(`database "${database}" does not exist`, ExitCode.FAILED);
     }
-    return { character_set: rows[0].cs, collation: rows[0].coll };
+    const props: DatabaseProperties = { character_set: rows[0].cs, collation: rows[0].coll };
+    const comment = rows[0].comment == null ? "" : String(rows[0].comment);
+    if (comment !== "") props.comment = comment;
+    return props;
   }
 
   async objectCounts(database: string): Promise<ObjectCounts> {

@@ -27,7 +27,16 @@ export function myIdent(name: string): string {
   return "`" + name.replaceAll("`", "``") + "`";
 }
 
-/** The statements that create `name` with the captured character set and collation. */
+/**
+ * The statements that create `name` with the captured character set, collation and (MariaDB)
+ * comment.
+ *
+ * A backslash is read differently with and without the session's NO_BACKSLASH_ESCAPES, and
+ * `COMMENT` takes only a plain string literal (no hex, no expression), so no single spelling of
+ * a backslash is right in both modes. A comment holding one is therefore written with escaped
+ * backslashes inside a session where the flag is off, and the session's mode is put back after.
+ * Without backslashes, doubling the quotes is right in both modes.
+ */
 export function myCreateStatements(name: string, props: DatabaseProperties): string[] {
   let s = `CREATE DATABASE ${myIdent(name)}`;
   const word = /^[A-Za-z0-9_]+$/;
@@ -35,7 +44,18 @@ export function myCreateStatements(name: string, props: DatabaseProperties): str
     s += ` CHARACTER SET ${props.character_set}`;
   }
   if (props.collation && word.test(props.collation)) s += ` COLLATE ${props.collation}`;
-  return [s];
+  const comment = props.comment ?? "";
+  if (comment === "") return [s];
+  const quoted = comment.replaceAll("\\", "\\\\").replaceAll("'", "''");
+  s += ` COMMENT '${quoted}'`;
+  if (!comment.includes("\\")) return [s];
+  return [
+    "SET @vya_sql_mode = @@SESSION.sql_mode",
+    "SET SESSION sql_mode = TRIM(BOTH ',' FROM REPLACE(CONCAT(',', @@SESSION.sql_mode, ','), " +
+    "',NO_BACKSLASH_ESCAPES,', ','))",
+    s,
+    "SET SESSION sql_mode = @vya_sql_mode",
+  ];
 }
 
 /** Opens the MySQL/MariaDB side of a restore. */

@@ -183,7 +183,7 @@ export async function backupUsers(o: UsersBackupOptions): Promise<ItemResult> {
       dump: got.dump,
       objects: {
         accounts: got.summaries.filter((s) => s.kind === "user").length,
-        roles: got.summaries.filter((s) => s.kind === "role").length,
+        roles: got.summaries.filter((s) => s.kind === "role" && !s.pseudo).length,
       },
       accounts: got.summaries,
     });

@@ -71,6 +71,21 @@ export interface AccountRef {
    * root@localhost): `--all` creates it only when it is missing.
    */
   bootstrap?: boolean;
+  /**
+   * MariaDB's PUBLIC (10.11+): a pseudo-role every server has, standing for every account. It
+   * is never created or dropped; only its privileges are granted (`GRANT … TO PUBLIC`).
+   */
+  pseudo?: boolean;
+}
+
+/**
+ * Whether an account is MariaDB's PUBLIC pseudo-role. Backups taken before the `pseudo` mark
+ * hold it as a role called PUBLIC with a CREATE ROLE: recognised by name, so they restore too.
+ */
+export function isPseudoAccount(a: AccountRef, engine: string): boolean {
+  if (a.pseudo) return true;
+  return engine !== "postgresql" && a.kind === "role" && (a.host ?? "") === "" &&
+    a.name.toUpperCase() === "PUBLIC";
 }
 
 /** One account's section. */
@@ -113,7 +128,8 @@ export function accountLabel(a: Pick<AccountRef, "name" | "host">): string {
 const DESCRIPTION = [
   "-- Users and roles backup written by vya-backupdb.",
   "-- One section per account starts with a line '-- vya-backupdb account: {json}' (name, host for",
-  "-- MySQL/MariaDB, kind user|role, bootstrap). Each statement is preceded by",
+  "-- MySQL/MariaDB, kind user|role, bootstrap, pseudo for MariaDB's PUBLIC, which is never",
+  "-- created: only granted to). Each statement is preceded by",
   "-- '-- vya-backupdb step: {json}' giving its phase (create, alter, grant, member, default-role,",
   "-- object), the database an object privilege needs, and its number of lines.",
   "-- Restore with: vya-backupdb users restore --instance ID (--all | --user NAME) --file THIS",

@@ -15,7 +15,7 @@ import type mysql from "mysql2/promise";
 import { openMysql as openDriver } from "../engines/drivers.ts";
 import type { ConnectionParams } from "../config/types.ts";
 import { globMatch } from "../engines/select.ts";
-import type { AccountRef, Section, Step } from "./format.ts";
+import { type AccountRef, isPseudoAccount, type Section, type Step } from "./format.ts";
 import { classifyGrant, quoteAccount, quoteIdent, withoutPassword } from "./mysql_grants.ts";
 import type { AccountSummary } from "./summary.ts";
 
@@ -93,49 +93,21 @@ export async function collectMysqlAccounts(
     const isRole = mariaRole || mysqlRoles.has(`${user}@${host}`);
     const account: AccountRef = { name: user, host, kind: isRole ? "role" : "user" };
     if (BOOTSTRAP.has(`${user}@${host}`)) account.bootstrap = true;
-    const target = mariaRole ? quoteIdent(user) : quoteAccount(user, host);
-    const steps: Step[] = [];
-    if (mariaRole) {
-      steps.push({ phase: "create", sql: `CREATE ROLE ${target};` });
-    } else {
-      const [[created]] = await conn.query<Row[]>(`SHOW CREATE USER ${target}`);
-      let sql = String(Object.values(created)[0]);
-      if (options.noPasswords) sql = withoutPassword(sql);
-      steps.push({ phase: "create", sql: `${sql};` });
-    }
-    const [grantRows] = await conn.query<Row[]>(`SHOW GRANTS FOR ${target}`);
-    const grants: AccountSummary["grants"] = [];
-    const roles: string[] = [];
-    let defaultRole: string | undefined;
-    for (const g of grantRows) {
-      const info = classifyGrant(String(Object.values(g)[0]));
-      if (!info || info.usageOnly) continue;
-      steps.push({
-        phase: info.phase,
-        ...(info.phase === "object" ? { database: info.database } : {}),
-        sql: `${info.sql};`,
-      });
-      if (info.level === "role") roles.push(roleOf(info.sql));
-      else if (info.level === "default-role") defaultRole = roleOf(info.sql);
-      else {
-        grants.push({
-          level: info.level,
-          ...(info.database !== undefined ? { database: info.database } : {}),
-          grant: info.sql,
-        });
-      }
-    }
-    sections.push({ account, steps });
+    if (isPseudoAccount(account, flavor)) account.pseudo = true;
+    const got = await readMysqlAccount(conn, account, { noPasswords: options.noPasswords });
+    if (account.pseudo && got.steps.length === 0) continue; // PUBLIC holds nothing
+    sections.push({ account, steps: got.steps });
     summaries.push({
       name: user,
       host,
       kind: account.kind,
       ...(account.bootstrap ? { bootstrap: true } : {}),
+      ...(account.pseudo ? { pseudo: true } : {}),
       plugin: mariaRole ? null : String(row.plugin ?? "") || null,
       has_password: !mariaRole && Boolean(Number(row.has_password)) && !options.noPasswords,
-      roles,
-      ...(defaultRole ? { default_role: defaultRole } : {}),
-      grants,
+      roles: got.roles,
+      ...(got.defaultRole ? { default_role: got.defaultRole } : {}),
+      grants: got.grants,
     });
   }
   if (options.noPasswords) {
@@ -152,6 +124,67 @@ export async function collectMysqlAccounts(
     summaries: indexed.map((x) => x.sum),
     warnings,
   };
+}
+
+/** One account as read from the server. */
+export interface MysqlAccount {
+  /** The statements that recreate it, in the server's own (normalised) words. */
+  steps: Step[];
+  /** Its privileges, for the metadata. */
+  grants: NonNullable<AccountSummary["grants"]>;
+  /** Roles granted to it. */
+  roles: string[];
+  /** Its default role. */
+  defaultRole?: string;
+}
+
+/**
+ * Reads one account (`SHOW CREATE USER`, `SHOW GRANTS`) as the steps a backup keeps. The same
+ * reading serves the backup and the comparison of an existing account with a backup on
+ * restore, so both sides are normalised alike. MariaDB roles get `CREATE ROLE`; the PUBLIC
+ * pseudo-role gets no create step (it cannot be created, only granted to).
+ */
+export async function readMysqlAccount(
+  conn: mysql.Connection,
+  account: AccountRef,
+  options: { noPasswords?: boolean } = {},
+): Promise<MysqlAccount> {
+  const mariaRole = account.kind === "role" && (account.host ?? "") === "";
+  const target = mariaRole
+    ? quoteIdent(account.name)
+    : quoteAccount(account.name, account.host ?? "%");
+  const steps: Step[] = [];
+  if (account.pseudo) {
+    // nothing to create
+  } else if (mariaRole) {
+    steps.push({ phase: "create", sql: `CREATE ROLE ${target};` });
+  } else {
+    const [[created]] = await conn.query<Row[]>(`SHOW CREATE USER ${target}`);
+    let sql = String(Object.values(created)[0]);
+    if (options.noPasswords) sql = withoutPassword(sql);
+    steps.push({ phase: "create", sql: `${sql};` });
+  }
+  const [grantRows] = await conn.query<Row[]>(`SHOW GRANTS FOR ${target}`);
+  const out: MysqlAccount = { steps, grants: [], roles: [] };
+  for (const g of grantRows) {
+    const info = classifyGrant(String(Object.values(g)[0]));
+    if (!info || info.usageOnly) continue;
+    steps.push({
+      phase: info.phase,
+      ...(info.phase === "object" ? { database: info.database } : {}),
+      sql: `${info.sql};`,
+    });
+    if (info.level === "role") out.roles.push(roleOf(info.sql));
+    else if (info.level === "default-role") out.defaultRole = roleOf(info.sql);
+    else {
+      out.grants.push({
+        level: info.level,
+        ...(info.database !== undefined ? { database: info.database } : {}),
+        grant: info.sql,
+      });
+    }
+  }
+  return out;
 }
 
 /** The role named by `GRANT `r` TO …` or `SET DEFAULT ROLE `r` FOR …`. */

@@ -1,16 +1,20 @@
 /**
  * Restores accounts from a users backup onto a server.
  *
- * Order: all CREATEs (roles' sections first), then attributes, privileges, memberships, default
- * roles, and last the privileges on tables, columns and routines. Those need their database:
- * when it does not exist yet (a rebuild onto an empty server), they wait, are listed, and
- * {@linkcode applyWaitingGrants} applies them once the database has been restored.
+ * Each account is restored completely (create, attributes, privileges, memberships, default
+ * role) before the next one is started, so a run cut short (a server crash, a lost connection)
+ * leaves at most one incomplete account, and a re-run names it. Accounts come after the roles
+ * they hold (see {@linkcode restoreOrder}). Privileges on tables, columns and routines need
+ * their database: when it does not exist yet (a rebuild onto an empty server), they wait, are
+ * listed, and {@linkcode applyWaitingGrants} applies them once the database has been restored.
  *
- * Existing accounts are refused by default (before anything is changed), left alone with
- * `skip`, or replaced with `replace` (MySQL/MariaDB: DROP then CREATE; PostgreSQL: reset in
- * place, since a role holding privileges cannot be dropped). Two kinds of accounts are never
- * touched by `--all` when they exist: the account the restore is logged in as, and accounts
- * every fresh server has (root@localhost, the bootstrap superuser).
+ * Existing accounts are refused by default (before anything is changed), compared with the
+ * backup and left alone with `skip` (those that differ are reported as `differs`), or replaced
+ * with `replace` (MySQL/MariaDB: DROP then CREATE; PostgreSQL: reset in place, since a role
+ * holding privileges cannot be dropped). Two kinds of accounts are never touched by `--all`
+ * when they exist: the account the restore is logged in as, and accounts every fresh server has
+ * (root@localhost, the bootstrap superuser). MariaDB's PUBLIC is never created or dropped: its
+ * privileges are granted (and, to replace it, revoked).
  *
  * @module
  */
@@ -21,14 +25,15 @@ import { redact } from "../redact.ts";
 import {
   accountLabel,
   type AccountRef,
+  isPseudoAccount,
   PHASES,
   type Section,
-  type Step,
   type UsersFile,
 } from "./format.ts";
+import { restoreOrder } from "./compare.ts";
 import { maskHashes } from "./mask.ts";
 import { latestUsersBackup, readUsersBackup } from "./store.ts";
-import { openTarget, type RestoreTarget } from "./target.ts";
+import { isConnectionLost, openTarget, type RestoreTarget } from "./target.ts";
 
 /** Which accounts to restore. */
 export type AccountSelection = { all: true } | { user: string };
@@ -59,9 +64,11 @@ export interface AccountOutcome {
   /** `user@host` or role name. */
   account: string;
   /** What happened (`planned` in a dry run). */
-  status: "created" | "replaced" | "skipped" | "failed" | "planned";
+  status: "created" | "replaced" | "skipped" | "differs" | "failed" | "planned";
   /** Why it was skipped, or what else to know. */
   note?: string;
+  /** `differs`: what the existing account lacks or has beyond the backup. */
+  differences?: string[];
   /** The first error (hashes masked, redacted). */
   error?: string;
 }
@@ -97,7 +104,10 @@ export class ExistingAccountsError extends VyaError {
       `${accounts.length} account(s) already exist on ${instance}: ${accounts.join(", ")}; ` +
         "nothing was changed",
       ExitCode.FAILED,
-      { hint: "pass --skip-existing to leave them, or --replace to drop and recreate them" },
+      {
+        hint: "pass --skip-existing to leave them (those that differ from the backup are " +
+          "listed), or --replace to drop and recreate them",
+      },
     );
     this.name = "ExistingAccountsError";
     this.accounts = accounts;
@@ -155,15 +165,29 @@ interface Plan {
   replace: boolean;
 }
 
+/** The sections with MariaDB's PUBLIC marked as the pseudo-role it is (older backups). */
+function markPseudo(sections: Section[], engine: string): Section[] {
+  return sections.map((s) =>
+    isPseudoAccount(s.account, engine) && !s.account.pseudo
+      ? { ...s, account: { ...s.account, pseudo: true } }
+      : s
+  );
+}
+
 /** Restores (or, with `dryRun`, plans) the selected accounts. */
 export async function restoreUsers(o: UsersRestoreOptions): Promise<UsersRestoreResult> {
-  const chosen = selectSections(o.file, o.select);
+  const chosen = markPseudo(selectSections(o.file, o.select), o.file.header.engine);
   const all = "all" in o.select;
   const policy = o.existing ?? "error";
   const target = await openTarget(o.type, o.params);
   try {
     checkEngine(o.file, target, o.log);
     const me = await target.current();
+    const dbExists = new Map<string, boolean>();
+    const databaseReady = async (db: string) => {
+      if (!dbExists.has(db)) dbExists.set(db, await target.databaseExists(db));
+      return dbExists.get(db)!;
+    };
     const plans: Plan[] = [];
     const conflicts: string[] = [];
     for (const section of chosen) {
@@ -181,53 +205,75 @@ export async function restoreUsers(o: UsersRestoreOptions): Promise<UsersRestore
         outcome.status = "skipped";
         outcome.note = "exists (every server has it): left alone";
       } else if (policy === "skip") {
-        outcome.status = "skipped";
-        outcome.note = "exists: left alone (--skip-existing)";
+        for (const db of new Set(section.steps.flatMap((s) => s.database ?? []))) {
+          await databaseReady(db);
+        }
+        const differences = await target.differences(section, (db) => dbExists.get(db) ?? false);
+        if (differences.length) {
+          outcome.status = "differs";
+          outcome.differences = differences;
+          outcome.note = `exists but differs from the backup: ${differences.join("; ")}`;
+        } else {
+          outcome.status = "skipped";
+          outcome.note = "exists, same as the backup: left alone (--skip-existing)";
+        }
       } else if (policy === "replace") {
         plan.replace = true;
         if (!o.dryRun) outcome.status = "replaced";
-        outcome.note = target.replaceInPlace ? "exists: reset in place" : "exists: dropped first";
+        outcome.note = section.account.pseudo
+          ? "exists: its privileges revoked first"
+          : target.replaceInPlace
+          ? "exists: reset in place"
+          : "exists: dropped first";
       } else {
         conflicts.push(label);
       }
     }
     if (conflicts.length) throw new ExistingAccountsError(conflicts, o.file.header.instance);
 
-    const active = plans.filter((p) => p.outcome.status !== "skipped");
+    const pg = o.file.header.engine === "postgresql";
+    const active = restoreOrder(
+      plans.filter((p) => p.outcome.status !== "skipped" && p.outcome.status !== "differs"),
+      pg,
+    );
     const result: UsersRestoreResult = {
       accounts: plans.map((p) => p.outcome),
       waiting: [],
       statements: [],
     };
-    const dbExists = new Map<string, boolean>();
-    const databaseReady = async (db: string) => {
-      if (!dbExists.has(db)) dbExists.set(db, await target.databaseExists(db));
-      return dbExists.get(db)!;
+    let lost: string | undefined;
+    const fail = (plan: Plan, sql: string, e: unknown) => {
+      plan.outcome.status = "failed";
+      plan.outcome.error = `${maskHashes(sql.slice(0, 120))}: ${errorText(e)}`;
+      o.log.error(`account ${plan.outcome.account}: ${plan.outcome.error}`);
+      if (isConnectionLost(e)) lost = errorText(e);
     };
-    const run = async (plan: Plan | undefined, sql: string) => {
+    /** Runs one statement of `plan`; false when it failed (the account stops there). */
+    const run = async (plan: Plan | undefined, sql: string): Promise<boolean> => {
       result.statements.push(maskHashes(sql));
-      if (o.dryRun) return;
+      if (o.dryRun) return true;
       try {
         await target.exec(sql);
+        return true;
       } catch (e) {
-        const message = errorText(e);
-        if (!plan) throw new VyaError(`${maskHashes(sql)}: ${message}`, ExitCode.FAILED);
-        if (plan.outcome.status !== "failed") {
-          plan.outcome.status = "failed";
-          plan.outcome.error = `${maskHashes(sql.slice(0, 120))}: ${message}`;
-          o.log.error(`account ${plan.outcome.account}: ${plan.outcome.error}`);
-        }
+        if (!plan) throw new VyaError(`${maskHashes(sql)}: ${errorText(e)}`, ExitCode.FAILED);
+        fail(plan, sql, e);
+        return false;
       }
     };
-    if (active.length) { for (const sql of o.file.preamble) await run(undefined, sql); }
-    for (const plan of active.filter((p) => p.replace)) {
-      for (const sql of await target.dropStatements(plan.section.account)) await run(plan, sql);
-    }
-    for (const phase of PHASES) {
-      for (const plan of active) {
-        if (plan.outcome.status === "failed") continue;
-        for (const step of plan.section.steps.filter((s: Step) => s.phase === phase)) {
-          if (phase === "create" && plan.replace && target.replaceInPlace) continue;
+    /** Restores one account completely; stops at its first failing statement. */
+    const restoreAccount = async (plan: Plan): Promise<void> => {
+      const account = plan.section.account;
+      if (plan.replace) {
+        for (const sql of await target.dropStatements(account)) {
+          if (!(await run(plan, sql))) return;
+        }
+      }
+      for (const phase of PHASES) {
+        for (const step of plan.section.steps.filter((s) => s.phase === phase)) {
+          if (phase === "create" && (account.pseudo || (plan.replace && target.replaceInPlace))) {
+            continue;
+          }
           if (step.database !== undefined && !(await databaseReady(step.database))) {
             result.waiting.push({
               account: plan.outcome.account,
@@ -236,10 +282,30 @@ export async function restoreUsers(o: UsersRestoreOptions): Promise<UsersRestore
             });
             continue;
           }
-          await run(plan, step.sql);
+          if (!(await run(plan, step.sql))) return;
         }
       }
+    };
+    if (active.length) { for (const sql of o.file.preamble) await run(undefined, sql); }
+    for (const plan of active) {
+      if (lost !== undefined) {
+        plan.outcome.status = "failed";
+        plan.outcome.error = `not restored: the connection to the server was lost (${lost})`;
+        continue;
+      }
+      await restoreAccount(plan);
     }
+    if (lost !== undefined) {
+      o.log.error(
+        `the connection to the server was lost; the accounts restored before it are complete, ` +
+          `the one in progress may not be`,
+        {
+          hint: "run the same command again with --skip-existing: it names accounts that " +
+            "differ from the backup; --replace restores those completely",
+        },
+      );
+    }
+
     for (const p of plans) {
       const line = `${p.outcome.account}: ${p.outcome.status}` +
         (p.outcome.note ? ` (${p.outcome.note})` : "");
@@ -301,7 +367,7 @@ export async function applyWaitingGrants(
   const result: WaitingGrantsResult = { file: path, applied: 0, skipped: [], failed: [] };
   if (!path) return result;
   const file = await readUsersBackup(path);
-  const pending = file.sections
+  const pending = markPseudo(file.sections, file.header.engine)
     .map((s) => ({ s, steps: s.steps.filter((st) => st.database === database) }))
     .filter((x) => x.steps.length > 0);
   if (pending.length === 0) return result;
@@ -310,7 +376,8 @@ export async function applyWaitingGrants(
     for (const sql of file.preamble) await target.exec(sql);
     for (const { s, steps } of pending) {
       const label = accountLabel(s.account);
-      if (!(await target.exists(s.account))) {
+      // PUBLIC is on every server, whether or not it holds anything yet.
+      if (!s.account.pseudo && !(await target.exists(s.account))) {
         result.skipped.push(label);
         continue;
       }

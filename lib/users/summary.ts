@@ -15,6 +15,8 @@ export interface AccountSummary {
   kind: "user" | "role";
   /** An account fresh servers already have (root@localhost, the bootstrap superuser). */
   bootstrap?: boolean;
+  /** MariaDB's PUBLIC pseudo-role: only its privileges are kept (it is never created). */
+  pseudo?: boolean;
   /** Authentication plugin or hash method (mysql_native_password, ed25519, scram-sha-256, md5). */
   plugin: string | null;
   /** Whether a password (hash) is kept in the file. */

@@ -8,8 +8,10 @@
 import type { ConnectionParams, EngineType } from "../config/types.ts";
 import { ConnectError } from "../engines/types.ts";
 import { connectError } from "../engines/connect_error.ts";
-import type { AccountRef } from "./format.ts";
-import { openMysql } from "./mysql_collect.ts";
+import type { AccountRef, Section } from "./format.ts";
+import { mysqlDifferences } from "./compare.ts";
+import { openMysql, readMysqlAccount } from "./mysql_collect.ts";
+import { pgDifferences } from "./pg_compare.ts";
 import { quoteAccount, quoteIdent } from "./mysql_grants.ts";
 import { openPg } from "./pg_db.ts";
 
@@ -19,8 +21,13 @@ export interface RestoreTarget {
   readonly engine: "postgresql" | "mysql" | "mariadb";
   /** The account this connection is logged in as. */
   current(): Promise<{ name: string; host?: string }>;
-  /** Whether the account exists. */
+  /** Whether the account exists (MariaDB's PUBLIC: whether it holds any privilege). */
   exists(account: AccountRef): Promise<boolean>;
+  /**
+   * How an existing account differs from its backup section, as short phrases (empty: the
+   * same). Privileges on databases `databaseExists` says are absent are not expected.
+   */
+  differences(section: Section, databaseExists: (db: string) => boolean): Promise<string[]>;
   /** Whether a database exists. */
   databaseExists(database: string): Promise<boolean>;
   /**
@@ -75,6 +82,7 @@ async function openPgTarget(params: ConnectionParams): Promise<RestoreTarget> {
       const rows = await sql`select 1 from pg_database where datname = ${db}`;
       return rows.length > 0;
     },
+    differences: (section) => pgDifferences(sql, section),
     async dropStatements(a) {
       const role = pgIdent(a.name);
       const held = await sql<{ r: string }[]>`
@@ -105,6 +113,10 @@ async function openMysqlTarget(params: ConnectionParams): Promise<RestoreTarget>
     "SELECT VERSION() AS v",
   );
   const engine = /mariadb/i.test(String(ver.v)) ? "mariadb" : "mysql";
+  if (engine === "mysql") {
+    // As the backup read them (hex hashes): an existing account compares equal to its backup.
+    await conn.query("SET SESSION print_identified_with_as_hex = ON").catch(() => {});
+  }
   type Rows = import("mysql2/promise").RowDataPacket[];
   return {
     engine,
@@ -116,11 +128,16 @@ async function openMysqlTarget(params: ConnectionParams): Promise<RestoreTarget>
       return { name: text.slice(0, at), host: text.slice(at + 1) };
     },
     async exists(a) {
+      if (a.pseudo) return (await readMysqlAccount(conn, a)).steps.length > 0;
       const [rows] = await conn.query<Rows>(
         "SELECT 1 FROM mysql.user WHERE User = ? AND Host = ?",
         [a.name, a.host ?? ""],
       );
       return rows.length > 0;
+    },
+    async differences(section, databaseExists) {
+      const live = await readMysqlAccount(conn, section.account);
+      return mysqlDifferences(section.steps, live.steps, { databaseExists });
     },
     async databaseExists(db) {
       const [rows] = await conn.query<Rows>(
@@ -130,6 +147,8 @@ async function openMysqlTarget(params: ConnectionParams): Promise<RestoreTarget>
       return rows.length > 0;
     },
     dropStatements(a) {
+      // PUBLIC cannot be dropped: replacing it means taking back what it holds.
+      if (a.pseudo) return Promise.resolve(["REVOKE ALL PRIVILEGES, GRANT OPTION FROM PUBLIC;"]);
       const isMariaRole = a.kind === "role" && (a.host ?? "") === "";
       return Promise.resolve([
         isMariaRole
@@ -142,4 +161,27 @@ async function openMysqlTarget(params: ConnectionParams): Promise<RestoreTarget>
     },
     close: () => conn.end().catch(() => {}),
   };
+}
+
+/**
+ * Whether a driver error means the connection is gone (server crashed or restarted, network
+ * cut): every later statement would fail the same way, so a restore stops there.
+ */
+export function isConnectionLost(e: unknown): boolean {
+  if (!(e instanceof Error)) return false;
+  const err = e as Error & { code?: string; fatal?: boolean };
+  if (err.fatal) return true;
+  const codes = [
+    "PROTOCOL_CONNECTION_LOST",
+    "ECONNRESET",
+    "ECONNREFUSED",
+    "EPIPE",
+    "CONNECTION_CLOSED",
+    "CONNECTION_ENDED",
+    "CONNECTION_DESTROYED",
+  ];
+  if (err.code && codes.includes(err.code)) return true;
+  return /closed state|connection (?:lost|closed|terminated)|server has gone away/i.test(
+    err.message,
+  );
 }

@@ -12,6 +12,8 @@ import { assert } from "../harness/assert.ts";
 import type { MyServer, PgServer } from "../harness/servers.ts";
 import type { DatabaseProperties } from "../../lib/backup/metadata.ts";
 import { openPg } from "../../lib/users/pg_db.ts";
+import { openMysql } from "../../lib/engines/drivers.ts";
+import type mysql from "mysql2/promise";
 
 const decoder = new TextDecoder();
 
@@ -273,12 +275,25 @@ export async function myRows(my: MyServer, db: string): Promise<Record<string, s
 
 /** The database properties a backup records, read from the live server. */
 export async function myProps(my: MyServer, db: string): Promise<DatabaseProperties> {
-  const [cs, coll] = (await my.sql(
-    `SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${
-      myLiteral(db)
-    }`,
-  )).split("\t");
-  return { character_set: cs, collation: coll };
+  // Through the driver in utf8mb4: the command-line client would mangle a comment's emoji and
+  // escape its backslashes. SCHEMA_COMMENT exists on MariaDB 10.5+ only.
+  const conn = await openMysql(my.params);
+  try {
+    const [rows] = await conn.query<mysql.RowDataPacket[]>(
+      "SELECT * FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+      [db],
+    );
+    assert(rows.length === 1, `database ${db} exists on ${my.port}`);
+    const row = rows[0];
+    const props: DatabaseProperties = {
+      character_set: String(row.DEFAULT_CHARACTER_SET_NAME),
+      collation: String(row.DEFAULT_COLLATION_NAME),
+    };
+    if ("SCHEMA_COMMENT" in row) props.comment = String(row.SCHEMA_COMMENT ?? "");
+    return props;
+  } finally {
+    await conn.end().catch(() => conn.destroy());
+  }
 }
 
 /**
