@@ -108,6 +108,10 @@ Deno.test("backup names: MariaDB databases differing only in case are listed, ba
   assertEquals(await my.sql("SELECT @@lower_case_table_names"), "0");
   await markedDb(my, "CaseShop", "marker-upper");
   await markedDb(my, "caseshop", "marker-lower");
+  // Told apart by their properties and contents too, not only by their dumps.
+  await my.sql(
+    "ALTER DATABASE CaseShop CHARACTER SET latin1 COLLATE latin1_swedish_ci; CREATE TABLE CaseShop.extra (x INT);",
+  );
   const env = await makeTestEnv([{
     id: "maria",
     server: my,
@@ -126,8 +130,12 @@ Deno.test("backup names: MariaDB databases differing only in case are listed, ba
           .stdout,
       );
       assertStringIncludes(text, marker);
+      const meta = await readMeta(dumps[0].replace(/\.sql\.gz$/, ".metadata.json"));
+      assertEquals(meta.database, name);
+      assertEquals(meta.objects?.tables, name === "CaseShop" ? 2 : 1, name);
       assertEquals(
-        (await readMeta(dumps[0].replace(/\.sql\.gz$/, ".metadata.json"))).database,
+        meta.database_properties?.character_set,
+        name === "CaseShop" ? "latin1" : "utf8mb4",
         name,
       );
     }
