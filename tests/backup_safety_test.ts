@@ -367,6 +367,32 @@ Deno.test("backup commit order: a failure writing the checksum leaves no complet
   }
 });
 
+Deno.test("backup commit order: a users backup whose metadata cannot be written leaves no complete-looking file", async () => {
+  const my = await sharedMariadb();
+  const env = await makeTestEnv([{ id: "maria", server: my }]);
+  try {
+    // The metadata of every users stem of the next minute is a folder: writing it fails, as on
+    // a full disk, after the users file itself was written.
+    const now = Date.now();
+    for (let s = 0; s < 60; s++) {
+      const stamp = new Date(now + s * 1000).toISOString().replace(/[-:]/g, "").replace(
+        /\.\d{3}/,
+        "",
+      );
+      await Deno.mkdir(join(instanceRoot(env, "maria"), `users_${stamp}.metadata.json`), {
+        recursive: true,
+      });
+    }
+    const r = await env.run(["users", "backup", "--instance", "maria"]);
+    assert(r.code !== 0, r.stdout + r.stderr);
+    const files = listFiles(instanceRoot(env, "maria"));
+    assertEquals(files.filter((f) => /users_\d{8}T\d{6}Z\.sql(\.gz|\.zst)?$/.test(f)), []);
+    assertEquals(files.filter((f) => f.endsWith(".sha256") || f.endsWith(".partial")), []);
+  } finally {
+    await env.cleanup();
+  }
+});
+
 Deno.test("backup commit order: sidecars a killed run left before renaming its dump are retracted by the next run", async () => {
   const my = await sharedMariadb();
   await markedDb(my, "crash_left", "marker-crash");

@@ -169,26 +169,31 @@ export async function backupUsers(o: UsersBackupOptions): Promise<ItemResult> {
     const threads = compressionThreads(config);
     const written = await writeBackupStream(
       ReadableStream.from([new TextEncoder().encode(text)]),
-      { target: paths, codec: codecFor(format), level, threads, signal: o.signal },
+      {
+        target: paths,
+        codec: codecFor(format),
+        level,
+        threads,
+        signal: o.signal,
+        // Written before the file gets its final name: a complete-looking file has metadata.
+        beforeRename: async (w) => {
+          Object.assign(meta, {
+            status: "ok",
+            ...finishedFields(started),
+            raw_bytes: w.rawBytes,
+            file: { name: paths.dump.split("/").pop()!, bytes: w.fileBytes, sha256: w.sha256 },
+            dump: got.dump,
+            objects: {
+              accounts: got.summaries.filter((s) => s.kind === "user").length,
+              roles: got.summaries.filter((s) => s.kind === "role" && !s.pseudo).length,
+            },
+            accounts: got.summaries,
+          });
+          if (got.warnings.length) meta.warnings = got.warnings;
+          await writeMetadata(paths.metadata, meta);
+        },
+      },
     );
-    Object.assign(meta, {
-      status: "ok",
-      ...finishedFields(started),
-      raw_bytes: written.rawBytes,
-      file: {
-        name: paths.dump.split("/").pop()!,
-        bytes: written.fileBytes,
-        sha256: written.sha256,
-      },
-      dump: got.dump,
-      objects: {
-        accounts: got.summaries.filter((s) => s.kind === "user").length,
-        roles: got.summaries.filter((s) => s.kind === "role" && !s.pseudo).length,
-      },
-      accounts: got.summaries,
-    });
-    if (got.warnings.length) meta.warnings = got.warnings;
-    await writeMetadata(paths.metadata, meta);
     o.log.info(
       `users of ${o.instance.id}: ${got.summaries.length} account(s) backed up to ${paths.dump}`,
     );
@@ -204,7 +209,12 @@ export async function backupUsers(o: UsersBackupOptions): Promise<ItemResult> {
   } catch (e) {
     if (o.signal?.aborted) throw e;
     const message = redact(e instanceof Error ? e.message : String(e));
-    Object.assign(meta, { status: "failed", error: message, ...finishedFields(started) });
+    Object.assign(meta, {
+      status: "failed",
+      error: message,
+      file: null,
+      ...finishedFields(started),
+    });
     await writeFailureMetadata(paths, meta, o.log);
     o.log.error(`users backup of ${o.instance.id} failed: ${message}`, {
       instance: o.instance.id,
