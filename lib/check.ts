@@ -83,6 +83,12 @@ export async function checkInstance(
       for (const db of result.databases) {
         const warning = await adapter.restoreWarning?.(db.name);
         if (warning) result.warnings.push(warning);
+        if (await adapter.restoreMark(db.name)) {
+          result.errors.push(
+            `${db.name} was left incomplete by a restore that never finished: its backup ` +
+              `fails until it is restored again or dropped`,
+          );
+        }
       }
       result.tools = await findTools(version.flavor, version.major, instance.tools);
       result.errors.push(...result.tools.problems);

@@ -210,6 +210,15 @@ Deno.test(
           await waitFor("the client's session to end", async () => !await e.clientSessions(target));
           const state = await e.state(target);
           seen.push(state);
+          if (state === "marked" && !seen.slice(0, -1).includes("marked")) {
+            // Nobody takes the half-loaded copy for a database: not a backup, not check.
+            const backup = await env.run(["backup", "--instance", e.id, "--database", target]);
+            assertEquals(backup.code, 2, backup.stdout + backup.stderr);
+            assertMatch(backup.stdout, /carries the mark of a restore that never finished/);
+            const check = await env.run(["check", "--instance", e.id]);
+            assert(check.code !== 0, check.stdout);
+            assertMatch(check.stdout, new RegExp(`${target} was left incomplete by a restore`));
+          }
           // Unmarked, it may only be the empty database of the instant between CREATE DATABASE
           // and the mark; on PostgreSQL the load's transaction was never committed either way.
           if (state === "unmarked" || (e.id === "pg" && state === "marked")) {

@@ -381,6 +381,15 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
     dump: { tool: tool.name, path: tool.path, tool_version: tool.version, options: [] },
   };
   try {
+    // A half-restored copy backed up as "ok" would pass for a good backup (and let retention
+    // delete the real ones): it is refused.
+    if (await job.adapter.restoreMark(db.name)) {
+      throw new VyaError(
+        `${db.name} carries the mark of a restore that never finished: it holds part of a ` +
+          `dump at most and is not backed up; restore it again, or drop it`,
+        ExitCode.FAILED,
+      );
+    }
     meta.objects = { ...(await job.adapter.objectCounts(db.name)) };
     meta.database_properties = await job.adapter.databaseProperties(db.name);
     const restoreWarning = await job.adapter.restoreWarning?.(db.name);

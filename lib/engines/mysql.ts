@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { MARKER_TABLE } from "../restore/marker.ts";
 import type mysql from "mysql2/promise";
 import type { DatabaseProperties } from "../backup/metadata.ts";
 import { openMysql } from "./drivers.ts";
@@ -97,6 +98,16 @@ class MysqlAdapter implements EngineAdapter {
     const comment = rows[0].comment == null ? "" : String(rows[0].comment);
     if (comment !== "") props.comment = comment;
     return props;
+  }
+
+  async restoreMark(database: string): Promise<string | undefined> {
+    const [rows] = await this.#conn.query<mysql.RowDataPacket[]>(
+      `SELECT TABLE_COMMENT AS c FROM information_schema.TABLES
+        WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?`,
+      [database, MARKER_TABLE],
+    );
+    // The table is the mark, whatever its comment says.
+    return rows.length ? String(rows[0].c ?? "") || MARKER_TABLE : undefined;
   }
 
   async objectCounts(database: string): Promise<ObjectCounts> {

@@ -5,6 +5,7 @@
  * @module
  */
 import { openPostgres, type PgSql } from "./drivers.ts";
+import { MARKER_PREFIX } from "../restore/marker.ts";
 import type { DatabaseProperties } from "../backup/metadata.ts";
 import type { ConnectionParams } from "../config/types.ts";
 import { ExitCode, VyaError } from "../errors.ts";
@@ -141,6 +142,14 @@ class PostgresAdapter implements EngineAdapter {
     } catch (error) {
       throw queryError(error, `cannot read the properties of database "${database}"`);
     }
+  }
+
+  async restoreMark(database: string): Promise<string | undefined> {
+    const [row] = await this.#sql`
+      select shobj_description(oid, 'pg_database') as comment
+        from pg_database where datname = ${database}`;
+    const comment = row?.comment as string | null | undefined;
+    return comment?.startsWith(MARKER_PREFIX) ? comment : undefined;
   }
 
   async restoreWarning(database: string): Promise<string | undefined> {

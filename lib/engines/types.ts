@@ -69,6 +69,11 @@ export interface EngineAdapter {
    * such a limit leave it out.
    */
   restoreWarning?(database: string): Promise<string | undefined>;
+  /**
+   * The text of the mark an unfinished restore left in the database (see
+   * lib/restore/marker.ts), or undefined: such a database holds part of a dump at most.
+   */
+  restoreMark(database: string): Promise<string | undefined>;
   /** Closes the connection(s). Safe to call twice. */
   close(): Promise<void>;
 }
