@@ -157,6 +157,7 @@ export async function restore(request: RestoreRequest): Promise<RestoreResult> {
   const inspection = await inspectDump(source.path, {
     expectedSha256: meta?.file?.sha256,
     onProgress: request.onProgress && ((n, t) => request.onProgress!("verify", n, t)),
+    signal: request.signal,
   });
   const dumpEngine = inspection.facts.dialect!;
   const wanted = family(instance.type);
