@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { sharedPostgres } from "./harness/servers.ts";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./harness/assert.ts";
-import { makeTestEnv, REPO_ROOT, type TestEnv } from "./helpers/cli.ts";
+import { makeTestEnv, REPO_ROOT, runCli, type TestEnv } from "./helpers/cli.ts";
 import { DumpLineReader, MAX_HELD_LINE } from "../lib/restore/dump_filter.ts";
 import { SqlLexer } from "../lib/restore/sql_lexer.ts";
 
@@ -14,7 +14,7 @@ const MiB = 1024 * 1024;
 // Deno itself, the CLI's modules and one held line: far below what a 50 MB line would take.
 const RSS_LIMIT_KB = 200 * 1024;
 
-function cliArgs(env: TestEnv, args: string[]): string[] {
+function cliArgs(env: TestEnv, args: string[], config = env.configPath): string[] {
   return [
     "run",
     "--quiet",
@@ -23,15 +23,15 @@ function cliArgs(env: TestEnv, args: string[]): string[] {
     "-P=vya",
     join(REPO_ROOT, "main.ts"),
     "--config",
-    env.configPath,
+    config,
     ...args,
   ];
 }
 
 /** Runs the CLI under `/usr/bin/time -v`: exit code, stderr, and its peak RSS in KiB. */
-async function runMeasured(env: TestEnv, args: string[]) {
+async function runMeasured(env: TestEnv, args: string[], config?: string) {
   const out = await new Deno.Command("/usr/bin/time", {
-    args: ["-v", Deno.execPath(), ...cliArgs(env, args)],
+    args: ["-v", Deno.execPath(), ...cliArgs(env, args, config)],
     cwd: REPO_ROOT,
     env: { NO_COLOR: "1" },
     stdout: "piped",
@@ -244,4 +244,112 @@ Deno.test("the lexer reaches the same state whether a line is fed whole or in pi
       });
     }
   }
+});
+
+Deno.test("config: an alias bomb and a 60 MB file are refused at once with a message, exit 3", async () => {
+  await withEnv(async (env) => {
+    const levels = ["a: &a [x, x, x, x, x, x, x, x, x]"];
+    for (let i = 1; i < 9; i++) {
+      const prev = String.fromCharCode(0x60 + i);
+      const name = String.fromCharCode(0x61 + i);
+      levels.push(`${name}: &${name} [${Array(9).fill(`*${prev}`).join(", ")}]`);
+    }
+    const bomb = join(env.dir, "bomb.yaml");
+    await Deno.writeTextFile(bomb, levels.join("\n") + "\n");
+    const r = await runCli(["--config", bomb, "config", "validate"]);
+    assertEquals(r.code, 3, r.stderr);
+    assertStringIncludes(r.stderr, `${bomb}: too many YAML aliases (more than 100 resolved)`);
+    assert(!r.stderr.includes("internal error"), r.stderr);
+
+    const big = join(env.dir, "big.yaml");
+    const line = "  - { id: i, type: postgresql, credential: c }\n";
+    await Deno.writeTextFile(big, "instances:\n" + line.repeat(Math.ceil(60 * MiB / line.length)));
+    const started = Date.now();
+    const m = await runMeasured(env, ["check"], big);
+    assertEquals(m.code, 3, m.stderr);
+    assertStringIncludes(m.stderr, `${big}: the configuration file is larger than 1 MiB`);
+    assert(Date.now() - started < 15_000, `took ${Date.now() - started} ms`);
+    assert(m.rssKb < RSS_LIMIT_KB, `peak RSS ${m.rssKb} KiB`);
+  });
+});
+
+Deno.test("storage.path that is a file: backup and restore --list say so at the key, exit 3", async () => {
+  await withEnv(async (env) => {
+    const file = join(env.dir, "not_a_folder");
+    await Deno.writeTextFile(file, "");
+    await env.writeConfig({ storage: { path: file } });
+    for (const args of [["backup", "--all"], ["restore", "--instance", "pg", "--list"]]) {
+      const r = await env.run(args);
+      assertEquals(r.code, 3, `${args.join(" ")}: ${r.stderr}`);
+      assertMatch(
+        r.stderr,
+        /config\.yaml:\d+:\d+: storage\.path: \S+not_a_folder exists and is not a folder/,
+      );
+      assert(!r.stderr.includes("internal error"), r.stderr);
+    }
+  });
+});
+
+Deno.test("a database name with a newline and ESC sequences is escaped in every human line", async () => {
+  const pg = await sharedPostgres();
+  const evil = "hostile\nerror: forged line \x1b[31mred\x1b]0;title\x07";
+  const quoted = `"${evil.replaceAll('"', '""')}"`;
+  await pg.sql(`CREATE DATABASE ${quoted}`);
+  const env = await makeTestEnv([{ id: "pg", server: pg }]);
+  try {
+    const shown = "hostile\\nerror: forged line \\x1b[31mred\\x1b]0;title\\x07";
+    const runs = [
+      await env.run(["backup", "--instance", "pg", "--database", evil]),
+      await env.run(["restore", "--instance", "pg", "--list", "--database", evil]),
+      await env.run(["backup", "--instance", "pg", "--database", evil + "-missing"]),
+    ];
+    for (const r of runs) {
+      const all = r.stdout + r.stderr;
+      assertStringIncludes(all, shown);
+      // deno-lint-ignore no-control-regex
+      assert(!/[\x00-\x08\x0b-\x1f\x7f]/.test(all), `raw control character in: ${all}`);
+      assert(!/^error: forged/m.test(all), all);
+    }
+    // JSON output keeps the real name (JSON escapes it).
+    const json = await env.run(["--json", "restore", "--instance", "pg", "--list"]);
+    assert(JSON.parse(json.stdout).some((row: { database: string }) => row.database === evil));
+  } finally {
+    await env.cleanup();
+    await pg.sql(`DROP DATABASE IF EXISTS ${quoted}`);
+  }
+});
+
+Deno.test("credentials and key files owned by another user are refused, with the chown to run", {
+  ignore: Deno.uid() !== 0,
+}, async () => {
+  await withEnv(async (env) => {
+    // config validate reads the credentials file (ids), not the key.
+    const cases: [string, string[][]][] = [
+      [env.credentialsFile, [["config", "validate"], ["check"], ["backup", "--all"]]],
+      [env.keyFile, [["check"], ["backup", "--all"]]],
+    ];
+    for (const [file, commands] of cases) {
+      await Deno.chown(file, 65534, 65534);
+      for (const args of commands) {
+        const r = await env.run(args);
+        assertEquals(r.code, 3, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
+        const all = r.stdout + r.stderr;
+        assertMatch(all, new RegExp(`${file} is owned by \\S+ \\(uid 65534\\), not by root`));
+        assertStringIncludes(all, `chown root ${file}`);
+      }
+      await Deno.chown(file, 0, 0);
+    }
+    assertEquals((await env.run(["config", "validate"])).code, 0);
+  });
+});
+
+Deno.test("check and config validate give the same chmod 600 hint for a readable credentials file", async () => {
+  await withEnv(async (env) => {
+    await Deno.chmod(env.credentialsFile, 0o644);
+    for (const args of [["config", "validate"], ["check"]]) {
+      const r = await env.run(args);
+      assertEquals(r.code, 3, r.stdout + r.stderr);
+      assertStringIncludes(r.stdout + r.stderr, `chmod 600 ${env.credentialsFile}`);
+    }
+  });
 });
