@@ -124,7 +124,7 @@ async function syncDir(dir: string): Promise<void> {
  * @param path the file to check
  * @param what what the file is, for the message (e.g. "credentials file")
  */
-export async function assertPrivateFile(path: string, what: string): Promise<void> {
+export async function assertPrivateFile(path: string, what: string): Promise<Deno.FileInfo> {
   let info: Deno.FileInfo;
   try {
     info = await Deno.stat(path);
@@ -139,7 +139,7 @@ export async function assertPrivateFile(path: string, what: string): Promise<voi
   }
   if (!info.isFile) throw new CredentialError(`${what} is not a regular file: ${path}`);
   // Windows reports no mode bits or owners; there is nothing to check.
-  if (info.mode === null || info.uid === null) return;
+  if (info.mode === null || info.uid === null) return info;
   // As ssh does: a secret file must belong to the user running, root included. A file another
   // user owns can be rewritten by them (their own key, their own server address).
   const me = Deno.uid();
@@ -165,6 +165,42 @@ export async function assertPrivateFile(path: string, what: string): Promise<voi
       { hint: `chmod 600 ${path}` },
     );
   }
+  return info;
+}
+
+/**
+ * Reads a file that holds secrets as text: checked with {@linkcode assertPrivateFile}, and at
+ * most `maxBytes` of it (a credentials or key file is small; a huge one is a mistake and must
+ * not cost the memory). The open file is checked to be the one that was inspected.
+ */
+export async function readPrivateFile(
+  path: string,
+  what: string,
+  maxBytes: number,
+): Promise<string> {
+  const checked = await assertPrivateFile(path, what);
+  using file = await Deno.open(path, { read: true });
+  const opened = await file.stat();
+  if (opened.ino !== checked.ino || opened.dev !== checked.dev) {
+    throw new CredentialError(`${what} ${path} changed while it was being read`);
+  }
+  const buf = new Uint8Array(maxBytes + 1);
+  let got = 0;
+  while (got < buf.length) {
+    const n = await file.read(buf.subarray(got));
+    if (n === null) break;
+    got += n;
+  }
+  if (got > maxBytes) {
+    throw new CredentialError(
+      `${what} ${path} is larger than ${formatLimit(maxBytes)}: it cannot be one (wrong file?)`,
+    );
+  }
+  return new TextDecoder().decode(buf.subarray(0, got));
+}
+
+function formatLimit(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${bytes / 1024 / 1024} MiB` : `${bytes / 1024} KiB`;
 }
 
 /** The login name of a uid from /etc/passwd, when it may be read and has one. */

@@ -353,3 +353,47 @@ Deno.test("check and config validate give the same chmod 600 hint for a readable
     }
   });
 });
+
+Deno.test("oversized credentials, key file or password on stdin are refused, not read whole", async () => {
+  await withEnv(async (env) => {
+    // The CLI stops reading at the bound and exits: the rest of the write may hit a closed pipe.
+    const child = new Deno.Command(Deno.execPath(), {
+      args: cliArgs(env, [
+        "credentials",
+        "encrypt",
+        "--id",
+        "big",
+        "--username",
+        "u",
+        "--password-stdin",
+      ]),
+      cwd: REPO_ROOT,
+      env: { NO_COLOR: "1" },
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(new Uint8Array(MiB).fill(0x78)).catch(() => {});
+    await writer.close().catch(() => {});
+    const r = await child.output();
+    const stderr = new TextDecoder().decode(r.stderr);
+    assertEquals(r.code, 64, stderr);
+    assertStringIncludes(stderr, "more than 64 KiB on standard input: not a password");
+
+    const original = await Deno.readFile(env.keyFile);
+    await Deno.writeTextFile(env.keyFile, "k".repeat(8192));
+    const k = await env.run(["check"]);
+    assertEquals(k.code, 3, k.stdout + k.stderr);
+    assertStringIncludes(k.stdout + k.stderr, `key file ${env.keyFile} is larger than 4 KiB`);
+    await Deno.writeFile(env.keyFile, original);
+
+    await Deno.writeTextFile(env.credentialsFile, `{"pad": "${"p".repeat(2 * MiB)}"}`);
+    const c = await env.run(["config", "validate"]);
+    assertEquals(c.code, 3, c.stdout + c.stderr);
+    assertStringIncludes(
+      c.stdout + c.stderr,
+      `credentials file ${env.credentialsFile} is larger than 1 MiB`,
+    );
+  });
+});
