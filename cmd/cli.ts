@@ -12,6 +12,7 @@ import { run } from "@optique/run";
 import type { InferValue } from "@optique/core/parser";
 import { ExitCode, explainPermissionError, VyaError } from "../lib/errors.ts";
 import { redact } from "../lib/redact.ts";
+import { ConfigValidationError, formatProblem } from "../lib/config/load.ts";
 import { VERSION } from "../lib/version.ts";
 import { type Context, createContext, type GlobalOptions } from "./context.ts";
 import { configCommand, runConfigShow, runConfigValidate } from "./config.ts";
@@ -117,7 +118,13 @@ function dispatch(parsed: Parsed, ctx: Context): Promise<number> | number {
 export function reportError(error: unknown, ctx: Context): number {
   const known = error instanceof VyaError ? error : explainPermissionError(error);
   if (known) {
-    ctx.log.error(known.message, known.hint ? { hint: known.hint } : undefined);
+    // A list of problems is printed one a line (the logger keeps each line whole).
+    const lines = known instanceof ConfigValidationError
+      ? known.problems.map((p) => formatProblem(known.file, p))
+      : [known.message];
+    lines.forEach((line, i) =>
+      ctx.log.error(line, known.hint && i === lines.length - 1 ? { hint: known.hint } : undefined)
+    );
     return known.exitCode;
   }
   const text = error instanceof Error ? (error.stack ?? error.message) : String(error);

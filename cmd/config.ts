@@ -76,6 +76,6 @@ export async function runConfigShow(ctx: Context): Promise<number> {
   const loaded = await ctx.loadConfig();
   const shown = { source: loaded.source.file, ...loaded.config };
   if (ctx.json) ctx.outJson(shown);
-  else ctx.out(stringify(shown).trimEnd());
+  else for (const line of stringify(shown).trimEnd().split("\n")) ctx.out(line);
   return ExitCode.OK;
 }

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { createLogger, type Logger, type LogLevel } from "../lib/log.ts";
+import { createLogger, escapeControls, type Logger, type LogLevel } from "../lib/log.ts";
 import { loadConfig, type LoadedConfig } from "../lib/config/load.ts";
 import { redact } from "../lib/redact.ts";
 
@@ -29,7 +29,7 @@ export interface Context {
   log: Logger;
   /** Whether results are printed as JSON. */
   json: boolean;
-  /** Writes a line of results to stdout (redacted). */
+  /** Writes a line of results to stdout (redacted; control characters escaped). */
   out(line: string): void;
   /** Writes a value as pretty JSON to stdout (redacted). */
   outJson(value: unknown): void;
@@ -53,7 +53,8 @@ export function createContext(globals: GlobalOptions): Context {
     globals,
     json,
     log: createLogger({ level, json }),
-    out: (line) => writeAll(redact(line) + "\n"),
+    // Names from servers and files reach the terminal here: escaped, one line stays one line.
+    out: (line) => writeAll(escapeControls(redact(line)) + "\n"),
     outJson: (value) => writeAll(redact(JSON.stringify(value, null, 2)) + "\n"),
     loadConfig: () => loadConfig({ path: globals.config, env: globals.env }),
   };

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { escapeControls } from "../lib/log.ts";
+
 const encoder = new TextEncoder();
 
 /** Formats a byte count as a human size (binary units). */
@@ -33,7 +35,8 @@ export class ProgressLine {
   update(text: string): void {
     if (!this.#active) return;
     const width = Deno.consoleSize?.().columns ?? 80;
-    Deno.stderr.writeSync(encoder.encode(`\r\x1b[2K${text.slice(0, Math.max(10, width - 1))}`));
+    const shown = escapeControls(text).slice(0, Math.max(10, width - 1));
+    Deno.stderr.writeSync(encoder.encode(`\r\x1b[2K${shown}`));
     this.#shown = true;
   }
 

@@ -24,6 +24,7 @@ import type { Context } from "./context.ts";
 import { findInstance } from "./instances.ts";
 import { formatBytes, ProgressLine } from "./progress.ts";
 import { withInterruption } from "./signals.ts";
+import { assertBackupFile } from "../lib/restore/inspect.ts";
 import { hostnameIfPermitted, storageHosts } from "../lib/backup/layout.ts";
 import { applyWaitingGrants } from "../lib/users/restore.ts";
 
@@ -162,6 +163,8 @@ export async function runRestore(args: RestoreArgs, ctx: Context): Promise<numbe
     source = { path: chosen.dump!, metadata: chosen.metadata };
   } else {
     const path = resolve(args.file!);
+    // Missing, a folder, a FIFO or a device: said first, before anything reads or warns.
+    await assertBackupFile(path);
     const metadata = await metadataBeside(path);
     const originalName = metadata ? undefined : originalToolName(basename(path));
     if (originalName !== undefined && args.target === undefined) {

@@ -5,12 +5,29 @@
  * @module
  */
 import { UsageError } from "../lib/errors.ts";
+import { escapeControls } from "../lib/log.ts";
 
 const encoder = new TextEncoder();
 
+/** The longest password read from stdin. */
+const MAX_SECRET_BYTES = 64 * 1024;
+
 /** Reads all of stdin and strips one trailing newline (as `docker login --password-stdin`). */
 export async function readSecretFromStdin(): Promise<string> {
-  const text = await new Response(Deno.stdin.readable).text();
+  // Bounded: `--password-stdin < /dev/zero` (or a file piped by mistake) must not fill memory.
+  const buf = new Uint8Array(MAX_SECRET_BYTES + 1);
+  let got = 0;
+  while (got < buf.length) {
+    const n = await Deno.stdin.read(buf.subarray(got));
+    if (n === null) break;
+    got += n;
+  }
+  if (got > MAX_SECRET_BYTES) {
+    throw new UsageError(
+      `more than ${MAX_SECRET_BYTES / 1024} KiB on standard input: not a password`,
+    );
+  }
+  const text = new TextDecoder().decode(buf.subarray(0, got));
   const secret = text.replace(/\r?\n$/, "");
   if (secret === "") throw new UsageError("no password on standard input");
   return secret;
@@ -23,7 +40,7 @@ export async function promptSecret(prompt: string): Promise<string> {
       hint: "pipe the password in with --password-stdin",
     });
   }
-  Deno.stderr.writeSync(encoder.encode(prompt));
+  Deno.stderr.writeSync(encoder.encode(escapeControls(prompt)));
   Deno.stdin.setRaw(true);
   const bytes: number[] = [];
   const buf = new Uint8Array(1);

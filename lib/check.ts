@@ -8,6 +8,7 @@
 import type { ConnectionParams, InstanceConfig } from "./config/types.ts";
 import type { Logger } from "./log.ts";
 import { redact } from "./redact.ts";
+import { errorText } from "./errors.ts";
 import { connect } from "./engines/mod.ts";
 import { selectDatabases } from "./engines/select.ts";
 import { ConnectError, type DatabaseInfo, type ServerVersion } from "./engines/types.ts";
@@ -62,7 +63,7 @@ export async function checkInstance(
   try {
     params = await credentials.connectionParams(instance);
   } catch (e) {
-    result.errors.push(redact((e as Error).message));
+    result.errors.push(redact(errorText(e)));
     result.config_error = true;
     return result;
   }
@@ -106,7 +107,7 @@ export async function checkInstance(
       result.reachable = e.reason === "auth";
       result.config_error = e.reason === "permission";
     }
-    result.errors.push(redact((e as Error).message));
+    result.errors.push(redact(errorText(e)));
     log.debug(`check of ${instance.id} failed`, { error: (e as Error).message });
   }
   result.ok = result.errors.length === 0;

@@ -119,3 +119,13 @@ export function explainPermissionError(error: unknown): VyaError | undefined {
     cause: error,
   });
 }
+
+/**
+ * An error as one line of a report (`check`, `config validate`): its message and, when it has
+ * one, the hint, so every command that lists problems gives the same remedy.
+ */
+export function errorText(error: unknown): string {
+  const known = error instanceof VyaError ? error : explainPermissionError(error);
+  if (known) return known.hint ? `${known.message} (${known.hint})` : known.message;
+  return error instanceof Error ? error.message : String(error);
+}

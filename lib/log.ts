@@ -43,6 +43,27 @@ function stderrSink(line: string): void {
   Deno.stderr.writeSync(encoder.encode(line + "\n"));
 }
 
+// C0 controls but tab, DEL, and the C1 controls (U+009B is a one-byte CSI for some terminals).
+// deno-lint-ignore no-control-regex
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f-\x9f]/g;
+const NAMED: Record<string, string> = { "\n": "\\n", "\r": "\\r" };
+
+/**
+ * Makes text safe for one line of a terminal: newlines, carriage returns, escape sequences and
+ * every other control character become visible escapes (`\n`, `\r`, `\x1b`, `\u009b`), so a
+ * crafted name (a database called "x\nerror: …" or one holding ESC sequences) can neither split
+ * a line nor drive the terminal. Tabs are kept (they separate columns).
+ */
+export function escapeControls(text: string): string {
+  return text.replace(CONTROL, (c) => {
+    const code = c.charCodeAt(0);
+    return NAMED[c] ??
+      (code < 0x80
+        ? `\\x${code.toString(16).padStart(2, "0")}`
+        : `\\u${code.toString(16).padStart(4, "0")}`);
+  });
+}
+
 function formatValue(value: unknown): string {
   if (typeof value === "string") return /[\s"=]/.test(value) ? JSON.stringify(value) : value;
   if (value instanceof Error) return JSON.stringify(value.message);
@@ -69,7 +90,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       .map(([k, v]) => `${k}=${formatValue(v)}`)
       .join(" ");
     const prefix = level === "info" ? "" : `${level}: `;
-    sink(redact(`${prefix}${message}${tail ? " " + tail : ""}`));
+    // The one place human log lines are made: whatever a message carries stays on its line.
+    sink(escapeControls(redact(`${prefix}${message}${tail ? " " + tail : ""}`)));
   };
   return {
     debug: (m, f) => emit("debug", m, f),

@@ -5,7 +5,7 @@
  * @module
  */
 import { basename, dirname, join } from "node:path";
-import { CredentialError } from "./errors.ts";
+import { ConfigError, CredentialError } from "./errors.ts";
 
 /** Options of {@linkcode ensurePrivateDir}. */
 export interface EnsurePrivateDirOptions {
@@ -29,18 +29,27 @@ export async function ensurePrivateDir(
   // widen it, and the explicit chmod below covers a umask that narrows the owner bits.
   let created = false;
   try {
-    await Deno.mkdir(path, { recursive: false, mode: 0o700 });
-    created = true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      await Deno.mkdir(path, { recursive: true, mode: 0o700 });
+    try {
+      await Deno.mkdir(path, { recursive: false, mode: 0o700 });
       created = true;
-    } else if (!(error instanceof Deno.errors.AlreadyExists)) {
-      throw error;
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) {
+        await Deno.mkdir(path, { recursive: true, mode: 0o700 });
+        created = true;
+      } else if (!(error instanceof Deno.errors.AlreadyExists)) {
+        throw error;
+      }
     }
+  } catch (error) {
+    if (error instanceof Deno.errors.NotADirectory) {
+      throw new ConfigError(`cannot create the folder ${path}: a parent of it is a file`, {
+        cause: error,
+      });
+    }
+    throw error;
   }
   const info = await Deno.stat(path);
-  if (!info.isDirectory) throw new Deno.errors.AlreadyExists(`not a folder: ${path}`);
+  if (!info.isDirectory) throw new ConfigError(`${path} exists and is not a folder`);
   if ((created || (options.tighten ?? true)) && Deno.build.os !== "windows") {
     await Deno.chmod(path, 0o700);
   }
@@ -108,13 +117,14 @@ async function syncDir(dir: string): Promise<void> {
 }
 
 /**
- * Throws a {@linkcode CredentialError} when the file is missing or other users have any access
- * to it (the same rule ssh applies to private keys), with the `chmod 600` hint.
+ * Throws a {@linkcode CredentialError} when the file is missing, belongs to another user than
+ * the one running, or other users have any access to it (the rules ssh applies to private
+ * keys), with the `chown` or `chmod 600` to run.
  *
  * @param path the file to check
  * @param what what the file is, for the message (e.g. "credentials file")
  */
-export async function assertPrivateFile(path: string, what: string): Promise<void> {
+export async function assertPrivateFile(path: string, what: string): Promise<Deno.FileInfo> {
   let info: Deno.FileInfo;
   try {
     info = await Deno.stat(path);
@@ -128,8 +138,24 @@ export async function assertPrivateFile(path: string, what: string): Promise<voi
     throw error;
   }
   if (!info.isFile) throw new CredentialError(`${what} is not a regular file: ${path}`);
-  // Windows reports no mode bits; there is nothing to check.
-  if (info.mode === null) return;
+  // Windows reports no mode bits or owners; there is nothing to check.
+  if (info.mode === null || info.uid === null) return info;
+  // As ssh does: a secret file must belong to the user running, root included. A file another
+  // user owns can be rewritten by them (their own key, their own server address).
+  const me = Deno.uid();
+  if (me !== null && info.uid !== me) {
+    const owner = userName(info.uid);
+    const self = userName(me);
+    throw new CredentialError(
+      `${what} ${path} is owned by ${owner ?? "uid " + info.uid}${
+        owner ? ` (uid ${info.uid})` : ""
+      }` +
+        `, not by ${
+          self ?? "uid " + me
+        }, the user running vya-backupdb: it must belong to that user`,
+      { hint: `chown ${self ?? me} ${path}` },
+    );
+  }
   const mode = info.mode & 0o777;
   if ((mode & 0o077) !== 0) {
     throw new CredentialError(
@@ -139,4 +165,56 @@ export async function assertPrivateFile(path: string, what: string): Promise<voi
       { hint: `chmod 600 ${path}` },
     );
   }
+  return info;
+}
+
+/**
+ * Reads a file that holds secrets as text: checked with {@linkcode assertPrivateFile}, and at
+ * most `maxBytes` of it (a credentials or key file is small; a huge one is a mistake and must
+ * not cost the memory). The open file is checked to be the one that was inspected.
+ */
+export async function readPrivateFile(
+  path: string,
+  what: string,
+  maxBytes: number,
+): Promise<string> {
+  const checked = await assertPrivateFile(path, what);
+  using file = await Deno.open(path, { read: true });
+  const opened = await file.stat();
+  if (opened.ino !== checked.ino || opened.dev !== checked.dev) {
+    throw new CredentialError(`${what} ${path} changed while it was being read`);
+  }
+  const buf = new Uint8Array(maxBytes + 1);
+  let got = 0;
+  while (got < buf.length) {
+    const n = await file.read(buf.subarray(got));
+    if (n === null) break;
+    got += n;
+  }
+  if (got > maxBytes) {
+    throw new CredentialError(
+      `${what} ${path} is larger than ${formatLimit(maxBytes)}: it cannot be one (wrong file?)`,
+    );
+  }
+  return new TextDecoder().decode(buf.subarray(0, got));
+}
+
+function formatLimit(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${bytes / 1024 / 1024} MiB` : `${bytes / 1024} KiB`;
+}
+
+/** The login name of a uid from /etc/passwd, when it may be read and has one. */
+function userName(uid: number): string | undefined {
+  if (Deno.permissions.querySync({ name: "read", path: "/etc/passwd" }).state !== "granted") {
+    return undefined;
+  }
+  try {
+    for (const line of Deno.readTextFileSync("/etc/passwd").split("\n")) {
+      const [name, , id] = line.split(":");
+      if (id !== undefined && Number(id) === uid && name) return name;
+    }
+  } catch {
+    // No /etc/passwd (a container, another OS): the uid is named instead.
+  }
+  return undefined;
 }

@@ -294,7 +294,7 @@ Deno.test("backup runs under narrow, explicit permissions; a missing one is name
       `--allow-read=${env.dir},${REPO_ROOT},/usr/lib/postgresql,/usr/bin,/usr/local/bin,/bin`,
       `--allow-write=${env.storage},/tmp`,
       `--allow-net=127.0.0.1:${pg.port}`,
-      "--allow-sys=hostname,cpus",
+      "--allow-sys=hostname,cpus,uid",
       "--allow-env=PATH",
       "--allow-run",
     ];

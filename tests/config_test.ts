@@ -2,7 +2,9 @@
  * Configuration: every error names file:line:column and the field path; overlays merge as
  * documented; relative paths resolve against the config file's folder.
  */
+import { stringify } from "yaml";
 import { parseConfig } from "../lib/config/load.ts";
+import { findTools, requireTools } from "../lib/tools/find.ts";
 import { ConfigError } from "../lib/errors.ts";
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "./harness/assert.ts";
 
@@ -159,4 +161,45 @@ Deno.test("compression levels are checked per format", () => {
 Deno.test("a missing required field is named", () => {
   const text = BASE.replace("    credential: maria\n", "");
   assertStringIncludes(errorOf(text), "instances[1].credential: required");
+});
+
+Deno.test("every config key a tool hint names is one the config accepts; misspelt tools are refused", async () => {
+  const nowhere = { path: "/nonexistent", debianRoot: "/nonexistent", rhelPrefix: "/nonexistent/" };
+  const texts: string[] = [];
+  const sets = [
+    await findTools("postgresql", 99, { dir: "/nonexistent", paths: {} }, nowhere),
+    await findTools("mariadb", 10, { paths: {} }, nowhere),
+    await findTools("mysql", 8, { paths: { mysqldump: "/nonexistent/mysqldump" } }, nowhere),
+    await findTools("postgresql", 15, { paths: { pg_dump: "/nonexistent/pg_dump" } }, nowhere),
+  ];
+  for (const set of sets) {
+    texts.push(...set.problems);
+    const e = assertThrows(() => requireTools(set), ConfigError);
+    texts.push(e.message, e.hint ?? "");
+  }
+  const keys = new Set<string>();
+  for (const t of texts) {
+    for (const m of t.matchAll(/\btools\.(?:[\w-]+|<name>)(?:\.[\w-]+)*/g)) keys.add(m[0]);
+  }
+  for (const k of ["tools.dir", "tools.pg_dump", "tools.mariadb-dump", "tools.mysqldump"]) {
+    assert(keys.has(k), `${k} is not among the hinted keys ${[...keys].join(", ")}`);
+  }
+  for (const key of keys) {
+    const path = key.replace("<name>", "pg_dump").split(".").slice(1);
+    // tools.X.Y would be { X: { Y: path } }: the value at the end is the path.
+    let value: unknown = "/opt/bin/x";
+    for (const part of path.slice(1).reverse()) value = { [part]: value };
+    const text = stringify({
+      instances: [{ id: "a", type: "postgresql", credential: "a", tools: { [path[0]]: value } }],
+    });
+    parseConfig(text, FILE); // throws when the hinted key is refused
+  }
+  const misspelt = `instances:
+  - id: a
+    type: postgresql
+    credential: a
+    tools:
+      paths: { pg_dump: /x }
+`;
+  assertStringIncludes(errorOf(misspelt), "config.yaml:6:7: instances[0].tools.paths: unknown key");
 });

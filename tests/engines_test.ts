@@ -367,7 +367,7 @@ Deno.test("tool discovery: explicit paths win, then tools.dir, then the other pr
       { dir, paths: { pg_dump: "/usr/bin/pg_dump" } },
     );
     assertEquals(explicit.tools.dump?.path, "/usr/bin/pg_dump");
-    assertEquals(explicit.tools.dump?.reason, "tools.paths.pg_dump");
+    assertEquals(explicit.tools.dump?.reason, "tools.pg_dump");
 
     const tooOld = await findTools("postgresql", 16, {
       paths: { pg_dump: "/usr/lib/postgresql/15/bin/pg_dump" },

@@ -109,13 +109,26 @@ export function resolveConfigPath(explicit?: string): string {
   );
 }
 
+/**
+ * The largest configuration file read. A real one is a few KiB; the bound keeps a runaway or
+ * hostile file (tens of MB of YAML) from costing minutes and gigabytes.
+ */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/**
+ * How many aliases (`*name`) the file may resolve. A config needs a handful; an "alias bomb"
+ * (aliases of aliases) would expand to billions of nodes.
+ */
+export const MAX_CONFIG_ALIASES = 100;
+
 /** Reads, overlays and validates the configuration. */
 export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfig> {
   const file = resolveConfigPath(options.path);
   let text: string;
   try {
-    text = await Deno.readTextFile(file);
+    text = await readBounded(file);
   } catch (e) {
+    if (e instanceof ConfigError) throw e;
     if (e instanceof Deno.errors.NotFound) {
       throw new ConfigError(`${file}: configuration file not found`);
     }
@@ -123,6 +136,28 @@ export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfi
     throw new ConfigError(`${file}: cannot read: ${(e as Error).message}`, { cause: e });
   }
   return parseConfig(text, file, options.env ?? readEnv("VYA_ENV"));
+}
+
+/** Reads a regular file of at most MAX_CONFIG_BYTES, never more than that from it. */
+async function readBounded(file: string): Promise<string> {
+  // stat before open: opening a FIFO would block, and a device never ends.
+  const info = await Deno.stat(file);
+  if (!info.isFile) throw new ConfigError(`${file}: the configuration is not a regular file`);
+  using handle = await Deno.open(file, { read: true });
+  const buf = new Uint8Array(MAX_CONFIG_BYTES + 1);
+  let got = 0;
+  while (got < buf.length) {
+    const n = await handle.read(buf.subarray(got));
+    if (n === null) break;
+    got += n;
+  }
+  if (got > MAX_CONFIG_BYTES) {
+    throw new ConfigError(
+      `${file}: the configuration file is larger than ${MAX_CONFIG_BYTES / 1024 / 1024} MiB ` +
+        `(${info.size} bytes); a configuration is a few KiB: is this the right file?`,
+    );
+  }
+  return new TextDecoder().decode(buf.subarray(0, got));
 }
 
 /**
@@ -145,7 +180,20 @@ export function parseConfig(text: string, file: string, env?: string): LoadedCon
       })),
     );
   }
-  const raw = doc.toJS() ?? {};
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_CONFIG_ALIASES }) ?? {};
+  } catch (e) {
+    // yaml throws a ReferenceError for an alias bomb (and for an alias to nothing).
+    if (!(e instanceof ReferenceError)) throw e;
+    throw new ConfigValidationError(file, [{
+      path: "",
+      message: /excessive alias count/i.test(e.message)
+        ? `too many YAML aliases (more than ${MAX_CONFIG_ALIASES} resolved): refused as a ` +
+          `resource exhaustion attack ("billion laughs")`
+        : `invalid YAML: ${e.message}`,
+    }]);
+  }
   const at = locator(doc, lineCounter);
   if (typeof raw !== "object" || Array.isArray(raw)) {
     throw new ConfigValidationError(file, [{
@@ -213,11 +261,32 @@ export function parseConfig(text: string, file: string, env?: string): LoadedCon
   const parsed = result.output;
 
   const dir = dirname(file);
-  return {
-    config: toConfig(parsed, dir, selected),
-    source: { file, dir },
-    environments,
-  };
+  const config = toConfig(parsed, dir, selected);
+  const storageProblem = storageNotAFolder(config.storage.path);
+  if (storageProblem) {
+    throw new ConfigValidationError(file, [{
+      ...at(originOf(["storage", "path"], merged, selected, overlays), false),
+      path: "storage.path",
+      message: storageProblem,
+    }]);
+  }
+  return { config, source: { file, dir }, environments };
+}
+
+/**
+ * Why the storage path cannot be the storage folder, when something other than a folder is
+ * there already. Said here, at the key, rather than by whichever command first lists or
+ * creates it. Missing is fine (backup creates it); unreadable is left to the command.
+ */
+function storageNotAFolder(path: string): string | undefined {
+  if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") return undefined;
+  try {
+    const info = Deno.statSync(path);
+    return info.isDirectory ? undefined : `${path} exists and is not a folder`;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotADirectory) return `a parent of ${path} is not a folder`;
+    return undefined;
+  }
 }
 
 type PathKey = string | number;
@@ -399,7 +468,11 @@ function toConfig(parsed: ConfigFile, dir: string, environment: string | undefin
       users: { backup: i.users?.backup ?? true, exclude: i.users?.exclude ?? [] },
       tools: {
         dir: toolDir ? abs(dir, toolDir) : undefined,
-        paths: Object.fromEntries(Object.entries(paths).map(([k, p]) => [k, abs(dir, p)])),
+        paths: Object.fromEntries(
+          Object.entries(paths).filter(([, p]) => p !== undefined).map((
+            [k, p],
+          ) => [k, abs(dir, p!)]),
+        ),
       },
       connect_timeout: i.connect_timeout ?? 10,
     };

@@ -85,10 +85,26 @@ const backup = v.strictObject({
   ),
 }, "expected a mapping { jobs, nice, ionice, stall_timeout }");
 
-const tools = v.record(
-  v.string(),
-  nonEmpty("a path"),
-  "expected a mapping of tool name to path (dir, pg_dump, psql, ...)",
+/** Client tools an instance's `tools:` may name (besides `dir`). */
+export const TOOL_NAMES = [
+  "pg_dump",
+  "pg_dumpall",
+  "psql",
+  "mysqldump",
+  "mariadb-dump",
+  "mysql",
+  "mariadb",
+] as const;
+
+// Strict, so a misspelt tool (or `paths:`) is an error at its key, not silently ignored.
+const tools = v.strictObject(
+  Object.fromEntries(
+    ["dir", ...TOOL_NAMES].map((name) => [name, v.optional(nonEmpty("a path"))]),
+  ) as Record<
+    "dir" | typeof TOOL_NAMES[number],
+    v.OptionalSchema<ReturnType<typeof nonEmpty>, undefined>
+  >,
+  `expected a mapping of dir and tool paths (${TOOL_NAMES.join(", ")})`,
 );
 
 const instance = v.strictObject({

@@ -9,8 +9,8 @@ import { join } from "node:path";
 import { CredentialError } from "../errors.ts";
 import { redactor } from "../redact.ts";
 import type { CredentialKey } from "../crypto/keys.ts";
-import { assertPrivateFile } from "../secure_fs.ts";
-import { parseStore, throwDecryptionError } from "./store.ts";
+import { readPrivateFile } from "../secure_fs.ts";
+import { MAX_STORE_BYTES, parseStore, throwDecryptionError } from "./store.ts";
 
 /** One login read from an original store, password in clear (registered with the redactor). */
 export interface ImportedEntry {
@@ -75,8 +75,8 @@ async function existing(paths: string[]): Promise<string[]> {
 }
 
 async function importFile(file: string, key: CredentialKey): Promise<ImportedEntry[]> {
-  await assertPrivateFile(file, "credentials file to import");
-  const text = (await Deno.readTextFile(file)).trim();
+  const text = (await readPrivateFile(file, "credentials file to import", MAX_STORE_BYTES))
+    .trim();
   if (text.startsWith("{")) return await importCredentialsJson(text, file, key);
   // Every Fernet token starts with the version byte 0x80 and a timestamp below 2^32.
   if (text.startsWith("gAAAAA")) return await importVault(text, file, key);

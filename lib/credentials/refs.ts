@@ -5,7 +5,7 @@
  * @module
  */
 import type { Config } from "../config/types.ts";
-import { VyaError } from "../errors.ts";
+import { errorText, VyaError } from "../errors.ts";
 import { readStore } from "./store.ts";
 
 /**
@@ -28,7 +28,7 @@ export async function checkCredentialRefs(config: Config): Promise<string[]> {
         }); create entries with 'vya-backupdb credentials encrypt'`,
       ];
     }
-    if (e instanceof VyaError) return [e.hint ? `${e.message} (${e.hint})` : e.message];
+    if (e instanceof VyaError) return [errorText(e)];
     throw e;
   }
   return config.instances

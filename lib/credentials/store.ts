@@ -11,7 +11,7 @@ import type { Logger } from "../log.ts";
 import { redactor } from "../redact.ts";
 import { FernetError } from "../crypto/fernet.ts";
 import type { CredentialKey } from "../crypto/keys.ts";
-import { assertPrivateFile, ensurePrivateDir, writeFileAtomic } from "../secure_fs.ts";
+import { ensurePrivateDir, readPrivateFile, writeFileAtomic } from "../secure_fs.ts";
 
 /** One entry as stored on disk. */
 export interface StoredEntry {
@@ -45,6 +45,9 @@ export interface Credential {
 }
 
 const WHAT = "credentials file";
+
+/** The largest credentials file read: thousands of entries, far more than any install has. */
+export const MAX_STORE_BYTES = 1024 * 1024;
 
 /**
  * Parses the text of a credentials file and checks its shape.
@@ -97,8 +100,7 @@ function lineColumn(text: string, position: number): string {
  * @throws {CredentialError} when it is missing, readable by others, or malformed
  */
 export async function readStore(file: string): Promise<CredentialStore> {
-  await assertPrivateFile(file, WHAT);
-  return parseStore(await Deno.readTextFile(file), file);
+  return parseStore(await readPrivateFile(file, WHAT, MAX_STORE_BYTES), file);
 }
 
 async function readStoreOrEmpty(file: string): Promise<CredentialStore> {

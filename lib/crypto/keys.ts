@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { dirname } from "node:path";
 import { CredentialError } from "../errors.ts";
-import { assertPrivateFile, ensurePrivateDir, writeFileAtomic } from "../secure_fs.ts";
+import { ensurePrivateDir, readPrivateFile, writeFileAtomic } from "../secure_fs.ts";
 import { base64UrlEncode, Fernet, FernetError, generateKey } from "./fernet.ts";
 
 /** A loaded key and a description of where it came from, for error messages. */
@@ -70,8 +70,8 @@ export async function loadKey(options: LoadKeyOptions = {}): Promise<CredentialK
     };
   }
   const path = options.keyFile;
-  await assertPrivateFile(path, "key file");
-  const text = await Deno.readTextFile(path);
+  // A key is 44 characters; a few KiB leave room for comments or CRLF, nothing more.
+  const text = await readPrivateFile(path, "key file", 4096);
   try {
     return { fernet: await Fernet.fromKey(text.trim()), source: `the key file ${path}` };
   } catch (error) {

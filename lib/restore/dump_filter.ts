@@ -69,6 +69,23 @@ export interface DumpFilterOptions {
 const PG_SETTING_SINCE: Record<string, number> = { transaction_timeout: 17 };
 
 const NL = 0x0a;
+
+/**
+ * The most of one line the reader holds (outside COPY data and MySQL bodies, which are never
+ * held). Statements it must read whole (COPY … FROM stdin, ALTER … OWNER TO, GRANT, REVOKE,
+ * SET) stay far below it even with 1,600 quoted 63-byte column names; a longer line (a huge
+ * INSERT or COMMENT) passes through in pieces, so memory does not depend on line length.
+ */
+export const MAX_HELD_LINE = 1024 * 1024;
+
+/** The input is not a plain SQL dump (NUL bytes, an endless line before any banner). */
+export class DumpFormatError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "DumpFormatError";
+  }
+}
 const PG_BANNER = "-- PostgreSQL database dump";
 const MY_BANNER = /^-- (MySQL|MariaDB) dump\b/;
 const decoder = new TextDecoder();
@@ -136,6 +153,8 @@ export class DumpLineReader {
   #carryBytes = 0;
   // In COPY data: the current line already flowed out and is known not to be the terminator.
   #midDataLine = false;
+  // Outside COPY data: the current line is longer than MAX_HELD_LINE and streams through.
+  #longLine = false;
   // For each dropped line, how many lines had been kept before it (non-decreasing).
   #drops: number[] = [];
 
@@ -153,6 +172,15 @@ export class DumpLineReader {
    * `chunk` or carried bytes; the caller must use them before the next call.
    */
   push(chunk: Uint8Array, emit: (span: Uint8Array) => void): void {
+    // pg_dump and mysqldump escape NUL in data: a raw one means this is no dump (a file
+    // zero-filled by a crash, a binary). memchr-fast, so checked on every byte.
+    const nul = chunk.indexOf(0);
+    if (nul >= 0) {
+      throw new DumpFormatError(
+        `NUL byte at byte offset ${this.facts.bytes + nul} (line ${this.#lineAt(chunk, nul)}): ` +
+          `not a plain SQL dump (pg_dump and mysqldump never write raw NUL bytes)`,
+      );
+    }
     this.facts.bytes += chunk.length;
     let pos = 0;
     while (pos < chunk.length) {
@@ -176,6 +204,16 @@ export class DumpLineReader {
           continue;
         }
       }
+      if (this.#longLine) {
+        // The end of a line too long to hold: it was not one the reader acts on.
+        this.#longLine = false;
+        const tail = chunk.subarray(pos, nl + 1);
+        this.#lexer!.feed(tail);
+        this.facts.lines++;
+        emit(tail);
+        pos = nl + 1;
+        continue;
+      }
       let line: Uint8Array;
       if (this.#carryBytes > 0) {
         this.#carry.push(chunk.subarray(pos, nl + 1));
@@ -196,6 +234,11 @@ export class DumpLineReader {
 
   /** Ends the input: a last line without newline is handled like any other. */
   end(emit: (span: Uint8Array) => void): void {
+    if (this.#longLine) {
+      this.#longLine = false;
+      this.facts.lines++;
+      return;
+    }
     if (this.#carryBytes > 0) {
       const line = concat(this.#carry, this.#carryBytes);
       this.#carry = [];
@@ -210,6 +253,15 @@ export class DumpLineReader {
   }
 
   #partial(rest: Uint8Array, emit: (span: Uint8Array) => void): void {
+    if (this.#longLine) {
+      this.#lexer!.feed(rest, 0, rest.length, false);
+      emit(rest);
+      return;
+    }
+    if (this.#mode !== "copy" && this.#carryBytes + rest.length > MAX_HELD_LINE) {
+      this.#spill(rest, emit);
+      return;
+    }
     if (this.#mode === "copy") {
       // A data line may be huge: let it flow unless it could still turn out to be "\.".
       if (this.#midDataLine || this.#carryBytes + rest.length > 3) {
@@ -226,6 +278,43 @@ export class DumpLineReader {
     }
     this.#carry.push(rest.slice());
     this.#carryBytes += rest.length;
+  }
+
+  /**
+   * A line outside COPY data grew past MAX_HELD_LINE. Before the banner it cannot be the
+   * header of a dump: refused. In a PostgreSQL body it is no statement the reader acts on (a
+   * long INSERT or COMMENT): what was held and what follows pass through, lexed as they go.
+   */
+  #spill(rest: Uint8Array, emit: (span: Uint8Array) => void): void {
+    if (this.#mode === "header") {
+      const start = this.facts.bytes - this.#carryBytes - rest.length;
+      throw new DumpFormatError(
+        `line ${this.facts.lines + 1} (from byte offset ${start}) runs past ` +
+          `${MAX_HELD_LINE / 1024 / 1024} MiB without a newline before any dump banner: not a ` +
+          `pg_dump, mysqldump or mariadb-dump file`,
+      );
+    }
+    const lexer = this.#lexer!;
+    for (const part of this.#carry) {
+      lexer.feed(part, 0, part.length, false);
+      emit(part);
+    }
+    this.#carry = [];
+    this.#carryBytes = 0;
+    lexer.feed(rest, 0, rest.length, false);
+    emit(rest);
+    this.#longLine = true;
+  }
+
+  /** 1-based line number of byte `at` of a chunk not yet counted. */
+  #lineAt(chunk: Uint8Array, at: number): number {
+    let line = this.facts.lines + 1;
+    let nl = chunk.indexOf(NL);
+    while (nl >= 0 && nl < at) {
+      line++;
+      nl = chunk.indexOf(NL, nl + 1);
+    }
+    return line;
   }
 
   /** End (exclusive) of the run of complete COPY data lines starting at `pos`. */

@@ -10,7 +10,7 @@ import { basename } from "node:path";
 import { type CodecFormat, detectCodec } from "../stream/codecs.ts";
 import { ByteCounter } from "../stream/counter.ts";
 import { sha256File, Sha256Stream } from "../stream/sha256.ts";
-import { type DumpFacts, DumpLineReader } from "./dump_filter.ts";
+import { type DumpFacts, DumpFormatError, DumpLineReader } from "./dump_filter.ts";
 import { BadBackupError } from "./errors.ts";
 import { isZip, readZipEntry, type ZipEntry, zipEntryStream } from "./zip.ts";
 
@@ -43,13 +43,47 @@ export interface InspectOptions {
   expectedSha256?: string;
   /** Called with the bytes of the file read so far. */
   onProgress?: (bytes: number, total: number) => void;
+  /** Stops the reading (SIGINT/SIGTERM): the promise rejects with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 const TAIL = 4096;
 const MARKERS = ["-- PostgreSQL database dump complete", "-- Dump completed"];
 
+/**
+ * Refuses, before anything opens it, a path that is missing or not a regular file: opening a
+ * FIFO blocks, and a device such as /dev/zero never ends.
+ */
+export async function assertBackupFile(path: string): Promise<void> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new BadBackupError(`backup file ${path} does not exist`);
+    }
+    if (e instanceof Deno.errors.NotADirectory) {
+      throw new BadBackupError(`backup file ${path} does not exist (a parent is not a folder)`);
+    }
+    throw e;
+  }
+  if (!info.isFile) {
+    throw new BadBackupError(`${path} is not a regular file (it is ${fileKind(info)})`);
+  }
+}
+
+function fileKind(info: Deno.FileInfo): string {
+  if (info.isDirectory) return "a folder";
+  if (info.isFifo) return "a FIFO";
+  if (info.isCharDevice) return "a character device";
+  if (info.isBlockDevice) return "a block device";
+  if (info.isSocket) return "a socket";
+  return "not a plain file";
+}
+
 /** Finds how a file is packed from its first bytes. */
 export async function detectPacking(path: string): Promise<Packing> {
+  await assertBackupFile(path);
   using file = await openOrExplain(path);
   const head = new Uint8Array(4);
   let got = 0;
@@ -123,17 +157,18 @@ export async function inspectDump(
     if (packing === "zip") {
       // The original tool wrote no checksum; the archive is hashed in a pass of its own.
       const content = await zipEntryStream(path, zipEntry!);
-      await content.pipeTo(sink);
+      await content.pipeTo(sink, { signal: options.signal });
       sha256 = await sha256File(path);
     } else {
       const file = await openOrExplain(path);
       const codec = detectCodec(packing === "gzip" ? ".gz" : packing === "zstd" ? ".zst" : "");
       await file.readable.pipeThrough(counter).pipeThrough(sha).pipeThrough(codec.decompress())
-        .pipeTo(sink);
+        .pipeTo(sink, { signal: options.signal });
       sha256 = await sha.digest;
     }
   } catch (e) {
-    if (e instanceof BadBackupError) throw e;
+    if (e instanceof BadBackupError || options.signal?.aborted) throw e;
+    if (e instanceof DumpFormatError) throw new BadBackupError(`${path}: ${e.message}`);
     const why = e instanceof Error ? e.message : String(e);
     if (options.expectedSha256) {
       const actual = await sha256File(path);

@@ -235,6 +235,7 @@ export async function verifySource(
   const inspection = await inspectDump(source.path, {
     expectedSha256: meta?.file?.sha256,
     onProgress: request.onProgress && ((n, t) => request.onProgress!("verify", n, t)),
+    signal: request.signal,
   });
   if (!meta) {
     notes.warn(

@@ -1,7 +1,7 @@
 /**
  * Finds the client tools (dump and restore) for one instance and says why each was chosen.
  *
- * Order: an explicit path in `tools.paths` wins, then `tools.dir`, then the usual places. For
+ * Order: an explicit path (`tools: { pg_dump: … }`) wins, then `tools.dir`, then the usual places. For
  * PostgreSQL, pg_dump refuses servers newer than itself and newer tools write syntax older psql
  * cannot read, so the OLDEST major that is at least the server's is chosen among
  * /usr/lib/postgresql/<major>/bin (Debian), /usr/pgsql-<major>/bin (RHEL) and PATH.
@@ -29,7 +29,7 @@ export interface ToolReport {
   version?: string;
   /** PostgreSQL tools: the tool's major version. */
   major?: number;
-  /** Why this tool was chosen (e.g. "tools.paths.pg_dump", "oldest PostgreSQL client >= 15"). */
+  /** Why this tool was chosen (e.g. "tools.pg_dump", "oldest PostgreSQL client >= 15"). */
   reason?: string;
   /** When none fits: what is needed, what was found and where it looked. */
   problem?: string;
@@ -144,27 +144,27 @@ async function explicitTool(
   path: string,
   pgServerMajor?: number,
 ): Promise<ToolReport> {
-  report.searched.push(`tools.paths.${name} (${path})`);
+  report.searched.push(`tools.${name} (${path})`);
   if (!(await isExecutable(path))) {
-    report.problem = `tools.paths.${name} is ${path}, which is not an executable file`;
+    report.problem = `tools.${name} is ${path}, which is not an executable file`;
     return report;
   }
   const version = await versionOf(path);
   if (!version) {
-    report.problem = `tools.paths.${name} (${path}) does not run: \`${path} --version\` failed`;
+    report.problem = `tools.${name} (${path}) does not run: \`${path} --version\` failed`;
     return report;
   }
   if (pgServerMajor !== undefined) {
     const major = pgToolMajor(version);
     if (major === undefined || major < pgServerMajor) {
-      report.problem = `tools.paths.${name} (${path}) is ${version}; a server ${pgServerMajor} ` +
+      report.problem = `tools.${name} (${path}) is ${version}; a server ${pgServerMajor} ` +
         `needs ${name} ${pgServerMajor} or newer`;
       report.version = version;
       return report;
     }
     report.major = major;
   }
-  return { ...report, path, version, reason: `tools.paths.${name}` };
+  return { ...report, path, version, reason: `tools.${name}` };
 }
 
 async function findPgTool(
@@ -235,7 +235,7 @@ async function findPgTool(
     : `found no ${name}`;
   report.problem = `no ${name} for PostgreSQL ${serverMajor} or newer: ${seenList}; looked in ` +
     `${report.searched.join(", ")}. Install the PostgreSQL ${serverMajor} client ` +
-    `(Debian: postgresql-client-${serverMajor}) or set tools.dir / tools.paths.${name}`;
+    `(Debian: postgresql-client-${serverMajor}) or set tools.dir or tools.${name} in the instance's configuration`;
   return report;
 }
 
@@ -303,7 +303,7 @@ async function findMyTool(
   }
   report.problem = `no ${names.join(" or ")} found; looked in ${report.searched.join(", ")}. ` +
     `Install the ${names[0].startsWith("mariadb") ? "MariaDB" : "MySQL"} client ` +
-    `or set tools.dir / tools.paths.${names[0]}`;
+    `or set tools.dir or tools.${names[0]} in the instance's configuration`;
   return report;
 }
 
@@ -355,8 +355,9 @@ export async function findTools(
  */
 export function requireTools(set: ToolSet): Partial<Record<ToolRole, string>> {
   if (set.problems.length > 0) {
-    throw new ConfigError(set.problems.join("\n"), {
-      hint: "install the matching client tools or set tools.dir / tools.paths in the configuration",
+    throw new ConfigError(set.problems.join("; "), {
+      hint: "install the matching client tools, or set the instance's tools.dir (a folder) or " +
+        "tools.<name> (e.g. tools: { pg_dump: /opt/pg17/bin/pg_dump })",
     });
   }
   const paths: Partial<Record<ToolRole, string>> = {};
