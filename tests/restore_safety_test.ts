@@ -463,3 +463,30 @@ Deno.test(
     }
   },
 );
+
+Deno.test("large objects restore inside the load's one transaction", opts, async () => {
+  const { env, engines } = await getSetup();
+  const pg = engines.find((e) => e.id === "pg")!;
+  await pg.server.sql("CREATE DATABASE lo_src");
+  await pg.server.sql(
+    `CREATE TABLE docs (id int PRIMARY KEY, body oid);
+     INSERT INTO docs VALUES (1, lo_from_bytea(0, convert_to(repeat('blob ', 1000), 'UTF8')));`,
+    { database: "lo_src" },
+  );
+  await backupNow(env, "pg", "lo_src");
+  const r = await env.run(restoreArgs(pg, "lo_src", "lo_dst", "--dry-run"));
+  assertEquals(r.code, 0, r.stderr);
+  assertMatch(r.stdout, /in one transaction, committed once the whole file has verified/);
+  const done = await env.run(restoreArgs(pg, "lo_src", "lo_dst"));
+  assertEquals(done.code, 0, done.stderr);
+  // pg_dump's own BEGIN/COMMIT around the large objects would have committed early: psql warns
+  // "there is already a transaction in progress" when they are sent.
+  assert(!/already a transaction in progress/.test(done.stderr), done.stderr);
+  const body = "SELECT md5(lo_get(body)) FROM docs WHERE id = 1";
+  assertEquals(
+    await pg.server.sql(body, { database: "lo_dst" }),
+    await pg.server.sql(body, { database: "lo_src" }),
+  );
+  await pg.drop("lo_dst");
+  await pg.drop("lo_src");
+});

@@ -702,6 +702,8 @@ async function load(session: Session, source: VerifiedSource, options: LoadOptio
   });
   let child: ReturnType<typeof startChild> | undefined;
   const onAbort = () => child?.kill(1000);
+  // A signal that came before the load (while verifying, planning) stops it here already.
+  request.signal?.throwIfAborted();
   request.signal?.addEventListener("abort", onAbort, { once: true });
   const watch = new LoadWatch(
     request.stallTimeoutMs ?? 0,
