@@ -216,7 +216,7 @@ export interface VerifiedSource {
 }
 
 /** Step 1: reads the file before any connection; throws BadBackupError when it is unusable. */
-export async function verifySource(
+async function verifySource(
   request: RestoreRequest,
   notes: Notes,
 ): Promise<VerifiedSource> {
