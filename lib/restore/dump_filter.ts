@@ -8,7 +8,7 @@
  * @module
  */
 import { type Dialect, SqlLexer } from "./sql_lexer.ts";
-import { type DefinerAccount, DefinerScanner } from "./definers.ts";
+import { type DefinerAccount, type ForeignStatement, MysqlBodyScanner } from "./mysql_body_scan.ts";
 
 /** What a pass over a dump found. */
 export interface DumpFacts {
@@ -36,6 +36,12 @@ export interface DumpFacts {
   relations: number;
   /** MySQL/MariaDB: the DEFINER accounts of views, routines, triggers and events. */
   definers: Map<string, DefinerAccount>;
+  /**
+   * The first statement after the banner that would leave the target database or run a client
+   * command on this machine (`USE`, `CREATE/DROP DATABASE`, `\connect`, `\!`…): such a file is
+   * refused.
+   */
+  foreign?: ForeignStatement;
   /** Lines read. */
   lines: number;
   /** Bytes read. */
@@ -143,7 +149,7 @@ export class DumpLineReader {
     lines: 0,
     bytes: 0,
   };
-  #definers?: DefinerScanner;
+  #definers?: MysqlBodyScanner;
   #options: DumpFilterOptions;
   #mode: Mode = "header";
   #lexers: SqlLexer[];
@@ -164,7 +170,7 @@ export class DumpLineReader {
     this.#lexers = options.dialect
       ? [new SqlLexer(options.dialect)]
       : [new SqlLexer("postgresql"), new SqlLexer("mysql")];
-    if (options.collectDefiners) this.#definers = new DefinerScanner();
+    if (options.collectDefiners) this.#definers = new MysqlBodyScanner();
   }
 
   /**
@@ -249,6 +255,10 @@ export class DumpLineReader {
     if (this.#definers) {
       this.#definers.end();
       this.facts.definers = this.#definers.found;
+      if (this.#definers.foreign && !this.facts.foreign) {
+        const f = this.#definers.foreign;
+        this.facts.foreign = { line: f.line - 1 + (this.facts.bannerLine ?? 1), text: f.text };
+      }
     }
   }
 
@@ -414,8 +424,19 @@ export class DumpLineReader {
       return true;
     }
     const first = line[0];
-    // psql meta-commands (\connect, \restrict, \unrestrict) are one line and no SQL.
-    if (first === 0x5c) return true;
+    // psql meta-commands are one line and no SQL. pg_dump writes only \restrict/\unrestrict;
+    // any other (\connect, \!, \copy, \i…) would leave the target or run on this machine.
+    if (first === 0x5c) {
+      if (!/^\\(un)?restrict\b/.test(decoder.decode(line.subarray(0, 16)))) {
+        this.#foreign(line);
+      }
+      return true;
+    }
+    if (first === 0x44 /* D */) {
+      if (/^DROP (DATABASE|TABLESPACE|ROLE|USER)\b/i.test(decoder.decode(line.subarray(0, 32)))) {
+        this.#foreign(line);
+      }
+    }
     // Only statements that begin with these letters matter here; the rest is just lexed.
     if (
       first === 0x41 /* A */ || first === 0x47 /* G */ || first === 0x52 /* R */ ||
@@ -431,7 +452,11 @@ export class DumpLineReader {
         // Only pg_dump's wrapper around large objects is written this way.
         if (this.#options.ownTransaction) return false;
       }
-      if (first === 0x43) this.facts.relations += relationsCreated(text);
+      if (first === 0x43) {
+        this.facts.relations += relationsCreated(text);
+        if (/^(CREATE (DATABASE|TABLESPACE)|COPY )/i.test(text)) this.#foreign(line);
+      }
+      if (first === 0x41 && /^ALTER (DATABASE|SYSTEM)\b/i.test(text)) this.#foreign(line);
       const owner = OWNER_RE.exec(text);
       if (owner && topLevelAt(text, text.lastIndexOf(" OWNER TO "))) {
         for (const r of parseRoleList(owner[1])) this.facts.ownerRoles.add(r);
@@ -444,6 +469,13 @@ export class DumpLineReader {
     }
     lexer.feed(line);
     return true;
+  }
+
+  #foreign(line: Uint8Array): void {
+    this.facts.foreign ??= {
+      line: this.facts.lines,
+      text: decoder.decode(line.subarray(0, 80)).split(/[;\n]/)[0],
+    };
   }
 
   #newerSetting(text: string): boolean {

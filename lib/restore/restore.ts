@@ -245,6 +245,18 @@ async function verifySource(
     );
   }
   const engine = inspection.facts.dialect!;
+  const foreign = inspection.facts.foreign;
+  if (foreign) {
+    throw new BadBackupError(
+      `${source.path}, line ${foreign.line}: \`${foreign.text}\` would leave the target ` +
+        `database (or run a command on this machine); this is no plain dump of one database ` +
+        `(a dump made with pg_dump --create or mysqldump --databases holds such statements)`,
+      {
+        hint: "dump the database alone (this tool's backups never hold such statements), or " +
+          "load the file with the client yourself",
+      },
+    );
+  }
   if (meta && family(meta.engine) !== engine) {
     throw new BadBackupError(
       `${source.path}: metadata says ${meta.engine} but the file holds a ${engine} dump`,
@@ -365,6 +377,14 @@ async function inspectTarget(
     state.counts = await adapter.objectCounts(target);
     state.hasObjects = !isEmpty(state.counts);
     state.comment = state.marker ? undefined : await server.comment(target);
+  }
+  if (state.marker && !state.marker.created && !request.force) {
+    // The mark of a load into a database that existed before: it may hold more than the dump.
+    throw new RestoreRefusedError(
+      `database ${target} on ${instance.id} carries the mark of an unfinished restore into a ` +
+        `database that existed before it; it is left alone`,
+      { hint: "replace it with --force, or restore under another name with --target NAME" },
+    );
   }
   if (state.marker) {
     notes.warn(
@@ -602,12 +622,21 @@ async function applyPlan(
     const unmark = server.unmarkStatements(target, plan.finalComment);
     await load(session, source, {
       prefix: plan.ownTransaction ? "BEGIN;\n" : "",
-      trailer: plan.ownTransaction ? unmark.map((s) => s + ";\n").join("") + "COMMIT;\n" : "",
+      // A newline first: a dump whose last line lacks one (and ends in a `--` comment) would
+      // otherwise swallow the first statement of the trailer.
+      trailer: plan.ownTransaction
+        ? "\n" + unmark.map((s) => s + ";\n").join("") + "COMMIT;\n"
+        : "",
       ownTransaction: plan.ownTransaction,
       noOwner: request.noOwner && source.engine === "postgresql",
       request,
     });
     if (!plan.ownTransaction) await server.execute(unmark);
+    if (await server.readMarker(target)) {
+      throw new RestoreFailedError(
+        `the dump went through but ${where} still carries the mark of an unfinished restore`,
+      );
+    }
   } catch (e) {
     await cleanUp(session, request, source, state, plan, created);
     throw e;
@@ -641,6 +670,12 @@ async function cleanUp(
         `not dropping ${where}: it does not carry this restore's mark` +
           (marker === undefined ? " (or the server did not answer)" : ""),
       );
+      return;
+    }
+    // The session (and its lock) may have been lost and re-made during a long load: drop only
+    // while no other restore holds the name.
+    if (!await bound(server.lockTarget(target)).catch(() => false)) {
+      log.error(`not dropping ${where}: another restore holds its lock now`);
       return;
     }
     log.warn(`restore failed: dropping the partly restored database ${where}`);
@@ -730,7 +765,10 @@ async function load(session: Session, source: VerifiedSource, options: LoadOptio
       child.process.status,
       child.stderr,
     ]);
-    if (request.signal?.aborted) throw new RestoreFailedError("restore interrupted");
+    // A signal after the whole load went through changes nothing: it is restored.
+    if (request.signal?.aborted && (!status.success || feedError)) {
+      throw new RestoreFailedError("restore interrupted");
+    }
     if (watch.stalled) {
       throw new RestoreFailedError(
         `restore into ${target} ${watch.stalled} (${basename(spec.cmd)} killed; see ` +

@@ -5,7 +5,7 @@
  */
 import type { DatabaseProperties } from "../backup/metadata.ts";
 import type { ChildSpec } from "../process.ts";
-import type { DefinerAccount } from "./definers.ts";
+import type { DefinerAccount } from "./mysql_body_scan.ts";
 import type { RestoreMarker } from "./marker.ts";
 
 /** The engine-specific operations of a restore. */

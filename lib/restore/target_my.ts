@@ -13,9 +13,10 @@ import { writeOptionsFile } from "../dump/options_file.ts";
 import { connectError } from "../engines/connect_error.ts";
 import { lockKey, type TargetServer } from "./target.ts";
 import { MARKER_TABLE, markerText, parseMarker } from "./marker.ts";
-import { formatDefiner } from "./definers.ts";
+import { formatDefiner } from "./mysql_body_scan.ts";
 import { RestoreRefusedError } from "./errors.ts";
 import { withTimeout } from "../timeout.ts";
+import { runTool } from "../process.ts";
 
 // NAME_CHAR_LEN: the server refuses longer names; refused here first, with the reason.
 const MY_NAME_CHARS = 64;
@@ -58,6 +59,31 @@ export function myCreateStatements(name: string, props: DatabaseProperties): str
   ];
 }
 
+const switches = new Map<string, Promise<string[]>>();
+
+/**
+ * The client's switch that turns off its own commands (`\!` runs a shell, `\.` reads a file,
+ * `tee` writes one) for the dump it reads: MariaDB's `--sandbox`, MySQL's `--commands=OFF`.
+ * Found in the client's `--help`, since both exist only from some release on; none for an
+ * older client (the restore's scan of the dump still refuses such lines).
+ */
+function commandsOff(toolPath: string): Promise<string[]> {
+  let known = switches.get(toolPath);
+  if (!known) {
+    known = runTool({ cmd: toolPath, args: ["--no-defaults", "--help"] }).then(
+      ({ stdout }) =>
+        /^\s*--sandbox\b/m.test(stdout)
+          ? ["--sandbox"]
+          : /^\s*--commands\b/m.test(stdout)
+          ? ["--commands=OFF"]
+          : [],
+      () => [],
+    );
+    switches.set(toolPath, known);
+  }
+  return known;
+}
+
 /** Opens the MySQL/MariaDB side of a restore. */
 export async function myTarget(params: ConnectionParams): Promise<TargetServer> {
   let conn: mysql.Connection;
@@ -82,6 +108,9 @@ export async function myTarget(params: ConnectionParams): Promise<TargetServer> 
     async lockTarget(name) {
       // A named lock lives as long as the session: a killed run leaves none behind.
       const key = await lockKey(`vya-backupdb restore ${name}`);
+      // This session holds the lock for the whole load, mostly idle: wait_timeout (8 h by
+      // default) must not end it, and the lock with it.
+      await conn.query("SET SESSION wait_timeout = 31536000");
       const [row] = await query<{ ok: number | null }>("SELECT GET_LOCK(?, 0) AS ok", [
         `vya-restore-${key}`,
       ]);
@@ -165,6 +194,7 @@ export async function myTarget(params: ConnectionParams): Promise<TargetServer> 
       }
     },
     async clientCommand(toolPath, target) {
+      const noCommands = await commandsOff(toolPath);
       const file = await writeOptionsFile(params);
       return {
         child: {
@@ -172,6 +202,7 @@ export async function myTarget(params: ConnectionParams): Promise<TargetServer> 
           // --defaults-file must come first.
           args: [
             `--defaults-file=${file.path}`,
+            ...noCommands,
             "--default-character-set=utf8mb4",
             `--database=${target}`,
           ],

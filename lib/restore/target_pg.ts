@@ -142,6 +142,9 @@ export async function pgTarget(
     async lockTarget(name) {
       // Advisory locks live as long as the session: a killed run leaves none behind.
       const key = await lockKey(`vya-backupdb restore ${name}`);
+      // This session holds the lock for the whole load, mostly idle: a server-side idle limit
+      // must not end it (and the lock with it).
+      if (serverMajor >= 14) await sql`select set_config('idle_session_timeout', '0', false)`;
       const [row] = await sql`
         select pg_try_advisory_lock(('x' || ${key.slice(0, 16)})::bit(64)::bigint) as ok`;
       return row.ok === true;

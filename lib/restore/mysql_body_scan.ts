@@ -1,7 +1,14 @@
 /**
- * Finds the DEFINER accounts of a MySQL/MariaDB dump's views, routines, triggers and events.
- * A server that lacks one loads the object without complaint and fails at its first use
- * (`ERROR 1449 The user specified as a definer does not exist`), so restore names them first.
+ * Reads the line heads of a MySQL/MariaDB dump's body for two things a restore must know before
+ * it loads anything:
+ *
+ * - the DEFINER accounts of its views, routines, triggers and events: a server that lacks one
+ *   loads the object without complaint and fails at its first use (`ERROR 1449 The user
+ *   specified as a definer does not exist`);
+ * - statements that would leave the target: `USE`, `CREATE`/`DROP DATABASE` (a dump made with
+ *   `mysqldump --databases`), and client commands (`\!`, `\.`…) that run on this machine. A
+ *   dump of this tool holds none; a file that does is refused, since it would load into, or
+ *   drop, another database than the target.
  *
  * The dump tools write the clause near the start of a line that opens the object:
  * `/*!50013 DEFINER=…` (views), `CREATE DEFINER=…` (routines),
@@ -31,10 +38,25 @@ const HEAD = 1024;
 const DEFINER_RE = /DEFINER=`((?:[^`]|``)*)`(?:@`((?:[^`]|``)*)`)?/g;
 const decoder = new TextDecoder();
 
-/** Collects DEFINER accounts from the chunks of a dump, in order. */
-export class DefinerScanner {
-  /** The accounts found, keyed by their formatted name. */
+/** A statement of the dump that would leave the target database. */
+export interface ForeignStatement {
+  /** 1-based line of the dump's body (counted from the banner). */
+  line: number;
+  /** Its first words. */
+  text: string;
+}
+
+// At a line's start, after an optional version comment `/*!40000 `.
+const FOREIGN_RE =
+  /^(?:\/\*!\d{5}\s*)?(USE\b|(?:CREATE|DROP)\s+(?:DATABASE|SCHEMA)\b|\\[^C-])/i;
+
+/** Collects DEFINER accounts and foreign statements from the chunks of a dump, in order. */
+export class MysqlBodyScanner {
+  /** The DEFINER accounts found, keyed by their formatted name. */
   readonly found: Map<string, DefinerAccount> = new Map();
+  /** The first statement that would leave the target, if any. */
+  foreign?: ForeignStatement;
+  #line = 0;
   // The head of the current line, when it started in an earlier chunk and may hold a clause.
   #head: Uint8Array | null = new Uint8Array(0);
 
@@ -47,13 +69,14 @@ export class DefinerScanner {
       if (this.#head !== null) {
         const part = chunk.subarray(start, Math.min(end, start + HEAD - this.#head.length));
         const head = this.#head.length ? concat(this.#head, part) : part;
-        if (nl < 0 && head.length < HEAD && mayOpenObject(head)) this.#head = head.slice();
+        if (nl < 0 && head.length < HEAD && mayMatter(head)) this.#head = head.slice();
         else {
           this.#look(head);
           this.#head = nl < 0 ? null : new Uint8Array(0);
         }
       } else if (nl >= 0) this.#head = new Uint8Array(0);
       if (nl < 0) return;
+      this.#line++;
       start = nl + 1;
     }
   }
@@ -65,8 +88,13 @@ export class DefinerScanner {
   }
 
   #look(head: Uint8Array): void {
-    if (!mayOpenObject(head)) return;
+    if (!mayMatter(head)) return;
     const text = decoder.decode(head);
+    if (!this.foreign) {
+      const m = FOREIGN_RE.exec(text);
+      if (m) this.foreign = { line: this.#line + 1, text: text.split(/[;\n]/)[0].slice(0, 80) };
+    }
+    if (!mayOpenObject(head)) return;
     if (!text.includes("DEFINER=")) return;
     // Everything before the clause must be keywords and version comments: a quote means data.
     for (const m of text.matchAll(DEFINER_RE)) {
@@ -78,6 +106,14 @@ export class DefinerScanner {
       this.found.set(formatDefiner(account), account);
     }
   }
+}
+
+/** Whether a line starting with `head` can hold anything this scanner looks for. */
+function mayMatter(head: Uint8Array): boolean {
+  if (head.length === 0) return true;
+  // "/*!", "CREATE", "DROP", "USE" (any case), or a client command's backslash.
+  const c = head[0] | 0x20;
+  return head[0] === 0x2f || head[0] === 0x5c || c === 0x63 || c === 0x64 || c === 0x75;
 }
 
 /** Whether a line starting with `head` can open a view, routine, trigger or event. */
