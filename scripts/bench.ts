@@ -18,12 +18,19 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { startMariadb, startPostgres } from "../tests/harness/servers.ts";
 import { makeTestEnv, REPO_ROOT, type TestEnv } from "../tests/helpers/cli.ts";
-import { cloneDataset, type Dataset, dropDatabase, generateDataset } from "./bench/data.ts";
+import {
+  cloneDataset,
+  type Dataset,
+  dropDatabase,
+  generateDataset,
+  parseSize,
+} from "./bench/data.ts";
 import type { BenchServer } from "./bench/data.ts";
 import {
   type BenchCodec,
   clientEnv,
   dumpShell,
+  dumpSize,
   loadShell,
   parseCodec,
   q,
@@ -48,12 +55,6 @@ const args = parseArgs({
   },
 });
 
-function parseSize(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(MB|GB|M|G)$/i.exec(text.trim());
-  if (!m) throw new Error(`size "${text}": expected e.g. 200MB, 1GB, 4GB`);
-  return Math.round(Number(m[1]) * (m[2].toUpperCase().startsWith("G") ? 1e9 : 1e6));
-}
-
 const sizeBytes = parseSize(args.values.size);
 const reps = Number(args.values.reps);
 if (!Number.isInteger(reps) || reps < 1) throw new Error("--reps must be a positive integer");
@@ -75,17 +76,6 @@ const mb = (bytes: number) => bytes / 1e6;
 
 async function fileSize(path: string): Promise<number> {
   return (await Deno.stat(path)).size;
-}
-
-async function dumpSize(server: BenchServer, database: string): Promise<number> {
-  const out = await new Deno.Command("bash", {
-    args: ["-o", "pipefail", "-c", `${dumpShell(server, database)} | wc -c`],
-    env: clientEnv(server),
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (out.code !== 0) throw new Error(new TextDecoder().decode(out.stderr));
-  return Number(new TextDecoder().decode(out.stdout).trim());
 }
 
 /** Finds the one dump file vya wrote under a storage folder. */

@@ -82,6 +82,18 @@ export function dumpShell(server: BenchServer, database: string): string {
   ].map(q).join(" ");
 }
 
+/** Bytes of the uncompressed dump of `database`, measured with the engine's dump tool. */
+export async function dumpSize(server: BenchServer, database: string): Promise<number> {
+  const out = await new Deno.Command("bash", {
+    args: ["-o", "pipefail", "-c", `${dumpShell(server, database)} | wc -c`],
+    env: clientEnv(server),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (out.code !== 0) throw new Error(new TextDecoder().decode(out.stderr));
+  return Number(new TextDecoder().decode(out.stdout).trim());
+}
+
 /** The client loading SQL from stdin into `database`, for bash. */
 export function loadShell(server: BenchServer, database: string): string {
   if (server.engine === "postgresql") {

@@ -155,6 +155,13 @@ CREATE TABLE events (
   id bigint PRIMARY KEY, occurred_at datetime NOT NULL, kind varchar(32) NOT NULL,
   user_id int NOT NULL, ip varchar(15) NOT NULL, payload json NOT NULL) ENGINE=InnoDB;`;
 
+/** Parses a size as the scripts take it: `200MB`, `1GB`, `1.5G` (MB = 10^6 bytes). */
+export function parseSize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(MB|GB|M|G)$/i.exec(text.trim());
+  if (!m) throw new Error(`size "${text}": expected e.g. 200MB, 1GB, 4GB`);
+  return Math.round(Number(m[1]) * (m[2].toUpperCase().startsWith("G") ? 1e9 : 1e6));
+}
+
 /** What was generated. */
 export interface Dataset {
   /** Database name. */
