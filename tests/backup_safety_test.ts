@@ -52,10 +52,10 @@ function tmpFilesContaining(needle: string, skip: string[]): string[] {
 }
 
 /** `vya-opt-*` folders below the temporary folder. */
-function optionFolders(): string[] {
-  return [...Deno.readDirSync(TMP)]
+function optionFolders(tmp = TMP): string[] {
+  return [...Deno.readDirSync(tmp)]
     .filter((e) => e.isDirectory && e.name.startsWith("vya-opt-"))
-    .map((e) => join(TMP, e.name));
+    .map((e) => join(tmp, e.name));
 }
 
 Deno.test("backup secrets: kill -9 during a MariaDB dump leaves no password in any file, and the next run sweeps the leftover", async () => {
@@ -66,11 +66,13 @@ Deno.test("backup secrets: kill -9 during a MariaDB dump leaves no password in a
     server: my,
     extra: { users: { backup: false }, databases: { include: ["kill_sec"] } },
   }]);
-  const before = new Set(optionFolders());
+  // A temporary folder of this run's own: other test files' clients make options folders too.
+  const tmp = await Deno.makeTempDir({ prefix: "vya-tmpdir-" });
+  const before = new Set(optionFolders(tmp));
   const lock = await holdLock(my, "kill_sec", "t");
   let orphans: number[] = [];
   try {
-    const run = startCli(env, ["backup", "--all"]);
+    const run = startCli(env, ["backup", "--all"], { TMPDIR: tmp });
     await waitDumpBlocked(my, my.user, run);
     orphans = descendants(run.pid).map((d) => d.pid);
     run.kill("SIGKILL");
@@ -78,18 +80,19 @@ Deno.test("backup secrets: kill -9 during a MariaDB dump leaves no password in a
     for (const pid of orphans) if (alive(pid)) Deno.kill(pid, "SIGKILL");
     const skip = [env.dir, my.dir];
     assertEquals(tmpFilesContaining(my.password, skip), [], "a file holds the password");
-    const left = optionFolders().filter((d) => !before.has(d));
+    const left = optionFolders(tmp).filter((d) => !before.has(d));
     assertEquals(left.length, 1, "the killed run's options folder (an empty pipe) is left");
     await lock.release();
-    const again = await runWithin(env, ["backup", "--all"]);
+    const again = await runWithin(env, ["backup", "--all"], 30_000, { TMPDIR: tmp });
     assertEquals(again.code, 0, again.stdout + again.stderr);
     for (const d of left) {
-      assert(!optionFolders().includes(d), `${d} of the dead run was not swept`);
+      assert(!optionFolders(tmp).includes(d), `${d} of the dead run was not swept`);
     }
   } finally {
     await lock.release();
     for (const pid of orphans) if (alive(pid)) Deno.kill(pid, "SIGKILL");
     await env.cleanup();
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }
 });
 

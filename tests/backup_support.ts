@@ -30,7 +30,11 @@ export interface BackgroundRun {
 }
 
 /** Starts `vya-backupdb --config <env> ARGS…` like `env.run`, without waiting for it. */
-export function startCli(env: TestEnv, args: string[]): BackgroundRun {
+export function startCli(
+  env: TestEnv,
+  args: string[],
+  extraEnv: Record<string, string> = {},
+): BackgroundRun {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -43,7 +47,7 @@ export function startCli(env: TestEnv, args: string[]): BackgroundRun {
       ...args,
     ],
     cwd: REPO_ROOT,
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...extraEnv },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -304,8 +308,9 @@ export async function runWithin(
   env: TestEnv,
   args: string[],
   timeoutMs = 30_000,
+  extraEnv: Record<string, string> = {},
 ): Promise<CliResult> {
-  const run = startCli(env, args);
+  const run = startCli(env, args, extraEnv);
   const timer = setTimeout(() => {
     try {
       run.kill("SIGKILL");

@@ -171,7 +171,23 @@ Deno.test("SIGTERM while a large dump is verified ends the run with exit 130 at 
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    await new Promise((r) => setTimeout(r, 2500));
+    // Signalled once the run reads the file, not after a guessed delay: on a busy machine Deno
+    // may not have started yet, or may be done.
+    const opened = () => {
+      try {
+        return [...Deno.readDirSync(`/proc/${child.pid}/fd`)].some((fd) => {
+          try {
+            return Deno.readLinkSync(`/proc/${child.pid}/fd/${fd.name}`) === file;
+          } catch {
+            return false;
+          }
+        });
+      } catch {
+        return false;
+      }
+    };
+    const deadline = Date.now() + 60_000;
+    while (!opened() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     const sent = Date.now();
     child.kill("SIGTERM");
     const out = await child.output();
