@@ -47,8 +47,7 @@ export interface ForeignStatement {
 }
 
 // At a line's start, after an optional version comment `/*!40000 `.
-const FOREIGN_RE =
-  /^(?:\/\*!\d{5}\s*)?(USE\b|(?:CREATE|DROP)\s+(?:DATABASE|SCHEMA)\b|\\[^C-])/i;
+const FOREIGN_RE = /^(?:\/\*!\d{5}\s*)?(USE\b|(?:CREATE|DROP)\s+(?:DATABASE|SCHEMA)\b|\\[^C-])/i;
 
 /** Collects DEFINER accounts and foreign statements from the chunks of a dump, in order. */
 export class MysqlBodyScanner {
