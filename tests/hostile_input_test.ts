@@ -194,7 +194,9 @@ Deno.test("SIGTERM while a large dump is verified ends the run with exit 130 at 
     const took = Date.now() - sent;
     const stderr = new TextDecoder().decode(out.stderr);
     assertEquals(out.code, 130, stderr);
-    assert(took < 2000, `exited ${took} ms after SIGTERM`);
+    // Alone it exits within a second; the bound leaves room for a machine busy with the other
+    // test files, and is still far below the tens of seconds the whole verification takes then.
+    assert(took < 8000, `exited ${took} ms after SIGTERM`);
   });
 });
 
