@@ -9,9 +9,10 @@ import { multiple, optional } from "@optique/core/modifiers";
 import { command, constant, option } from "@optique/core/primitives";
 import { integer, string } from "@optique/core/valueparser";
 import { CredentialResolver } from "../lib/credentials/resolve.ts";
-import { InterruptedError, UsageError } from "../lib/errors.ts";
+import { InterruptedError, runExitCode } from "../lib/errors.ts";
+import { UsageError } from "./usage.ts";
 import { usersAfterInstance } from "../lib/users/backup.ts";
-import { exitCodeOf, type ItemResult, runBackup, type RunSummary } from "../lib/backup/run.ts";
+import { itemOutcome, type ItemResult, runBackup, type RunSummary } from "../lib/backup/run.ts";
 import type { Context } from "./context.ts";
 import { pickInstances } from "./instances.ts";
 import { formatBytes, ProgressLine } from "./progress.ts";
@@ -109,7 +110,7 @@ export async function runBackupCommand(parsed: BackupParsed, ctx: Context): Prom
     throw new InterruptedError("backup interrupted; partial files removed");
   }
   printSummary(ctx, summary);
-  return exitCodeOf(summary);
+  return runExitCode(summary.results.map(itemOutcome));
 }
 
 function logResult(ctx: Context, r: ItemResult): void {

@@ -10,7 +10,7 @@ import { command, constant, option } from "@optique/core/primitives";
 import { string } from "@optique/core/valueparser";
 import { checkInstance, type InstanceCheck } from "../lib/check.ts";
 import { CredentialResolver } from "../lib/credentials/resolve.ts";
-import { ExitCode } from "../lib/errors.ts";
+import { runExitCode } from "../lib/errors.ts";
 import type { Context } from "./context.ts";
 import { findInstance } from "./instances.ts";
 import { formatBytes } from "./progress.ts";
@@ -50,11 +50,10 @@ export async function runCheck(parsed: { instance?: string }, ctx: Context): Pro
     if (!ctx.json) printCheck(ctx, r);
   }
   if (ctx.json) ctx.outJson(results);
-  const bad = results.filter((r) => !r.ok).length;
-  if (bad === 0) return ExitCode.OK;
-  // Something to fix on this machine (credentials, client tools) outranks a server problem.
-  if (results.some((r) => r.config_error)) return ExitCode.CONFIG;
-  return bad === results.length ? ExitCode.FAILED : ExitCode.PARTIAL;
+  // The code a backup of the same instances would end with.
+  return runExitCode(
+    results.map((r) => r.ok ? { status: "ok" } : { status: "failed", kind: r.kind ?? "failed" }),
+  );
 }
 
 function printCheck(ctx: Context, r: InstanceCheck): void {

@@ -11,7 +11,8 @@ import { optional } from "@optique/core/modifiers";
 import { command, constant, option } from "@optique/core/primitives";
 import { integer, string } from "@optique/core/valueparser";
 import type { InferValue } from "@optique/core/parser";
-import { ConfigError, ExitCode, InterruptedError, UsageError } from "../lib/errors.ts";
+import { ConfigError, ExitCode, InterruptedError, runExitCode } from "../lib/errors.ts";
+import { UsageError } from "./usage.ts";
 import { CredentialResolver } from "../lib/credentials/resolve.ts";
 import { type BackupEntry, checkEntry, listBackups, pickLatest } from "../lib/restore/catalog.ts";
 import {
@@ -240,14 +241,14 @@ async function list(ctx: Context, entries: BackupEntry[]): Promise<number> {
   }
   // A backup that says ok but does not verify is data at risk: exit 1 so monitoring sees it.
   // Recorded failures (status failed) are history, not a new problem.
-  const code = rows.some((r) => r.checksum === "bad") ? ExitCode.PARTIAL : ExitCode.OK;
+  const code = runExitCode(rows.map((r) => ({ status: r.checksum === "bad" ? "differs" : "ok" })));
   if (ctx.json) {
     ctx.outJson(rows);
     return code;
   }
   if (rows.length === 0) {
     ctx.out("no backups found");
-    return ExitCode.OK;
+    return code;
   }
   const table = [[
     "DATABASE",
