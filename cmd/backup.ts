@@ -54,8 +54,9 @@ with a .sha256 (sha256sum -c works) and a .metadata.json beside it. The file is 
 .partial and renamed only once the tool succeeded and printed its completion marker. One \
 database failing never stops the others. A lock per storage path makes a concurrent run exit 4. \
 A dump that sends nothing for backup.stall_timeout (default 10m) is killed and fails. \
-Exit: 0 all ok, 1 some failed, 2 all failed, 3 configuration/credential error or nothing to \
-back up (see --allow-empty), 4 locked, 130 interrupted.`,
+Exit: 0 all ok, 1 some failed, 2 all failed, 3 configuration/credential/permission error (every \
+failure of that sort) or nothing to back up (see --allow-empty), 4 locked, 64 usage, \
+130 interrupted.`,
   },
 );
 

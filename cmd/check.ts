@@ -30,9 +30,11 @@ databases, client tools.`,
     description: message`For each instance: reachable, authenticated, server version, the \
 databases a backup would take (after include/exclude, system databases dropped) with their sizes, \
 and the dump and restore client tools that would be used, with their versions and why they were \
-chosen. Exit 0 when every instance is fine; 3 when a credential or a client tool is missing \
-(the message says what to install and where it looked) or the instance is unknown; otherwise 1 \
-when some instances are unreachable or refuse the login, 2 when all are.`,
+chosen. The exit code is the one a backup of the same instances would end with: 0 when every \
+instance is fine; 1 when some have a problem; 2 when all do and some are unreachable, refuse the \
+login or fail otherwise; 3 when every problem is of this machine (a credential, a client tool: \
+the message says what to install and where it looked, a permission) or the instance is \
+unknown.`,
   },
 );
 

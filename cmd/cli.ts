@@ -53,9 +53,10 @@ const commands = or(
 /** The whole command-line parser. */
 export const parser = merge(globalOptions, commands);
 
-const EXIT_CODES_HELP = message`Exit codes: 0 success; 1 some items failed; 2 all items failed; \
-3 configuration, credential or permission error; 4 another run holds the lock; 64 command-line \
-usage error; 130 interrupted.`;
+const EXIT_CODES_HELP = message`Exit codes: 0 success; 1 some items failed; 2 all items failed \
+or the server could not be reached; 3 configuration, credential or permission error, or refused \
+before anything changed; 4 another run holds the lock; 64 command-line usage error; \
+130 interrupted.`;
 
 /** Runs the command named by `args` and returns the process exit code. */
 export async function main(args: string[]): Promise<number> {

@@ -95,7 +95,8 @@ incomplete, and the next restore into that name replaces it. Exit 0 restored; 1 
 missing, corrupted, truncated or for another engine, the target name is too long or not empty \
 (without --force), roles or DEFINER accounts are missing, the database has more relations than \
 one transaction can lock, or configuration/credential error; 4 another restore into the same \
-target is running; 64 usage error.`,
+target is running; 64 usage error (also a file that does not say its database, without \
+--target).`,
   },
 );
 

@@ -54,7 +54,8 @@ never a hash). The file is SQL in one section per account. MySQL/MariaDB: SHOW C
 SHOW GRANTS of every account except the server's own (mysql.sys, mysql.session, \
 mysql.infoschema, mariadb.sys, debian-sys-maint) and users.exclude; PostgreSQL: \
 pg_dumpall --roles-only. Password hashes are kept unless --no-role-passwords. \
-Exit: 0 ok, 1 some instances failed, 2 all failed, 3 configuration/credential error, 4 locked.`,
+Exit: 0 ok, 1 some instances failed, 2 all failed, 3 configuration/credential/permission error \
+(every failure of that sort, as for backup), 4 locked, 64 usage, 130 interrupted.`,
       },
     ),
     command(
@@ -100,8 +101,10 @@ when that database is restored with the restore command. Each account is restore
 an error (nothing is changed) unless --skip-existing (it is compared with the backup: one that \
 differs is listed as "differs" and left alone, exit 1) or --replace. The account the restore logs in \
 as, and accounts every server has (root@localhost, the bootstrap superuser) are left alone by \
---all. Exit: 0 ok, 1 some accounts failed or differ from the backup, 2 all failed or accounts \
-exist, 3 configuration or credential error, 64 usage.`,
+--all. Exit: 0 ok, 1 some accounts failed or differ from the backup, 2 all failed or the \
+server could not be reached, 3 refused with nothing changed (accounts exist without \
+--skip-existing or --replace; the file is missing, corrupted or of another engine) or \
+configuration/credential error, 64 usage (also --user naming no account of the file).`,
       },
     ),
   ),
