@@ -18,7 +18,7 @@ import { latestUsersBackup } from "../lib/users/store.ts";
 /** What the rows use: the environments and the files the first rows wrote. */
 interface Fixture {
   env: TestEnv;
-  /** pg's credential id names no entry of the credentials file. */
+  /** pg's credential id names no entry of the credentials file; pg-ok is fine. */
   bad: TestEnv;
   /** Its credentials file is not JSON. */
   broken: TestEnv;
@@ -78,6 +78,14 @@ const CASES: Case[] = [
     in: "bad",
     args: () => ["backup", "--instance", "pg"],
     says: `"nope"`,
+  },
+  {
+    command: "backup",
+    code: 1,
+    what: "one instance lacks its credential, the other is backed up",
+    in: "bad",
+    args: () => ["backup", "--all"],
+    says: /ok +pg-ok\/exit_app/,
   },
   {
     command: "backup",
@@ -367,6 +375,14 @@ const CASES: Case[] = [
   },
   {
     command: "check",
+    code: 1,
+    what: "one instance lacks its credential, the other is fine (was 3; as backup)",
+    in: "bad",
+    args: () => ["check"],
+    says: /pg \(postgresql at .*PROBLEM/,
+  },
+  {
+    command: "check",
     code: 2,
     what: "every instance unreachable",
     args: () => ["check", "--instance", "pg-closed"],
@@ -500,7 +516,10 @@ Deno.test("exit codes: one row per README case per command", {
     { id: "my", server: my, extra: selection },
     { id: "pg-closed", server: { ...pg, port: 1 }, extra: selection },
   ]);
-  const bad = await makeTestEnv([{ id: "pg", server: pg, extra: { credential: "nope" } }]);
+  const bad = await makeTestEnv([
+    { id: "pg", server: pg, extra: { credential: "nope" } },
+    { id: "pg-ok", server: pg, extra: selection },
+  ]);
   const broken = await makeTestEnv([]);
   await Deno.writeTextFile(broken.credentialsFile, "{", { mode: 0o600 });
   try {
