@@ -20,7 +20,7 @@ interface Fixture {
   env: TestEnv;
   /** pg's credential id names no entry of the credentials file; pg-ok is fine. */
   bad: TestEnv;
-  /** Its credentials file is not JSON. */
+  /** No instance, and its credentials file is not JSON. */
   broken: TestEnv;
   pg: PgServer;
   my: MyServer;
@@ -86,6 +86,14 @@ const CASES: Case[] = [
     in: "bad",
     args: () => ["backup", "--all"],
     says: /ok +pg-ok\/exit_app/,
+  },
+  {
+    command: "backup",
+    code: 3,
+    what: "nothing to back up",
+    in: "broken",
+    args: () => ["backup", "--all"],
+    says: "nothing to back up",
   },
   {
     command: "backup",
