@@ -9,9 +9,10 @@ import { multiple, optional } from "@optique/core/modifiers";
 import { command, constant, option } from "@optique/core/primitives";
 import { integer, string } from "@optique/core/valueparser";
 import { CredentialResolver } from "../lib/credentials/resolve.ts";
-import { InterruptedError, UsageError } from "../lib/errors.ts";
+import { InterruptedError, runExitCode } from "../lib/errors.ts";
+import { UsageError } from "./usage.ts";
 import { usersAfterInstance } from "../lib/users/backup.ts";
-import { exitCodeOf, type ItemResult, runBackup, type RunSummary } from "../lib/backup/run.ts";
+import { itemOutcome, type ItemResult, runBackup, type RunSummary } from "../lib/backup/run.ts";
 import type { Context } from "./context.ts";
 import { pickInstances } from "./instances.ts";
 import { formatBytes, ProgressLine } from "./progress.ts";
@@ -53,8 +54,9 @@ with a .sha256 (sha256sum -c works) and a .metadata.json beside it. The file is 
 .partial and renamed only once the tool succeeded and printed its completion marker. One \
 database failing never stops the others. A lock per storage path makes a concurrent run exit 4. \
 A dump that sends nothing for backup.stall_timeout (default 10m) is killed and fails. \
-Exit: 0 all ok, 1 some failed, 2 all failed, 3 configuration/credential error or nothing to \
-back up (see --allow-empty), 4 locked, 130 interrupted.`,
+Exit: 0 all ok, 1 some failed, 2 all failed, 3 configuration/credential/permission error (every \
+failure of that sort) or nothing to back up (see --allow-empty), 4 locked, 64 usage, \
+130 interrupted.`,
   },
 );
 
@@ -109,7 +111,7 @@ export async function runBackupCommand(parsed: BackupParsed, ctx: Context): Prom
     throw new InterruptedError("backup interrupted; partial files removed");
   }
   printSummary(ctx, summary);
-  return exitCodeOf(summary);
+  return runExitCode(summary.results.map(itemOutcome));
 }
 
 function logResult(ctx: Context, r: ItemResult): void {

@@ -10,7 +10,7 @@ import { command, constant, option } from "@optique/core/primitives";
 import { string } from "@optique/core/valueparser";
 import { checkInstance, type InstanceCheck } from "../lib/check.ts";
 import { CredentialResolver } from "../lib/credentials/resolve.ts";
-import { ExitCode } from "../lib/errors.ts";
+import { runExitCode } from "../lib/errors.ts";
 import type { Context } from "./context.ts";
 import { findInstance } from "./instances.ts";
 import { formatBytes } from "./progress.ts";
@@ -30,9 +30,11 @@ databases, client tools.`,
     description: message`For each instance: reachable, authenticated, server version, the \
 databases a backup would take (after include/exclude, system databases dropped) with their sizes, \
 and the dump and restore client tools that would be used, with their versions and why they were \
-chosen. Exit 0 when every instance is fine; 3 when a credential or a client tool is missing \
-(the message says what to install and where it looked) or the instance is unknown; otherwise 1 \
-when some instances are unreachable or refuse the login, 2 when all are.`,
+chosen. The exit code is the one a backup of the same instances would end with: 0 when every \
+instance is fine; 1 when some have a problem; 2 when all do and some are unreachable, refuse the \
+login or fail otherwise; 3 when every problem is of this machine (a credential, a client tool: \
+the message says what to install and where it looked, a permission) or the instance is \
+unknown.`,
   },
 );
 
@@ -50,11 +52,10 @@ export async function runCheck(parsed: { instance?: string }, ctx: Context): Pro
     if (!ctx.json) printCheck(ctx, r);
   }
   if (ctx.json) ctx.outJson(results);
-  const bad = results.filter((r) => !r.ok).length;
-  if (bad === 0) return ExitCode.OK;
-  // Something to fix on this machine (credentials, client tools) outranks a server problem.
-  if (results.some((r) => r.config_error)) return ExitCode.CONFIG;
-  return bad === results.length ? ExitCode.FAILED : ExitCode.PARTIAL;
+  // The code a backup of the same instances would end with.
+  return runExitCode(
+    results.map((r) => r.ok ? { status: "ok" } : { status: "failed", kind: r.kind ?? "failed" }),
+  );
 }
 
 function printCheck(ctx: Context, r: InstanceCheck): void {

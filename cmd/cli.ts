@@ -10,7 +10,8 @@ import { option } from "@optique/core/primitives";
 import { string } from "@optique/core/valueparser";
 import { run } from "@optique/run";
 import type { InferValue } from "@optique/core/parser";
-import { ExitCode, explainPermissionError, VyaError } from "../lib/errors.ts";
+import { EXIT_CODE_OF_KIND, ExitCode, explainPermissionError, VyaError } from "../lib/errors.ts";
+import { withFlagText } from "./usage.ts";
 import { redact } from "../lib/redact.ts";
 import { ConfigValidationError, formatProblem } from "../lib/config/load.ts";
 import { VERSION } from "../lib/version.ts";
@@ -52,9 +53,10 @@ const commands = or(
 /** The whole command-line parser. */
 export const parser = merge(globalOptions, commands);
 
-const EXIT_CODES_HELP = message`Exit codes: 0 success; 1 some items failed; 2 all items failed; \
-3 configuration, credential or permission error; 4 another run holds the lock; 64 command-line \
-usage error; 130 interrupted.`;
+const EXIT_CODES_HELP = message`Exit codes: 0 success; 1 some items failed; 2 all items failed \
+or the server could not be reached; 3 configuration, credential or permission error, or refused \
+before anything changed; 4 another run holds the lock; 64 command-line usage error; \
+130 interrupted.`;
 
 /** Runs the command named by `args` and returns the process exit code. */
 export async function main(args: string[]): Promise<number> {
@@ -65,7 +67,7 @@ export async function main(args: string[]): Promise<number> {
     version: { value: VERSION, option: true },
     completion: "command",
     aboveError: "none",
-    errorExitCode: ExitCode.USAGE,
+    errorExitCode: EXIT_CODE_OF_KIND.usage,
     brief: message`Back up and restore MySQL/MariaDB and PostgreSQL servers: one streamed, \
 compressed, checksummed file per database, plus users and roles.`,
     footer: EXIT_CODES_HELP,
@@ -116,8 +118,9 @@ function dispatch(parsed: Parsed, ctx: Context): Promise<number> | number {
 
 /** Prints an error the way users see it and returns its exit code. */
 export function reportError(error: unknown, ctx: Context): number {
-  const known = error instanceof VyaError ? error : explainPermissionError(error);
-  if (known) {
+  const found = error instanceof VyaError ? error : explainPermissionError(error);
+  if (found) {
+    const known = withFlagText(found);
     // A list of problems is printed one a line (the logger keeps each line whole).
     const lines = known instanceof ConfigValidationError
       ? known.problems.map((p) => formatProblem(known.file, p))

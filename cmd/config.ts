@@ -7,7 +7,7 @@ import { object, or } from "@optique/core/constructs";
 import { message } from "@optique/core/message";
 import { command, constant } from "@optique/core/primitives";
 import { stringify } from "yaml";
-import { ExitCode } from "../lib/errors.ts";
+import { EXIT_CODE_OF_KIND, ExitCode } from "../lib/errors.ts";
 import { checkCredentialRefs } from "../lib/credentials/refs.ts";
 import type { Context } from "./context.ts";
 
@@ -68,7 +68,7 @@ export async function runConfigValidate(ctx: Context): Promise<number> {
   } else {
     for (const p of problems) ctx.out(`${loaded.source.file}: ${p}`);
   }
-  return problems.length === 0 ? ExitCode.OK : ExitCode.CONFIG;
+  return problems.length === 0 ? ExitCode.OK : EXIT_CODE_OF_KIND.config;
 }
 
 /** Runs `config show`. */

@@ -12,7 +12,8 @@ import { CredentialResolver } from "../lib/credentials/resolve.ts";
 import { listEntries, removeEntry, setEntry } from "../lib/credentials/store.ts";
 import { importOriginal } from "../lib/credentials/import.ts";
 import { generateKeyFile, loadKey } from "../lib/crypto/keys.ts";
-import { ExitCode, UsageError } from "../lib/errors.ts";
+import { ExitCode } from "../lib/errors.ts";
+import { UsageError } from "./usage.ts";
 import type { Context } from "./context.ts";
 import { promptSecret, readSecretFromStdin } from "./secret_input.ts";
 

@@ -4,7 +4,8 @@
  * @module
  */
 import type { Config, InstanceConfig } from "../lib/config/types.ts";
-import { ConfigError, UsageError } from "../lib/errors.ts";
+import { ConfigError } from "../lib/errors.ts";
+import { UsageError } from "./usage.ts";
 
 /**
  * Returns the instances a command acts on. `--all` takes every enabled instance; `--instance`

@@ -11,7 +11,8 @@ import { optional } from "@optique/core/modifiers";
 import { command, constant, option } from "@optique/core/primitives";
 import { integer, string } from "@optique/core/valueparser";
 import type { InferValue } from "@optique/core/parser";
-import { ConfigError, ExitCode, InterruptedError, UsageError } from "../lib/errors.ts";
+import { ConfigError, ExitCode, InterruptedError, runExitCode } from "../lib/errors.ts";
+import { UsageError } from "./usage.ts";
 import { CredentialResolver } from "../lib/credentials/resolve.ts";
 import { type BackupEntry, checkEntry, listBackups, pickLatest } from "../lib/restore/catalog.ts";
 import {
@@ -94,7 +95,8 @@ incomplete, and the next restore into that name replaces it. Exit 0 restored; 1 
 missing, corrupted, truncated or for another engine, the target name is too long or not empty \
 (without --force), roles or DEFINER accounts are missing, the database has more relations than \
 one transaction can lock, or configuration/credential error; 4 another restore into the same \
-target is running; 64 usage error.`,
+target is running; 64 usage error (also a file that does not say its database, without \
+--target).`,
   },
 );
 
@@ -240,14 +242,14 @@ async function list(ctx: Context, entries: BackupEntry[]): Promise<number> {
   }
   // A backup that says ok but does not verify is data at risk: exit 1 so monitoring sees it.
   // Recorded failures (status failed) are history, not a new problem.
-  const code = rows.some((r) => r.checksum === "bad") ? ExitCode.PARTIAL : ExitCode.OK;
+  const code = runExitCode(rows.map((r) => ({ status: r.checksum === "bad" ? "differs" : "ok" })));
   if (ctx.json) {
     ctx.outJson(rows);
     return code;
   }
   if (rows.length === 0) {
     ctx.out("no backups found");
-    return ExitCode.OK;
+    return code;
   }
   const table = [[
     "DATABASE",

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { UsageError } from "../lib/errors.ts";
+import { UsageError } from "./usage.ts";
 import { escapeControls } from "../lib/log.ts";
 
 const encoder = new TextEncoder();

@@ -9,7 +9,9 @@ import { optional } from "@optique/core/modifiers";
 import { command, constant, option } from "@optique/core/primitives";
 import { string } from "@optique/core/valueparser";
 import { CredentialResolver } from "../lib/credentials/resolve.ts";
-import { ExitCode, InterruptedError, UsageError } from "../lib/errors.ts";
+import { ExitCode, InterruptedError, type ItemOutcome, runExitCode } from "../lib/errors.ts";
+import { itemOutcome } from "../lib/backup/run.ts";
+import { UsageError } from "./usage.ts";
 import { backupUsersOfInstances } from "../lib/users/backup.ts";
 import {
   type ExistingPolicy,
@@ -52,7 +54,8 @@ never a hash). The file is SQL in one section per account. MySQL/MariaDB: SHOW C
 SHOW GRANTS of every account except the server's own (mysql.sys, mysql.session, \
 mysql.infoschema, mariadb.sys, debian-sys-maint) and users.exclude; PostgreSQL: \
 pg_dumpall --roles-only. Password hashes are kept unless --no-role-passwords. \
-Exit: 0 ok, 1 some instances failed, 2 all failed, 3 configuration/credential error, 4 locked.`,
+Exit: 0 ok, 1 some instances failed, 2 all failed, 3 configuration/credential/permission error \
+(every failure of that sort, as for backup), 4 locked, 64 usage, 130 interrupted.`,
       },
     ),
     command(
@@ -98,8 +101,10 @@ when that database is restored with the restore command. Each account is restore
 an error (nothing is changed) unless --skip-existing (it is compared with the backup: one that \
 differs is listed as "differs" and left alone, exit 1) or --replace. The account the restore logs in \
 as, and accounts every server has (root@localhost, the bootstrap superuser) are left alone by \
---all. Exit: 0 ok, 1 some accounts failed or differ from the backup, 2 all failed or accounts \
-exist, 3 configuration or credential error, 64 usage.`,
+--all. Exit: 0 ok, 1 some accounts failed or differ from the backup, 2 all failed or the \
+server could not be reached, 3 refused with nothing changed (accounts exist without \
+--skip-existing or --replace; the file is missing, corrupted or of another engine) or \
+configuration/credential error, 64 usage (also --user naming no account of the file).`,
       },
     ),
   ),
@@ -143,9 +148,7 @@ export async function runUsersBackup(parsed: UsersBackupParsed, ctx: Context): P
       else ctx.out(`FAILED  ${r.instance} users: ${r.error}`);
     }
   }
-  const failed = results.filter((r) => r.status === "failed").length;
-  if (failed === 0) return ExitCode.OK;
-  return failed === results.length ? ExitCode.FAILED : ExitCode.PARTIAL;
+  return runExitCode(results.map(itemOutcome));
 }
 
 type UsersRestoreParsed = {
@@ -202,17 +205,15 @@ export async function runUsersRestore(parsed: UsersRestoreParsed, ctx: Context):
 }
 
 /**
- * 0 when every account is restored or left alone as the backup has it; 2 when every account
- * attempted failed; otherwise 1, which includes existing accounts that differ from the backup
- * (`--skip-existing` leaves them, listed; `--replace` restores them).
+ * Accounts left alone as the backup has them are not counted; one that differs from the backup
+ * (`--skip-existing` leaves it, listed) makes the run partial.
  */
 function restoreExitCode(result: UsersRestoreResult): number {
-  const failed = result.accounts.filter((a) => a.status === "failed").length;
-  const differs = result.accounts.filter((a) => a.status === "differs").length;
-  if (failed === 0 && differs === 0) return ExitCode.OK;
-  const attempted =
-    result.accounts.filter((a) => a.status !== "skipped" && a.status !== "differs").length;
-  return failed > 0 && failed === attempted && differs === 0 ? ExitCode.FAILED : ExitCode.PARTIAL;
+  return runExitCode(result.accounts.map((a): ItemOutcome => {
+    if (a.status === "failed") return { status: "failed", kind: "failed" };
+    if (a.status === "skipped" || a.status === "differs") return { status: a.status };
+    return { status: "ok" };
+  }));
 }
 
 function print(ctx: Context, path: string, dryRun: boolean, r: UsersRestoreResult): void {

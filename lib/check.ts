@@ -8,7 +8,7 @@
 import type { ConnectionParams, InstanceConfig } from "./config/types.ts";
 import type { Logger } from "./log.ts";
 import { redact } from "./redact.ts";
-import { errorText } from "./errors.ts";
+import { type ErrorKind, errorText, kindOf } from "./errors.ts";
 import { connect } from "./engines/mod.ts";
 import { selectDatabases } from "./engines/select.ts";
 import { ConnectError, type DatabaseInfo, type ServerVersion } from "./engines/types.ts";
@@ -38,8 +38,11 @@ export interface InstanceCheck {
   errors: string[];
   /** What does not stop a backup but a restore should know (e.g. too many relations). */
   warnings: string[];
-  /** Something to fix in the configuration or the installation (credential, client tools). */
-  config_error: boolean;
+  /**
+   * What sort of problem, when not ok: `credential`, `config` (client tools) or `permission`
+   * are for this machine to fix; `unreachable` and `failed` are the server's side.
+   */
+  kind?: ErrorKind;
 }
 
 /** Checks one instance; never throws for a server-side problem. */
@@ -57,14 +60,13 @@ export async function checkInstance(
     authenticated: false,
     errors: [],
     warnings: [],
-    config_error: false,
   };
   let params: ConnectionParams;
   try {
     params = await credentials.connectionParams(instance);
   } catch (e) {
     result.errors.push(redact(errorText(e)));
-    result.config_error = true;
+    result.kind = kindOf(e);
     return result;
   }
   try {
@@ -93,7 +95,7 @@ export async function checkInstance(
       }
       result.tools = await findTools(version.flavor, version.major, instance.tools);
       result.errors.push(...result.tools.problems);
-      if (result.tools.problems.length) result.config_error = true;
+      if (result.tools.problems.length) result.kind = "config";
       if (version.flavor !== instance.type && instance.type !== "mysql") {
         result.errors.push(
           `configured as ${instance.type} but the server is ${version.flavor} ${version.full}`,
@@ -103,10 +105,8 @@ export async function checkInstance(
       await adapter.close();
     }
   } catch (e) {
-    if (e instanceof ConnectError) {
-      result.reachable = e.reason === "auth";
-      result.config_error = e.reason === "permission";
-    }
+    if (e instanceof ConnectError) result.reachable = e.reason === "auth";
+    result.kind ??= kindOf(e);
     result.errors.push(redact(errorText(e)));
     log.debug(`check of ${instance.id} failed`, { error: (e as Error).message });
   }

@@ -133,7 +133,7 @@ Deno.test("users restore: a server crash mid-restore leaves no account that look
     await t.step("the plain re-run refuses and changes nothing", async () => {
       const before = await accounts(b);
       const r = await env!.run(restore);
-      assertEquals(r.code, 2, r.stdout + r.stderr);
+      assertEquals(r.code, 3, r.stdout + r.stderr);
       assertStringIncludes(r.stderr, "nothing was changed");
       assertStringIncludes(r.stderr, "--skip-existing");
       assertEquals(await accounts(b), before);

@@ -208,7 +208,7 @@ Deno.test("users: MariaDB empty-server drill, --user, existing accounts, dry-run
 
     await t.step("an existing account is refused, skipped or replaced", async () => {
       let r = await cli(["users", "restore", "--instance", "c", "--user", "web@%", "--file", file]);
-      assertEquals(r.code, 2);
+      assertEquals(r.code, 3);
       assertStringIncludes(r.stderr, "web@%");
       r = await cli([
         "users",
@@ -260,7 +260,7 @@ Deno.test("users: MariaDB empty-server drill, --user, existing accounts, dry-run
         file,
       ]);
       // web and reader exist on c: refused without a policy, even in a dry run.
-      assertEquals(r.code, 2);
+      assertEquals(r.code, 3);
       const r2 = await cli([
         "users",
         "restore",
@@ -403,7 +403,7 @@ Deno.test("users: PostgreSQL empty-server drill, --user, existing roles, dry-run
 
     await t.step("existing roles: refused, skipped, replaced in place", async () => {
       let r = await cli(["users", "restore", "--instance", "b", "--user", "app", "--file", file]);
-      assertEquals(r.code, 2);
+      assertEquals(r.code, 3);
       assertStringIncludes(r.stderr, "app");
       r = await cli([
         "users",

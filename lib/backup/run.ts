@@ -10,7 +10,14 @@
  */
 import { join } from "node:path";
 import type { Config, ConnectionParams, InstanceConfig } from "../config/types.ts";
-import { ConfigError, ExitCode, InterruptedError, VyaError } from "../errors.ts";
+import {
+  ConfigError,
+  type ErrorKind,
+  InterruptedError,
+  type ItemOutcome,
+  kindOf,
+  VyaError,
+} from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { redact } from "../redact.ts";
 import { ensurePrivateDir } from "../secure_fs.ts";
@@ -113,8 +120,8 @@ export interface ItemResult {
   duration_ms?: number;
   /** Why it failed (redacted). */
   error?: string;
-  /** The failure is one of configuration (credentials, client tools), not of the server. */
-  config_error?: boolean;
+  /** Why it failed, as an error kind (absent: `failed`); it decides the exit code. */
+  kind?: ErrorKind;
 }
 
 /** The whole run's results. */
@@ -129,15 +136,9 @@ export interface RunSummary {
   results: ItemResult[];
 }
 
-/**
- * The exit code of a run: 0 all ok, 1 some failed, 2 all failed, 3 when nothing could be done
- * because of configuration (missing credential, missing client tool).
- */
-export function exitCodeOf(summary: RunSummary): number {
-  const failed = summary.results.filter((r) => r.status === "failed");
-  if (failed.length === 0) return ExitCode.OK;
-  if (failed.length < summary.results.length) return ExitCode.PARTIAL;
-  return failed.every((r) => r.config_error) ? ExitCode.CONFIG : ExitCode.FAILED;
+/** An item's result as the exit-code policy sees it (a planned item counts as done). */
+export function itemOutcome(r: ItemResult): ItemOutcome {
+  return r.status === "failed" ? { status: "failed", kind: r.kind ?? "failed" } : { status: "ok" };
 }
 
 /** Runs a backup. Throws only for what stops the whole run (lock, interruption). */
@@ -271,9 +272,9 @@ async function backupInstance(
     }
   } catch (e) {
     if (request.signal?.aborted) throw e;
-    // A credential or client tool problem fails this instance only; the exit code says 3 when
-    // every failure of the run is of that kind.
-    const configError = e instanceof VyaError && e.exitCode === ExitCode.CONFIG;
+    // A credential or client tool problem fails this instance only; its kind makes the exit
+    // code 3 when every failure of the run is of that sort.
+    const kind = kindOf(e);
     const message = redact(e instanceof Error ? e.message : String(e));
     const hint = e instanceof VyaError && e.hint ? ` (${e.hint})` : "";
     request.log.error(`instance ${instance.id}: ${message}${hint}`, { instance: instance.id });
@@ -283,7 +284,7 @@ async function backupInstance(
         instance: instance.id,
         status: "failed",
         error: message,
-        ...(configError ? { config_error: true } : {}),
+        kind,
       });
     }
     for (const database of skipped) {
@@ -292,7 +293,7 @@ async function backupInstance(
         database,
         status: "failed",
         error: `not backed up: ${message}`,
-        ...(configError ? { config_error: true } : {}),
+        kind,
       });
     }
   } finally {
@@ -387,7 +388,7 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
       throw new VyaError(
         `${db.name} carries the mark of a restore that never finished: it holds part of a ` +
           `dump at most and is not backed up; restore it again, or drop it`,
-        ExitCode.FAILED,
+        "failed",
       );
     }
     meta.objects = { ...(await job.adapter.objectCounts(db.name)) };

@@ -44,7 +44,7 @@ export interface StreamDumpResult extends WrittenBackup {
 export class DumpError extends VyaError {
   /** Creates the error. */
   constructor(message: string) {
-    super(message, 1);
+    super(message, "failed");
     this.name = "DumpError";
   }
 }

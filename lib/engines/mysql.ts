@@ -9,7 +9,7 @@ import type mysql from "mysql2/promise";
 import type { DatabaseProperties } from "../backup/metadata.ts";
 import { openMysql } from "./drivers.ts";
 import type { ConnectionParams } from "../config/types.ts";
-import { ExitCode, VyaError } from "../errors.ts";
+import { VyaError } from "../errors.ts";
 import { redact } from "../redact.ts";
 import { connectError } from "./connect_error.ts";
 import type { DatabaseInfo, EngineAdapter, ObjectCounts, ServerVersion } from "./types.ts";
@@ -24,14 +24,14 @@ export function parseMysqlVersion(full: string): ServerVersion {
   const stripped = flavor === "mariadb" ? full.replace(/^5\.5\.5-/, "") : full;
   const match = /^(\d+)\.(\d+)/.exec(stripped);
   if (!match) {
-    throw new VyaError(`unrecognised server version ${JSON.stringify(full)}`, ExitCode.FAILED);
+    throw new VyaError(`unrecognised server version ${JSON.stringify(full)}`, "unreachable");
   }
   return { full, major: Number(match[1]), minor: Number(match[2]), flavor };
 }
 
 function queryError(error: unknown, what: string): VyaError {
   const message = redact(error instanceof Error ? error.message : String(error));
-  return new VyaError(`${what}: ${message}`, ExitCode.FAILED, { cause: error });
+  return new VyaError(`${what}: ${message}`, "unreachable", { cause: error });
 }
 
 class MysqlAdapter implements EngineAdapter {
@@ -92,7 +92,7 @@ class MysqlAdapter implements EngineAdapter {
       [database],
     );
     if (rows.length === 0) {
-      throw new VyaError(`database "${database}" does not exist`, ExitCode.FAILED);
+      throw new VyaError(`database "${database}" does not exist`, "failed");
     }
     const props: DatabaseProperties = { character_set: rows[0].cs, collation: rows[0].coll };
     const comment = rows[0].comment == null ? "" : String(rows[0].comment);

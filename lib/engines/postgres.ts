@@ -8,7 +8,7 @@ import { openPostgres, type PgSql } from "./drivers.ts";
 import { MARKER_PREFIX } from "../restore/marker.ts";
 import type { DatabaseProperties } from "../backup/metadata.ts";
 import type { ConnectionParams } from "../config/types.ts";
-import { ExitCode, VyaError } from "../errors.ts";
+import { VyaError } from "../errors.ts";
 import { redact } from "../redact.ts";
 import { connectError } from "./connect_error.ts";
 import {
@@ -53,7 +53,7 @@ export function parsePgVersion(full: string, num: number): ServerVersion {
 
 function queryError(error: unknown, what: string): VyaError {
   const message = redact(error instanceof Error ? error.message : String(error));
-  return new VyaError(`${what}: ${message}`, ExitCode.FAILED, { cause: error });
+  return new VyaError(`${what}: ${message}`, "unreachable", { cause: error });
 }
 
 class PostgresAdapter implements EngineAdapter {

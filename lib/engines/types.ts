@@ -5,7 +5,7 @@
  * @module
  */
 import type { EngineType } from "../config/types.ts";
-import { ExitCode, VyaError, type VyaErrorOptions } from "../errors.ts";
+import { VyaError, type VyaErrorOptions } from "../errors.ts";
 import type { DatabaseProperties } from "../backup/metadata.ts";
 
 /** One database on a server, as listed before selection. */
@@ -82,7 +82,7 @@ export interface EngineAdapter {
 export type ConnectFailure = "refused" | "auth" | "timeout" | "dns" | "permission" | "other";
 
 /**
- * A server could not be reached or refused the login. Exit code 2 (failed): the caller decides
+ * A server could not be reached or refused the login (kind `unreachable`, exit 2): the caller decides
  * whether the run as a whole is partial. The message never contains the password.
  */
 export class ConnectError extends VyaError {
@@ -92,17 +92,17 @@ export class ConnectError extends VyaError {
   /** Creates a connection error. */
   constructor(message: string, reason: ConnectFailure, options: VyaErrorOptions = {}) {
     // Lacking --allow-net is this machine's configuration, not the server's fault: exit 3.
-    super(message, reason === "permission" ? ExitCode.CONFIG : ExitCode.FAILED, options);
+    super(message, reason === "permission" ? "permission" : "unreachable", options);
     this.name = "ConnectError";
     this.reason = reason;
   }
 }
 
-/** A database asked for by name does not exist on the server (exit 2). */
+/** A database asked for by name does not exist on the server (kind `failed`: that item fails). */
 export class MissingDatabaseError extends VyaError {
   /** Creates the error. */
   constructor(message: string) {
-    super(message, ExitCode.FAILED);
+    super(message, "failed");
     this.name = "MissingDatabaseError";
   }
 }

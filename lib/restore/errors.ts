@@ -1,17 +1,17 @@
 /**
  * Errors of a restore. A refusal before the server is touched (bad file, wrong engine, target
- * not empty, roles missing) exits 3 like every "nothing was attempted" error; a restore that
- * failed part-way exits 1.
+ * not empty, roles missing) is of kind `refused` (exit 3) like every "nothing was changed" error; a restore
+ * that failed part-way is of kind `failed` (exit 1).
  *
  * @module
  */
-import { ExitCode, VyaError, type VyaErrorOptions } from "../errors.ts";
+import { VyaError, type VyaErrorOptions } from "../errors.ts";
 
 /** The backup cannot be used: missing, corrupted, truncated, or for another engine (exit 3). */
 export class BadBackupError extends VyaError {
   /** Creates the error. */
   constructor(message: string, options: VyaErrorOptions = {}) {
-    super(message, ExitCode.CONFIG, options);
+    super(message, "refused", options);
     this.name = "BadBackupError";
   }
 }
@@ -20,7 +20,7 @@ export class BadBackupError extends VyaError {
 export class RestoreRefusedError extends VyaError {
   /** Creates the error. */
   constructor(message: string, options: VyaErrorOptions = {}) {
-    super(message, ExitCode.CONFIG, options);
+    super(message, "refused", options);
     this.name = "RestoreRefusedError";
   }
 }
@@ -29,7 +29,7 @@ export class RestoreRefusedError extends VyaError {
 export class RestoreFailedError extends VyaError {
   /** Creates the error. */
   constructor(message: string, options: VyaErrorOptions = {}) {
-    super(message, ExitCode.PARTIAL, options);
+    super(message, "failed", options);
     this.name = "RestoreFailedError";
   }
 }

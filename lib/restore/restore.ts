@@ -35,7 +35,7 @@ import { pgPropertyRoles, pgTarget } from "./target_pg.ts";
 import { myTarget } from "./target_my.ts";
 import type { TargetServer } from "./target.ts";
 import type { RestoreMarker } from "./marker.ts";
-import { LockError, UsageError } from "../errors.ts";
+import { LockError, OptionError } from "../errors.ts";
 import { formatDuration } from "../stream/stall.ts";
 import { withTimeout } from "../timeout.ts";
 
@@ -270,7 +270,10 @@ async function verifySource(
   }
   const target = request.target ?? meta?.database ?? source.originalName;
   if (target === undefined || target === "") {
-    throw new UsageError(`${source.path} does not say which database it holds: give --target NAME`);
+    throw new OptionError(`${source.path} does not say which database it holds`, {
+      flag: "--target NAME",
+      reason: "name the database to restore into",
+    });
   }
   const header = inspection.facts.headerStatements;
   if (header.length > 0) {

@@ -17,6 +17,7 @@ import { VERSION } from "../version.ts";
 import { codecFor } from "../stream/codecs.ts";
 import { connect } from "../engines/mod.ts";
 import type { ServerVersion } from "../engines/types.ts";
+import { kindOf } from "../errors.ts";
 import { findTools, requireTools } from "../tools/find.ts";
 import { usersBackupPaths } from "../backup/layout.ts";
 import { acquireLock } from "../backup/lock.ts";
@@ -219,7 +220,13 @@ export async function backupUsers(o: UsersBackupOptions): Promise<ItemResult> {
     o.log.error(`users backup of ${o.instance.id} failed: ${message}`, {
       instance: o.instance.id,
     });
-    return { ...base, status: "failed", error: message, duration_ms: meta.duration_ms };
+    return {
+      ...base,
+      status: "failed",
+      error: message,
+      kind: kindOf(e),
+      duration_ms: meta.duration_ms,
+    };
   }
 }
 
@@ -325,11 +332,14 @@ export async function backupUsersOfInstances(req: UsersBackupRequest): Promise<I
         if (req.signal?.aborted) throw e;
         const message = redact(e instanceof Error ? e.message : String(e));
         req.log.error(`instance ${instance.id}: ${message}`, { instance: instance.id });
+        // A credential or permission problem has the kind that makes the exit code 3, as in
+        // `backup`.
         results.push({
           instance: instance.id,
           database: USERS_ITEM,
           status: "failed",
           error: message,
+          kind: kindOf(e),
         });
       }
     }

@@ -19,7 +19,7 @@
  * @module
  */
 import type { ConnectionParams, InstanceConfig } from "../config/types.ts";
-import { ExitCode, UsageError, VyaError } from "../errors.ts";
+import { OptionError, RefusedError, VyaError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { redact } from "../redact.ts";
 import {
@@ -93,7 +93,10 @@ export interface UsersRestoreResult {
   statements: string[];
 }
 
-/** Some accounts to restore already exist and the policy is to refuse (exit 2). */
+/**
+ * Some accounts to restore already exist and the policy is to refuse: nothing was changed
+ * (kind `refused`, exit 3, as for a restore into a non-empty database).
+ */
 export class ExistingAccountsError extends VyaError {
   /** The accounts that exist. */
   readonly accounts: string[];
@@ -103,7 +106,7 @@ export class ExistingAccountsError extends VyaError {
     super(
       `${accounts.length} account(s) already exist on ${instance}: ${accounts.join(", ")}; ` +
         "nothing was changed",
-      ExitCode.FAILED,
+      "refused",
       {
         hint: "pass --skip-existing to leave them (those that differ from the backup are " +
           "listed), or --replace to drop and recreate them",
@@ -114,7 +117,7 @@ export class ExistingAccountsError extends VyaError {
   }
 }
 
-/** Picks the sections `select` names; throws a UsageError naming what the file has otherwise. */
+/** Picks the sections `select` names; otherwise throws an OptionError naming what the file has. */
 export function selectSections(file: UsersFile, select: AccountSelection): Section[] {
   if ("all" in select) return file.sections;
   const wanted = select.user;
@@ -128,8 +131,11 @@ export function selectSections(file: UsersFile, select: AccountSelection): Secti
   });
   if (found.length === 0) {
     const names = file.sections.map((s) => accountLabel(s.account));
-    throw new UsageError(`no account ${wanted} in this users backup`, {
-      hint: `it holds: ${names.slice(0, 20).join(", ")}${names.length > 20 ? ", …" : ""}`,
+    throw new OptionError(`no account ${wanted} in this users backup`, {
+      flag: "--user",
+      reason: `name one it holds: ${names.slice(0, 20).join(", ")}${
+        names.length > 20 ? ", …" : ""
+      }`,
     });
   }
   return found;
@@ -143,8 +149,9 @@ function checkEngine(file: UsersFile, target: RestoreTarget, log: Logger): void 
   const fromPg = file.header.engine === "postgresql";
   const toPg = target.engine === "postgresql";
   if (fromPg !== toPg) {
-    throw new UsageError(
-      `this users backup is of a ${file.header.engine} server; the target is ${target.engine}`,
+    throw new RefusedError(
+      `this users backup is of a ${file.header.engine} server; the target is ${target.engine}; ` +
+        "nothing was changed",
     );
   }
   if (file.header.engine !== target.engine) {
@@ -256,7 +263,7 @@ export async function restoreUsers(o: UsersRestoreOptions): Promise<UsersRestore
         await target.exec(sql);
         return true;
       } catch (e) {
-        if (!plan) throw new VyaError(`${maskHashes(sql)}: ${errorText(e)}`, ExitCode.FAILED);
+        if (!plan) throw new VyaError(`${maskHashes(sql)}: ${errorText(e)}`, "unreachable");
         fail(plan, sql, e);
         return false;
       }

@@ -5,7 +5,7 @@
  * @module
  */
 import { basename, dirname, join } from "node:path";
-import { ExitCode, VyaError } from "../errors.ts";
+import { VyaError } from "../errors.ts";
 import { instanceDir, parseStem } from "../backup/layout.ts";
 import { readMetadata } from "../backup/metadata.ts";
 import { detectCodec } from "../stream/codecs.ts";
@@ -13,11 +13,14 @@ import { sha256File } from "../stream/sha256.ts";
 import { parseUsersFile, type UsersFile, UsersFormatError } from "./format.ts";
 import { registerHashes } from "./mask.ts";
 
-/** A users backup file could not be found, verified or read (exit 2). */
+/**
+ * A users backup file could not be found, verified or read: refused before anything changed
+ * (exit 3, as for an unusable dump).
+ */
 export class UsersFileError extends VyaError {
   /** Creates the error. */
   constructor(message: string, hint?: string) {
-    super(message, ExitCode.FAILED, { hint });
+    super(message, "refused", { hint });
     this.name = "UsersFileError";
   }
 }
