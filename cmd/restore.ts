@@ -4,28 +4,22 @@
  *
  * @module
  */
-import { basename, resolve } from "node:path";
 import { object } from "@optique/core/constructs";
 import { message } from "@optique/core/message";
 import { optional } from "@optique/core/modifiers";
 import { command, constant, option } from "@optique/core/primitives";
 import { integer, string } from "@optique/core/valueparser";
 import type { InferValue } from "@optique/core/parser";
-import { ConfigError, ExitCode, InterruptedError, runExitCode } from "../lib/errors.ts";
+import { ExitCode, InterruptedError, runExitCode } from "../lib/errors.ts";
 import { UsageError } from "./usage.ts";
 import { CredentialResolver } from "../lib/credentials/resolve.ts";
-import { type BackupEntry, checkEntry, listBackups, pickLatest } from "../lib/restore/catalog.ts";
-import {
-  metadataBeside,
-  originalToolName,
-  restore,
-  type RestoreSource,
-} from "../lib/restore/restore.ts";
+import { type BackupEntry, checkEntry, listBackups } from "../lib/restore/catalog.ts";
+import { restore } from "../lib/restore/restore.ts";
 import type { Context } from "./context.ts";
 import { findInstance } from "./instances.ts";
 import { formatBytes, ProgressLine } from "./progress.ts";
 import { withInterruption } from "./signals.ts";
-import { assertBackupFile } from "../lib/restore/inspect.ts";
+import { selectSource } from "../lib/restore/source.ts";
 import { hostnameIfPermitted, storageHosts } from "../lib/backup/layout.ts";
 import { applyWaitingGrants } from "../lib/users/restore.ts";
 
@@ -145,38 +139,18 @@ export async function runRestore(args: RestoreArgs, ctx: Context): Promise<numbe
   }
   const hostname = Deno.hostname();
 
-  let source: RestoreSource;
-  if (args.latest) {
-    const entries = await listBackups(config.storage.path, hostname, instance.id, args.database);
-    const { chosen, skipped } = await pickLatest(entries);
-    for (const s of skipped) {
-      ctx.log.warn(`skipped backup of ${s.entry.at.toISOString()}: ${s.reason}`, {
-        file: s.entry.dump ?? s.entry.metadataPath,
-      });
-    }
-    if (!chosen) {
-      throw new ConfigError(
-        `no usable backup of ${args.database} on instance ${instance.id}` +
-          (entries.length ? ` (${entries.length} found, none verifies)` : " (none found)"),
-        { hint: `looked under ${config.storage.path}/${hostname}/${instance.id}` },
-      );
-    }
-    ctx.log.info(`using the backup of ${chosen.at.toISOString()}: ${chosen.dump}`);
-    source = { path: chosen.dump!, metadata: chosen.metadata };
-  } else {
-    const path = resolve(args.file!);
-    // Missing, a folder, a FIFO or a device: said first, before anything reads or warns.
-    await assertBackupFile(path);
-    const metadata = await metadataBeside(path);
-    const originalName = metadata ? undefined : originalToolName(basename(path));
-    if (originalName !== undefined && args.target === undefined) {
-      throw new UsageError(`${basename(path)} is a file of the original tool: give --target NAME`);
-    }
-    source = { path, metadata, originalName, original: originalName !== undefined };
-    if (metadata && args.database !== undefined && metadata.database !== args.database) {
-      ctx.log.warn(`${basename(path)} is a backup of ${metadata.database}, not ${args.database}`);
-    }
-  }
+  const source = await selectSource(
+    args.latest
+      ? {
+        latest: true,
+        storage: config.storage.path,
+        hostname,
+        instance: instance.id,
+        database: args.database!,
+      }
+      : { file: args.file!, target: args.target, database: args.database },
+    ctx.log,
+  );
 
   const params = await new CredentialResolver(config.credentials, ctx.log).connectionParams(
     instance,

@@ -16,10 +16,9 @@
  *
  * @module
  */
-import { basename, dirname, join } from "node:path";
+import { basename } from "node:path";
 import type { ConnectionParams, InstanceConfig } from "../config/types.ts";
-import { type BackupMetadata, readMetadata } from "../backup/metadata.ts";
-import { parseStem } from "../backup/layout.ts";
+import type { BackupMetadata } from "../backup/metadata.ts";
 import type { Logger } from "../log.ts";
 import { redact } from "../redact.ts";
 import { startChild } from "../process.ts";
@@ -121,21 +120,6 @@ export interface RestoreResult {
   objects?: ObjectCounts;
   /** Wall time. */
   duration_ms: number;
-}
-
-/** Reads the metadata beside a dump file of this tool's layout, if any. */
-export async function metadataBeside(path: string): Promise<BackupMetadata | undefined> {
-  const parsed = parseStem(basename(path));
-  if (!parsed) return undefined;
-  return await readMetadata(join(dirname(path), parsed.stem + ".metadata.json"));
-}
-
-/** The database name in an original-tool file name, if the name is one. */
-export function originalToolName(fileName: string): string | undefined {
-  const a = /^\d{8}_\d{6}_(?:mysql|postgresql)_(.+)\.(?:sql|zip)$/.exec(fileName);
-  if (a) return a[1];
-  const b = /^(.+)_\d{8}_\d{6}\.sql\.gz$/.exec(fileName);
-  return b?.[1];
 }
 
 /** Default of {@linkcode RestoreRequest.lockWaitSeconds}. */
