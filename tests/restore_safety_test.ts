@@ -16,56 +16,23 @@ import {
 } from "./harness/servers.ts";
 import { join } from "node:path";
 import { makeTestEnv, type TestEnv } from "./helpers/cli.ts";
-import { myRows, pgRows } from "./helpers/compare.ts";
-import { backupNow, myExists, pgExists } from "./helpers/restore_support.ts";
+import { backupNow, pgExists } from "./helpers/restore_support.ts";
 import { alive, descendants, startCli, waitFor } from "./backup_support.ts";
 import { MARKER_PREFIX, MARKER_TABLE } from "../lib/restore/marker.ts";
+import { myTargetView, pgTargetView, type TargetView } from "./helpers/targets.ts";
 import { lockKey } from "../lib/restore/target.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-/** One engine's view of the things these tests check. */
-interface Engine {
-  id: "pg" | "my";
-  server: PgServer | MyServer;
-  exists(db: string): Promise<boolean>;
-  /** absent, marked (incomplete), or unmarked (a database that claims to be whole). */
-  state(db: string): Promise<"absent" | "marked" | "unmarked">;
-  /** Sessions of the restore's client into `db`. */
-  clientSessions(db: string): Promise<number>;
-  rows(db: string): Promise<Record<string, string>>;
-  /** Tables of the dump in `db` (the mark's own table not counted). */
-  tables(db: string): Promise<number>;
+/** One engine's view of a target, and how to make a source database of a given size. */
+interface Engine extends TargetView {
   /** Creates `db` with about `mb` MB of rows in two tables. */
   fill(db: string, mb: number): Promise<void>;
-  drop(db: string): Promise<void>;
 }
 
 function pgEngine(pg: PgServer): Engine {
   return {
-    id: "pg",
-    server: pg,
-    exists: (db) => pgExists(pg, db),
-    async state(db) {
-      if (!await pgExists(pg, db)) return "absent";
-      const comment = await pg.sql(
-        `SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database
-          WHERE datname = '${db}'`,
-      );
-      return comment.startsWith(MARKER_PREFIX) ? "marked" : "unmarked";
-    },
-    async clientSessions(db) {
-      return Number(
-        await pg.sql(`SELECT count(*) FROM pg_stat_activity WHERE datname = '${db}'`),
-      );
-    },
-    rows: (db) => pgRows(pg, db),
-    tables: async (db) =>
-      Number(
-        await pg.sql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", {
-          database: db,
-        }),
-      ),
+    ...pgTargetView(pg),
     async fill(db, mb) {
       const rows = Math.round(mb * 1e6 / 300);
       await pg.sql(`CREATE DATABASE ${db}`);
@@ -78,36 +45,12 @@ function pgEngine(pg: PgServer): Engine {
         { database: db },
       );
     },
-    drop: (db) => pg.sql(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).then(() => {}),
   };
 }
 
 function myEngine(my: MyServer): Engine {
   return {
-    id: "my",
-    server: my,
-    exists: (db) => myExists(my, db),
-    async state(db) {
-      if (!await myExists(my, db)) return "absent";
-      const marked = await my.sql(
-        `SELECT COUNT(*) FROM information_schema.TABLES
-          WHERE TABLE_SCHEMA = '${db}' AND TABLE_NAME = '${MARKER_TABLE}'`,
-      );
-      return marked === "1" ? "marked" : "unmarked";
-    },
-    async clientSessions(db) {
-      return Number(
-        await my.sql(`SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = '${db}'`),
-      );
-    },
-    rows: (db) => myRows(my, db),
-    tables: async (db) =>
-      Number(
-        await my.sql(
-          `SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '${db}'
-            AND TABLE_NAME <> '${MARKER_TABLE}'`,
-        ),
-      ),
+    ...myTargetView(my),
     async fill(db, mb) {
       const rows = Math.round(mb * 1e6 / 300);
       await my.sql(`CREATE DATABASE ${db}`);
@@ -119,7 +62,6 @@ function myEngine(my: MyServer): Engine {
         { database: db },
       );
     },
-    drop: (db) => my.sql(`DROP DATABASE IF EXISTS ${db}`).then(() => {}),
   };
 }
 
@@ -240,7 +182,7 @@ Deno.test(
           await run.done;
           // The client tools die with the run instead of going on with what they had read.
           await waitFor("the children to die", () => children.every((pid) => !alive(pid)), 5000);
-          await waitFor("the client's session to end", async () => !await e.clientSessions(target));
+          await waitFor("the client's session to end", async () => !await e.sessions(target));
           const state = await e.state(target);
           seen.push(state);
           if (state === "marked" && !seen.slice(0, -1).includes("marked")) {
@@ -352,7 +294,7 @@ Deno.test(
           ? e.server.sql("SELECT pg_sleep(120)", { database: target }).catch(() => "")
           : e.server.sql("LOCK TABLES first WRITE; SELECT SLEEP(120);", { database: target })
             .catch(() => "");
-        await waitFor("the other session", async () => await e.clientSessions(target) > 0);
+        await waitFor("the other session", async () => await e.sessions(target) > 0);
         const r = await env.run(restoreArgs(e, src, target, "--force", "--lock-wait", "2"));
         if (e.id === "pg") {
           assertEquals(r.code, 0, r.stderr);
@@ -509,7 +451,7 @@ Deno.test(
       // Whatever is left of it carries the mark.
       await waitFor(
         "the client's session to end",
-        async () => !await e.clientSessions("stall_dst"),
+        async () => !await e.sessions("stall_dst"),
       );
       assert(
         (await e.state("stall_dst")) !== "unmarked",
