@@ -7,7 +7,7 @@
  * @module
  */
 import { join } from "node:path";
-import { REPO_ROOT, type TestEnv } from "./helpers/cli.ts";
+import { cliArgs, REPO_ROOT, type TestEnv } from "./helpers/cli.ts";
 import type { CliResult } from "./helpers/cli.ts";
 import type { MyServer, PgServer } from "./harness/servers.ts";
 import type { BackupMetadata } from "../lib/backup/metadata.ts";
@@ -36,16 +36,7 @@ export function startCli(
   extraEnv: Record<string, string> = {},
 ): BackgroundRun {
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      "--no-prompt",
-      "-P=vya",
-      join(REPO_ROOT, "main.ts"),
-      "--config",
-      env.configPath,
-      ...args,
-    ],
+    args: cliArgs(env.configPath, args),
     cwd: REPO_ROOT,
     env: { NO_COLOR: "1", ...extraEnv },
     stdin: "null",

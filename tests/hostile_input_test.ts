@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { sharedPostgres } from "./harness/servers.ts";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./harness/assert.ts";
-import { makeTestEnv, REPO_ROOT, runCli, type TestEnv } from "./helpers/cli.ts";
+import { cliArgs, makeTestEnv, REPO_ROOT, runCli, type TestEnv } from "./helpers/cli.ts";
 import { DumpLineReader, MAX_HELD_LINE } from "../lib/restore/dump_filter.ts";
 import { SqlLexer } from "../lib/restore/sql_lexer.ts";
 
@@ -14,24 +14,10 @@ const MiB = 1024 * 1024;
 // Deno itself, the CLI's modules and one held line: far below what a 50 MB line would take.
 const RSS_LIMIT_KB = 200 * 1024;
 
-function cliArgs(env: TestEnv, args: string[], config = env.configPath): string[] {
-  return [
-    "run",
-    "--quiet",
-    "--no-prompt",
-    "--v8-flags=--expose-gc",
-    "-P=vya",
-    join(REPO_ROOT, "main.ts"),
-    "--config",
-    config,
-    ...args,
-  ];
-}
-
 /** Runs the CLI under `/usr/bin/time -v`: exit code, stderr, and its peak RSS in KiB. */
 async function runMeasured(env: TestEnv, args: string[], config?: string) {
   const out = await new Deno.Command("/usr/bin/time", {
-    args: ["-v", Deno.execPath(), ...cliArgs(env, args, config)],
+    args: ["-v", Deno.execPath(), ...cliArgs(config ?? env.configPath, args)],
     cwd: REPO_ROOT,
     env: { NO_COLOR: "1" },
     stdout: "piped",
@@ -165,7 +151,15 @@ Deno.test("SIGTERM while a large dump is verified ends the run with exit 130 at 
     }).output();
     assertEquals(made.code, 0, new TextDecoder().decode(made.stderr));
     const child = new Deno.Command(Deno.execPath(), {
-      args: cliArgs(env, ["restore", "--instance", "pg", "--file", file, "--target", "x"]),
+      args: cliArgs(env.configPath, [
+        "restore",
+        "--instance",
+        "pg",
+        "--file",
+        file,
+        "--target",
+        "x",
+      ]),
       cwd: REPO_ROOT,
       env: { NO_COLOR: "1" },
       stdout: "piped",
@@ -376,7 +370,7 @@ Deno.test("oversized credentials, key file or password on stdin are refused, not
   await withEnv(async (env) => {
     // The CLI stops reading at the bound and exits: the rest of the write may hit a closed pipe.
     const child = new Deno.Command(Deno.execPath(), {
-      args: cliArgs(env, [
+      args: cliArgs(env.configPath, [
         "credentials",
         "encrypt",
         "--id",

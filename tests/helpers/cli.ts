@@ -70,6 +70,24 @@ export interface TestEnv {
   cleanup(): Promise<void>;
 }
 
+/**
+ * The `deno` arguments that run `vya-backupdb --config CONFIG ARGS…` under the project's
+ * permission set, as the tests' background and measured runs start it.
+ */
+export function cliArgs(configPath: string, args: string[]): string[] {
+  return [
+    "run",
+    "--quiet",
+    "--no-prompt",
+    "--v8-flags=--expose-gc",
+    "-P=vya",
+    join(REPO_ROOT, "main.ts"),
+    "--config",
+    configPath,
+    ...args,
+  ];
+}
+
 /** Creates the set-up. Instances' credentials are encrypted with a fresh key file. */
 export async function makeTestEnv(
   instances: TestInstance[],
