@@ -13,7 +13,8 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
 import { ConfigError } from "../errors.ts";
 import { readEnv } from "../env.ts";
 import { deepMerge, type Plain } from "./merge.ts";
-import { type ConfigFile, ConfigFileSchema, parseDurationSeconds } from "./schema.ts";
+import { type ConfigFile, ConfigFileSchema, OVERLAY_KEYS, parseDurationSeconds } from "./schema.ts";
+import { DEFAULT_MAX_AGE_SECONDS, retentionProblems, toRetentionSettings } from "./retention.ts";
 import type { Config, ConfigSource, EngineType, InstanceConfig } from "./types.ts";
 
 /** Where the configuration is looked for when neither `--config` nor `$VYA_CONFIG` is given. */
@@ -232,19 +233,17 @@ export function parseConfig(text: string, file: string, env?: string): LoadedCon
         throw new ConfigValidationError(file, [{
           ...at(["environments", selected], false),
           path: `environments.${selected}`,
-          message: "expected a mapping that overlays storage, credentials, backup or instances",
+          message: `expected a mapping that overlays ${OVERLAY_KEYS.join(", ")}`,
         }]);
       }
-      const bad = Object.keys(overlay).filter((k) =>
-        !["storage", "credentials", "backup", "instances"].includes(k)
-      );
+      const bad = Object.keys(overlay).filter((k) => !OVERLAY_KEYS.includes(k));
       if (bad.length) {
         throw new ConfigValidationError(
           file,
           bad.map((k) => ({
             ...at(["environments", selected, k], true),
             path: `environments.${selected}.${k}`,
-            message: "unknown key (an overlay may set storage, credentials, backup, instances)",
+            message: `unknown key (an overlay may set ${OVERLAY_KEYS.join(", ")})`,
           })),
         );
       }
@@ -262,6 +261,12 @@ export function parseConfig(text: string, file: string, env?: string): LoadedCon
 
   const dir = dirname(file);
   const config = toConfig(parsed, dir, selected);
+  const emptyPolicies = retentionProblems(config).map((p) => ({
+    ...at(originOf(p.path, merged, selected, overlays), false),
+    path: formatPath(p.path),
+    message: p.message,
+  }));
+  if (emptyPolicies.length) throw new ConfigValidationError(file, emptyPolicies);
   const storageProblem = storageNotAFolder(config.storage.path);
   if (storageProblem) {
     throw new ConfigValidationError(file, [{
@@ -475,6 +480,10 @@ function toConfig(parsed: ConfigFile, dir: string, environment: string | undefin
         ),
       },
       connect_timeout: i.connect_timeout ?? 10,
+      retention: toRetentionSettings(i.retention),
+      retention_overrides: Object.fromEntries(
+        Object.entries(i.retention_overrides ?? {}).map(([db, r]) => [db, toRetentionSettings(r)!]),
+      ),
     };
   });
   return {
@@ -498,5 +507,9 @@ function toConfig(parsed: ConfigFile, dir: string, environment: string | undefin
       stall_timeout: parseDurationSeconds(parsed.backup?.stall_timeout ?? DEFAULT_STALL_SECONDS)!,
     },
     instances,
+    retention: toRetentionSettings(parsed.retention),
+    alerts: {
+      max_age: parseDurationSeconds(parsed.alerts?.max_age ?? DEFAULT_MAX_AGE_SECONDS)!,
+    },
   };
 }

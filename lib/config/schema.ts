@@ -6,6 +6,7 @@
  * @module
  */
 import * as v from "valibot";
+import { isTimeZone } from "../storage/retention.ts";
 
 const nonEmpty = (what: string) =>
   v.pipe(v.string(`expected ${what} (a string)`), v.minLength(1, `expected ${what}, got ""`));
@@ -53,13 +54,18 @@ const credentials = v.strictObject({
   key_file: v.optional(nonEmpty("a file path")),
 }, "expected a mapping { file, key_file }");
 
-/** Parses `90`, `"90s"`, `"10m"`, `"1h30m"` as seconds; undefined when it is none of those. */
+/**
+ * Parses `90`, `"90s"`, `"10m"`, `"1h30m"`, `"36h"`, `"7d"`, `"2w"` as seconds; undefined when
+ * it is none of those. `d` is 24 hours and `w` 7 days; there is no month unit, since `m` is
+ * minutes.
+ */
 export function parseDurationSeconds(value: unknown): number | undefined {
   if (typeof value === "number") return Number.isInteger(value) && value >= 0 ? value : undefined;
   if (typeof value !== "string") return undefined;
-  const m = /^\s*(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?\s*$/.exec(value);
-  if (!m || value.trim() === "" || (m[1] ?? m[2] ?? m[3]) === undefined) return undefined;
-  return Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0);
+  const m = /^\s*(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?\s*$/.exec(value);
+  if (!m || value.trim() === "" || m.slice(1).every((g) => g === undefined)) return undefined;
+  const [w, d, h, min, s] = m.slice(1).map((g) => Number(g ?? 0));
+  return (((w * 7 + d) * 24 + h) * 60 + min) * 60 + s;
 }
 
 /** Longest accepted stall timeout: a week. */
@@ -84,6 +90,62 @@ const backup = v.strictObject({
     v.picklist(["none", "idle", "best-effort"], "expected one of none, idle, best-effort"),
   ),
 }, "expected a mapping { jobs, nice, ionice, stall_timeout }");
+
+// --- retention and alerts (issue 11) ---
+
+/** When prune runs: right after a database's own successful backup, or only when asked. */
+export const PRUNE_MODES = ["after_backup", "manual"] as const;
+
+/** Longest accepted `keep_within` / `alerts.max_age`: a hundred years, i.e. "forever". */
+const MAX_SPAN_SECONDS = 100 * 366 * 24 * 3600;
+
+const span = (what: string, min: number) =>
+  v.pipe(
+    v.union([v.number(), v.string()], `expected ${what} such as "36h", "7d" or "2w"`),
+    v.check(
+      (d) => {
+        const s = parseDurationSeconds(d);
+        return s !== undefined && s >= min && s <= MAX_SPAN_SECONDS;
+      },
+      `expected ${what} such as "36h", "7d", "2w" or a whole number of seconds` +
+        (min > 0 ? " (more than 0)" : " (0 = none)"),
+    ),
+  );
+
+const keepCount = intRange(0, 100_000, "a whole number >= 0");
+
+/** One `retention:` block; every key optional, a more specific block overrides key by key. */
+const retention = v.strictObject(
+  {
+    keep_last: v.optional(keepCount),
+    keep_daily: v.optional(keepCount),
+    keep_weekly: v.optional(keepCount),
+    keep_monthly: v.optional(keepCount),
+    keep_yearly: v.optional(keepCount),
+    keep_within: v.optional(span("a duration", 0)),
+    min_keep: v.optional(intRange(1, 100_000, "a whole number >= 1")),
+    timezone: v.optional(v.pipe(
+      nonEmpty("an IANA time zone such as Europe/Paris"),
+      v.check(isTimeZone, "expected an IANA time zone such as Europe/Paris or UTC"),
+    )),
+    prune: v.optional(v.picklist(PRUNE_MODES, `expected one of ${PRUNE_MODES.join(", ")}`)),
+  },
+  "expected a mapping { keep_last, keep_daily, keep_weekly, keep_monthly, keep_yearly, " +
+    "keep_within, min_keep, timezone, prune }",
+);
+
+/** `instances[].retention_overrides`: a retention block per database name. */
+const retentionOverrides = v.record(
+  nonEmpty("a database name"),
+  retention,
+  "expected a mapping of database names to retention blocks",
+);
+
+const alerts = v.strictObject({
+  max_age: v.optional(span("a duration", 1)),
+}, "expected a mapping { max_age }");
+
+// --- end of retention and alerts ---
 
 /** Client tools an instance's `tools:` may name (besides `dir`). */
 export const TOOL_NAMES = [
@@ -130,6 +192,8 @@ const instance = v.strictObject({
     exclude: v.optional(v.array(nonEmpty("an account name"), "expected a list of account names")),
   }, "expected a mapping { backup, exclude }")),
   tools: v.optional(tools),
+  retention: v.optional(retention),
+  retention_overrides: v.optional(retentionOverrides),
 }, "expected a mapping with id, type, host, port, credential");
 
 /** The part of the file that an environment overlay may also set. */
@@ -138,7 +202,12 @@ const body = {
   credentials: v.optional(credentials),
   backup: v.optional(backup),
   instances: v.optional(v.array(instance, "expected a list of instances")),
+  retention: v.optional(retention),
+  alerts: v.optional(alerts),
 };
+
+/** The top-level keys an environment overlay may set. */
+export const OVERLAY_KEYS = Object.keys(body);
 
 /** Schema of the whole file after the selected overlay has been merged in. */
 export const ConfigFileSchema = v.strictObject({

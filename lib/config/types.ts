@@ -50,6 +50,47 @@ export interface BackupConfig {
   stall_timeout: number;
 }
 
+/**
+ * The effective retention policy of one database (or one instance's users backups), as
+ * `applyRetention` in `lib/storage/retention.ts` takes it.
+ */
+export interface RetentionPolicy {
+  /** The N newest good backups. */
+  keep_last: number;
+  /** Newest good backup of each of the last N calendar days that have one. */
+  keep_daily: number;
+  /** ... of each of the last N ISO weeks (Monday-Sunday). */
+  keep_weekly: number;
+  /** ... of each of the last N calendar months. */
+  keep_monthly: number;
+  /** ... of each of the last N calendar years. */
+  keep_yearly: number;
+  /** Seconds: every good backup this close to the newest good one; 0 = none. */
+  keep_within: number;
+  /** At least this many good backups stay, >= 1. */
+  min_keep: number;
+  /** IANA zone the calendar buckets are cut in. */
+  timezone: string;
+}
+
+/** When prune runs: after each database's own successful backup, or only by `prune`. */
+export type PruneMode = "after_backup" | "manual";
+
+/** A policy and when it is applied. */
+export interface RetentionConfig extends RetentionPolicy {
+  /** When prune runs. */
+  prune: PruneMode;
+}
+
+/** One `retention:` block as written: only the keys it sets (keep_within in seconds). */
+export type RetentionSettings = Partial<RetentionConfig>;
+
+/** Thresholds of `info` as a monitoring check. */
+export interface AlertsConfig {
+  /** Seconds: a newest good backup older than this is stale. */
+  max_age: number;
+}
+
 /** Explicit client tool locations for one instance. */
 export interface ToolsConfig {
   /** A folder holding the client tools; searched before the defaults. */
@@ -80,6 +121,10 @@ export interface InstanceConfig {
   tools: ToolsConfig;
   /** Seconds to wait for a connection. */
   connect_timeout: number;
+  /** This instance's `retention:` block, over the top-level one (see `retentionFor`). */
+  retention?: RetentionSettings;
+  /** Per database name, a `retention:` block over the instance's. */
+  retention_overrides: Record<string, RetentionSettings>;
 }
 
 /** The effective configuration of one run. */
@@ -94,6 +139,10 @@ export interface Config {
   backup: BackupConfig;
   /** Configured instances, in file order. */
   instances: InstanceConfig[];
+  /** The top-level `retention:` block; absent = no policy unless an instance sets one. */
+  retention?: RetentionSettings;
+  /** `info` thresholds. */
+  alerts: AlertsConfig;
 }
 
 /** Where a configuration came from. */
