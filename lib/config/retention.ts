@@ -73,7 +73,7 @@ export function retentionFor(
   const layers = [
     config.retention,
     instance.retention,
-    database === undefined ? undefined : instance.retention_overrides[database],
+    database === undefined ? undefined : instance.retention_overrides?.[database],
   ].filter((l): l is RetentionSettings => l !== undefined);
   if (layers.length === 0) return undefined;
   return Object.assign(
@@ -119,7 +119,7 @@ export function retentionProblems(config: Config): RetentionProblem[] {
     if (empty(instance.id) && !problems.some((p) => p.path.join() === where.join())) {
       problems.push({ path: where, message });
     }
-    for (const db of Object.keys(instance.retention_overrides)) {
+    for (const db of Object.keys(instance.retention_overrides ?? {})) {
       if (empty(instance.id, db)) {
         problems.push({ path: ["instances", i, "retention_overrides", db], message });
       }

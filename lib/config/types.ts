@@ -124,7 +124,7 @@ export interface InstanceConfig {
   /** This instance's `retention:` block, over the top-level one (see `retentionFor`). */
   retention?: RetentionSettings;
   /** Per database name, a `retention:` block over the instance's. */
-  retention_overrides: Record<string, RetentionSettings>;
+  retention_overrides?: Record<string, RetentionSettings>;
 }
 
 /** The effective configuration of one run. */
