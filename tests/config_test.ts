@@ -3,7 +3,9 @@
  * documented; relative paths resolve against the config file's folder.
  */
 import { stringify } from "yaml";
-import { parseConfig } from "../lib/config/load.ts";
+import { ConfigValidationError, parseConfig } from "../lib/config/load.ts";
+import { retentionFor } from "../lib/config/retention.ts";
+import { parseDurationSeconds } from "../lib/config/schema.ts";
 import { findTools, requireTools } from "../lib/tools/find.ts";
 import { ConfigError } from "../lib/errors.ts";
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "./harness/assert.ts";
@@ -202,4 +204,146 @@ Deno.test("every config key a tool hint names is one the config accepts; misspel
       paths: { pg_dump: /x }
 `;
   assertStringIncludes(errorOf(misspelt), "config.yaml:6:7: instances[0].tools.paths: unknown key");
+});
+
+const RETENTION = `retention:
+  keep_last: 3
+  keep_daily: 7
+  keep_within: 36h
+  timezone: Europe/Paris
+instances:
+  - id: pg-main
+    type: postgresql
+    credential: pg-main
+    retention:
+      keep_daily: 14
+      prune: manual
+    retention_overrides:
+      shop:
+        keep_monthly: 24
+        timezone: UTC
+  - id: maria
+    type: mariadb
+    credential: maria
+`;
+
+Deno.test("retention merges database over instance over the top level, key by key", () => {
+  const { config } = parseConfig(RETENTION, FILE);
+  assertEquals(retentionFor(config, "pg-main", "shop"), {
+    keep_last: 3,
+    keep_daily: 14,
+    keep_weekly: 0,
+    keep_monthly: 24,
+    keep_yearly: 0,
+    keep_within: 36 * 3600,
+    min_keep: 1,
+    timezone: "UTC",
+    prune: "manual",
+  });
+  // Another database of the instance, and its users backups: the instance's block.
+  const crm = retentionFor(config, "pg-main", "crm");
+  assertEquals([crm?.keep_daily, crm?.keep_monthly, crm?.timezone], [14, 0, "Europe/Paris"]);
+  assertEquals(retentionFor(config, "pg-main"), crm);
+  // An instance without a block gets the top-level one; prune defaults to after_backup.
+  const maria = retentionFor(config, "maria", "shop");
+  assertEquals(
+    [maria?.keep_last, maria?.keep_daily, maria?.prune, maria?.min_keep],
+    [3, 7, "after_backup", 1],
+  );
+  assertThrows(() => retentionFor(config, "nope"), ConfigError);
+});
+
+Deno.test("without any retention block there is no policy, and the timezone defaults to the system's", () => {
+  const { config } = parseConfig(BASE, FILE);
+  assertEquals(retentionFor(config, "pg-main", "shop"), undefined);
+  const withBlock = parseConfig(`retention: { keep_last: 2 }\n${BASE}`, FILE).config;
+  assertEquals(
+    retentionFor(withBlock, "maria")?.timezone,
+    Intl.DateTimeFormat().resolvedOptions().timeZone,
+  );
+});
+
+Deno.test("retention errors name file:line:column and the field", () => {
+  const bad = RETENTION
+    .replace("  keep_daily: 7\n", "  keep_daily: -1\n")
+    .replace("  timezone: Europe/Paris\n", "  timezone: Mars/Olympus\n")
+    .replace("        keep_monthly: 24\n", "        keep_montly: 24\n")
+    .replace("      prune: manual\n", "      prune: nightly\n")
+    .replace("  keep_within: 36h\n", "  keep_within: 3 months\n");
+  const message = errorOf(bad);
+  assertStringIncludes(
+    message,
+    `${FILE}:3:15: retention.keep_daily: expected a whole number >= 0, got -1`,
+  );
+  assertStringIncludes(
+    message,
+    `${FILE}:5:13: retention.timezone: expected an IANA time zone such as Europe/Paris or UTC, got "Mars/Olympus"`,
+  );
+  assertStringIncludes(
+    message,
+    `${FILE}:4:16: retention.keep_within: expected a duration such as "36h", "7d", "2w" or a whole number of seconds (0 = none), got "3 months"`,
+  );
+  assertStringIncludes(
+    message,
+    `${FILE}:12:14: instances[0].retention.prune: expected one of after_backup, manual, got "nightly"`,
+  );
+  assertStringIncludes(
+    message,
+    `${FILE}:15:9: instances[0].retention_overrides.shop.keep_montly: unknown key`,
+  );
+  assertEquals(message.split("\n").length, 5, message);
+});
+
+Deno.test("a retention that keeps nothing after merging is an error at the block that empties it", () => {
+  const zeroed = RETENTION.replace(
+    "        keep_monthly: 24\n",
+    "        keep_last: 0\n        keep_daily: 0\n        keep_within: 0\n",
+  );
+  assertStringIncludes(
+    errorOf(zeroed),
+    `${FILE}:15:9: instances[0].retention_overrides.shop: this retention keeps nothing (after merging)`,
+  );
+  // A top-level block that keeps nothing, used by an instance without its own block.
+  const top = `retention: { min_keep: 3 }\n${BASE}`;
+  assertStringIncludes(errorOf(top), `${FILE}:1:12: retention: this retention keeps nothing`);
+  assertEquals(
+    assertThrows(() => parseConfig(top, FILE), ConfigValidationError).exitCode,
+    3,
+  );
+});
+
+Deno.test("an overlay may set retention and alerts", () => {
+  const text = RETENTION.replace("instances:\n", "alerts: { max_age: 2d }\ninstances:\n") +
+    "environments:\n  dev:\n    retention: { keep_daily: 2 }\n    alerts: { max_age: 90m }\n";
+  const base = parseConfig(text, FILE).config;
+  assertEquals(base.alerts.max_age, 2 * 86400);
+  const dev = parseConfig(text, FILE, "dev").config;
+  assertEquals(retentionFor(dev, "maria")?.keep_daily, 2);
+  assertEquals(dev.alerts.max_age, 90 * 60);
+});
+
+Deno.test("alerts.max_age defaults to 26h and refuses 0 and nonsense", () => {
+  assertEquals(parseConfig(BASE, FILE).config.alerts.max_age, 26 * 3600);
+  assertStringIncludes(
+    errorOf(`alerts:\n  max_age: 0\n${BASE}`),
+    `${FILE}:2:12: alerts.max_age: expected a duration such as "36h", "7d", "2w" or a whole number of seconds (more than 0), got 0`,
+  );
+  assertStringIncludes(
+    errorOf(`alerts:\n  max_age: soon\n${BASE}`),
+    "alerts.max_age: expected a duration",
+  );
+});
+
+Deno.test("durations accept weeks and days besides h/m/s", () => {
+  assertEquals(
+    ["2w", "7d", "36h", "1d12h", "1h30m", "90", 90, "10m"].map(parseDurationSeconds),
+    [1209600, 604800, 129600, 129600, 5400, 90, 90, 600],
+  );
+  assertEquals(["", "3 months", "1y", "-1h", "h"].map(parseDurationSeconds), [
+    undefined,
+    undefined,
+    undefined,
+    undefined,
+    undefined,
+  ]);
 });
