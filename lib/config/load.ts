@@ -15,6 +15,7 @@ import { readEnv } from "../env.ts";
 import { deepMerge, type Plain } from "./merge.ts";
 import { type ConfigFile, ConfigFileSchema, parseDurationSeconds } from "./schema.ts";
 import type { Config, ConfigSource, EngineType, InstanceConfig } from "./types.ts";
+import { toAlertsConfig } from "./alerts.ts";
 
 /** Where the configuration is looked for when neither `--config` nor `$VYA_CONFIG` is given. */
 export const DEFAULT_CONFIG_PATHS = ["./config.yaml", "/etc/vya-backupdb/config.yaml"] as const;
@@ -498,5 +499,6 @@ function toConfig(parsed: ConfigFile, dir: string, environment: string | undefin
       stall_timeout: parseDurationSeconds(parsed.backup?.stall_timeout ?? DEFAULT_STALL_SECONDS)!,
     },
     instances,
+    ...toAlertsConfig(parsed, dir),
   };
 }

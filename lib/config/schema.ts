@@ -6,6 +6,7 @@
  * @module
  */
 import * as v from "valibot";
+import { alertsSchema, metricsSchema, notifySchema } from "./alerts.ts";
 
 const nonEmpty = (what: string) =>
   v.pipe(v.string(`expected ${what} (a string)`), v.minLength(1, `expected ${what}, got ""`));
@@ -138,6 +139,10 @@ const body = {
   credentials: v.optional(credentials),
   backup: v.optional(backup),
   instances: v.optional(v.array(instance, "expected a list of instances")),
+  // Notifications, metrics and staleness (lib/config/alerts.ts).
+  notify: v.optional(notifySchema),
+  metrics: v.optional(metricsSchema),
+  alerts: v.optional(alertsSchema),
 };
 
 /** Schema of the whole file after the selected overlay has been merged in. */

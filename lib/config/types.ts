@@ -5,6 +5,15 @@
  *
  * @module
  */
+import type { AlertsConfig, MetricsConfig, NotifyConfig } from "./alerts.ts";
+
+export type {
+  AlertsConfig,
+  EmailConfig,
+  MetricsConfig,
+  NotifyConfig,
+  WebhookConfig,
+} from "./alerts.ts";
 
 /** Database engines the tool knows. `mysql` and `mariadb` share one adapter. */
 export type EngineType = "postgresql" | "mysql" | "mariadb";
@@ -94,6 +103,12 @@ export interface Config {
   backup: BackupConfig;
   /** Configured instances, in file order. */
   instances: InstanceConfig[];
+  /** Mail and webhooks after a run. */
+  notify: NotifyConfig;
+  /** Prometheus textfile. */
+  metrics: MetricsConfig;
+  /** When a backup counts as stale. */
+  alerts: AlertsConfig;
 }
 
 /** Where a configuration came from. */
