@@ -92,6 +92,7 @@ async function units(parsed: SystemdParsed, ctx: Context): Promise<Record<string
     writePaths,
     readPaths: [source.file, config.credentials.file, config.credentials.key_file ?? "", main ?? ""]
       .filter(Boolean),
+    readsHome: main !== undefined,
     nice: config.backup.nice,
     ionice: config.backup.ionice,
     onCalendar: calendar.trim(),

@@ -77,7 +77,15 @@ export class Notifier {
    * success or failure webhooks. Returns every delivery, start calls included.
    */
   async finish(report: RunReport): Promise<Delivery[]> {
-    const out = [...await this.#started];
+    // One budget for the whole end: waiting for a hanging start call and the end calls
+    // together delay the run by at most notify.timeout.
+    const deadline = Date.now() + this.#config.timeout * 1000;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<Delivery[]>((resolve) => {
+      timer = setTimeout(() => resolve([]), this.#config.timeout * 1000);
+    });
+    const out = [...await Promise.race([this.#started, late])];
+    clearTimeout(timer);
     const on = new Set(this.#config.on);
     const mailWanted = (report.result === "failure" && on.has("failure")) ||
       (report.result === "success" && on.has("success")) ||
@@ -86,7 +94,7 @@ export class Notifier {
     const bad = report.result === "failure" || report.stale.length > 0;
     const body = redact(JSON.stringify({ event: bad ? "failure" : "success", ...report }));
     const jobs: Promise<Delivery>[] = [];
-    if (this.#config.email && mailWanted) jobs.push(this.#mail(formatMail(report)));
+    if (this.#config.email && mailWanted) jobs.push(this.#mail(formatMail(report), deadline));
     this.#config.webhooks.forEach((w, i) => {
       const url = bad ? w.url_failure : w.url_success;
       if (url) {
@@ -129,22 +137,32 @@ export class Notifier {
     return await Promise.all(jobs);
   }
 
-  async #mail(mail: MailText): Promise<Delivery> {
+  async #mail(mail: MailText, deadline?: number): Promise<Delivery> {
     const email = this.#config.email!;
     try {
       const login = email.credential
         ? await this.#options.credentials.credential(email.credential)
         : undefined;
-      await sendMail(email, login, mail, this.#config.timeout * 1000);
+      await sendMail(email, login, mail, this.#budget(deadline));
       return { channel: "email", ok: true };
     } catch (e) {
       return this.#failed("email", e);
     }
   }
 
-  async #webhook(channel: string, url: string, body: string | undefined): Promise<Delivery> {
+  #budget(deadline: number | undefined): number {
+    const full = this.#config.timeout * 1000;
+    return deadline === undefined ? full : Math.max(100, Math.min(full, deadline - Date.now()));
+  }
+
+  async #webhook(
+    channel: string,
+    url: string,
+    body: string | undefined,
+    deadline?: number,
+  ): Promise<Delivery> {
     try {
-      await callWebhook(url, body, this.#config.timeout * 1000);
+      await callWebhook(url, body, this.#budget(deadline));
       return { channel, ok: true };
     } catch (e) {
       return this.#failed(channel, e);

@@ -18,6 +18,8 @@ export interface UnitOptions {
   writePaths: string[];
   /** Files and folders the run reads (config, credentials, key, the source): checked against ProtectHome. */
   readPaths: string[];
+  /** The run reads below /root or /home (Deno's cache when run from source). */
+  readsHome?: boolean;
   /** `backup.nice` (0 = unchanged). */
   nice: number;
   /** `backup.ionice`. */
@@ -52,7 +54,11 @@ const HOME = /^\/(home|root|run\/user)(\/|$)/;
 export function serviceUnit(o: UnitOptions): string {
   const under = (paths: string[]) => paths.some((p) => HOME.test(p));
   // ProtectHome=yes would hide a config or storage kept under /root or /home.
-  const protectHome = under(o.writePaths) ? "no" : under(o.readPaths) ? "read-only" : "yes";
+  const protectHome = under(o.writePaths)
+    ? "no"
+    : under(o.readPaths) || o.readsHome
+    ? "read-only"
+    : "yes";
   const lines = [
     "# Written by 'vya-backupdb systemd install'; changes are kept unless --force.",
     "[Unit]",
