@@ -4,11 +4,18 @@
  *
  * @module
  */
-// @ts-types="npm:@types/nodemailer@8.0.2"
-import nodemailer from "nodemailer";
+// Untyped on purpose: @types/nodemailer drags @types/node into every type check of the project.
+import nodemailerUntyped from "nodemailer";
 import type { EmailConfig } from "../config/types.ts";
 import { redact } from "../redact.ts";
 import type { MailText } from "./mail.ts";
+
+/** The part of nodemailer used here. */
+interface Transport {
+  sendMail(message: Record<string, unknown>): Promise<unknown>;
+  close(): void;
+}
+const nodemailer = nodemailerUntyped as { createTransport(o: Record<string, unknown>): Transport };
 
 /** An SMTP login (the password is registered with the redactor by the credentials store). */
 export interface SmtpLogin {

@@ -6,11 +6,48 @@
  *
  * @module
  */
-// @ts-types="npm:@types/smtp-server@3.5.13"
-import { SMTPServer } from "smtp-server";
-// @ts-types="npm:@types/mailparser@3.9.0"
-import { type ParsedMail, simpleParser } from "mailparser";
+// Untyped on purpose: their @types packages drag @types/node into every type check.
+import * as smtpServer from "smtp-server";
+import * as mailparser from "mailparser";
 import { sleep } from "./process.ts";
+
+/** The part of a parsed mail the tests read. */
+export interface ParsedMail {
+  /** Subject header, decoded. */
+  subject?: string;
+  /** Plain-text body, decoded. */
+  text?: string;
+}
+
+interface SmtpSession {
+  user?: unknown;
+}
+interface DataStream {
+  on(event: "data", f: (chunk: Uint8Array) => void): void;
+  on(event: "end", f: () => void): void;
+}
+interface SmtpServerLike {
+  listen(port: number, host: string, cb: () => void): void;
+  close(cb: () => void): void;
+  server: { address(): unknown };
+}
+const SMTPServer = (smtpServer as unknown as {
+  SMTPServer: new (o: {
+    authOptional: boolean;
+    disabledCommands: string[];
+    allowInsecureAuth: boolean;
+    logger: boolean;
+    onAuth(
+      a: { username: string; password: string },
+      s: SmtpSession,
+      cb: (e: Error | null, r?: { user: string }) => void,
+    ): void;
+    onData(stream: DataStream, s: SmtpSession, cb: () => void): void;
+  }) => SmtpServerLike;
+}).SMTPServer;
+const simpleParser = (mailparser as unknown as {
+  simpleParser(raw: string): Promise<ParsedMail>;
+}).simpleParser;
 
 /** A port nothing listens on right now. */
 export function freePort(): number {
@@ -63,7 +100,9 @@ export async function startSmtp(auth?: { user: string; pass: string }): Promise<
       const chunks: Uint8Array[] = [];
       stream.on("data", (c: Uint8Array) => chunks.push(c));
       stream.on("end", async () => {
-        const raw = new TextDecoder().decode(Buffer.concat(chunks));
+        const raw = new TextDecoder().decode(
+          new Uint8Array(chunks.flatMap((c) => [...c])),
+        );
         mails.push({ raw, parsed: await simpleParser(raw), user: session.user as string });
         cb();
       });
