@@ -9,7 +9,14 @@ import { multiple, optional } from "@optique/core/modifiers";
 import { command, constant, option } from "@optique/core/primitives";
 import { integer, string } from "@optique/core/valueparser";
 import { CredentialResolver } from "../lib/credentials/resolve.ts";
-import { InterruptedError, runExitCode } from "../lib/errors.ts";
+import {
+  errorText,
+  EXIT_CODE_OF_KIND,
+  InterruptedError,
+  kindOf,
+  runExitCode,
+} from "../lib/errors.ts";
+import { startRunAlerts } from "../lib/notify/run_alerts.ts";
 import { UsageError } from "./usage.ts";
 import { usersAfterInstance } from "../lib/users/backup.ts";
 import { itemOutcome, type ItemResult, runBackup, type RunSummary } from "../lib/backup/run.ts";
@@ -78,6 +85,13 @@ export async function runBackupCommand(parsed: BackupParsed, ctx: Context): Prom
   }
   const progress = new ProgressLine(!ctx.json && !ctx.globals.quiet);
   const started = new Map<string, number>();
+  const credentials = new CredentialResolver(config.credentials, ctx.log);
+  // Notifications and metrics: a hook as the run starts, one as it ends, however it ends.
+  const alerts = parsed.dryRun
+    ? undefined
+    : startRunAlerts({ config, hostname: Deno.hostname(), log: ctx.log, credentials });
+  const log = alerts?.log ?? ctx.log;
+  const done: ItemResult[] = [];
   const summary = await withInterruption((signal) =>
     runBackup({
       config,
@@ -87,8 +101,8 @@ export async function runBackupCommand(parsed: BackupParsed, ctx: Context): Prom
       allowEmpty: parsed.allowEmpty,
       jobs: parsed.jobs,
       hostname: Deno.hostname(),
-      credentials: new CredentialResolver(config.credentials, ctx.log),
-      log: ctx.log,
+      credentials,
+      log,
       signal,
       afterInstance: usersAfterInstance,
       events: {
@@ -101,17 +115,32 @@ export async function runBackupCommand(parsed: BackupParsed, ctx: Context): Prom
           );
         },
         done: (r) => {
+          done.push(r);
           progress.clear();
           logResult(ctx, r);
         },
       },
     })
-  );
+  ).catch(async (e) => {
+    await alerts?.finish({
+      results: done,
+      exitCode: EXIT_CODE_OF_KIND[kindOf(e)],
+      error: errorText(e),
+    });
+    throw e;
+  });
   if (summary === undefined) {
+    await alerts?.finish({
+      results: done,
+      exitCode: EXIT_CODE_OF_KIND.interrupted,
+      interrupted: true,
+    });
     throw new InterruptedError("backup interrupted; partial files removed");
   }
   printSummary(ctx, summary);
-  return runExitCode(summary.results.map(itemOutcome));
+  const code = runExitCode(summary.results.map(itemOutcome));
+  await alerts?.finish({ results: summary.results, exitCode: code });
+  return code;
 }
 
 function logResult(ctx: Context, r: ItemResult): void {

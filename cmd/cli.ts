@@ -23,6 +23,8 @@ import { backupCommand, runBackupCommand } from "./backup.ts";
 import { checkCommand, runCheck } from "./check.ts";
 import { restoreCommand, runRestore } from "./restore.ts";
 import { runUsersBackup, runUsersRestore, usersCommand } from "./users.ts";
+import { notifyCommand, runNotifyTest } from "./notify.ts";
+import { runSystemdInstall, runSystemdPrint, systemdCommand } from "./systemd.ts";
 
 const globalOptions = object("Global options", {
   config: optional(option("--config", string({ metavar: "PATH" }), {
@@ -45,7 +47,9 @@ const commands = or(
   checkCommand,
   configCommand,
   credentialsCommand,
+  notifyCommand,
   restoreCommand,
+  systemdCommand,
   usersCommand,
   versionCommand,
 );
@@ -107,6 +111,12 @@ function dispatch(parsed: Parsed, ctx: Context): Promise<number> | number {
       return runUsersBackup(parsed, ctx);
     case "users restore":
       return runUsersRestore(parsed, ctx);
+    case "notify test":
+      return runNotifyTest(ctx);
+    case "systemd print":
+      return runSystemdPrint(parsed, ctx);
+    case "systemd install":
+      return runSystemdInstall(parsed, ctx);
     case "credentials encrypt":
     case "credentials list":
     case "credentials remove":

@@ -17,6 +17,7 @@ import {
   startPostgres,
 } from "../tests/harness/servers.ts";
 import { runCli } from "../tests/helpers/cli.ts";
+import { startSmtp } from "../tests/harness/alerts.ts";
 
 const bold = (s: string) => Deno.stdout.isTerminal() ? `\x1b[1m${s}\x1b[0m` : s;
 
@@ -91,8 +92,12 @@ async function main(): Promise<void> {
   const work = await Deno.makeTempDir({ prefix: "vya-demo-" });
   step("Starting throwaway PostgreSQL and MariaDB servers on 127.0.0.1");
   const [pg, my] = await Promise.all([startPostgres(), startMariadb()]);
+  // The run's mail goes to a local SMTP server, shown below.
+  const smtp = await startSmtp();
   try {
     console.log(`PostgreSQL on port ${pg.port}, MariaDB on port ${my.port}; work folder ${work}`);
+    console.log(`SMTP server on port ${smtp.port}`);
+    await Deno.mkdir(join(work, "metrics"));
     await Promise.all([seedPostgres(pg), seedMariadb(my)]);
 
     const configPath = join(work, "config.yaml");
@@ -120,6 +125,17 @@ async function main(): Promise<void> {
           databases: { exclude: ["test_*"] },
         },
       ],
+      notify: {
+        on: ["failure", "stale", "success"],
+        email: {
+          host: "127.0.0.1",
+          port: smtp.port,
+          tls: "none",
+          from: "backups@demo.example.com",
+          to: ["dba@example.com"],
+        },
+      },
+      metrics: { textfile: join(work, "metrics", "vya_backupdb.prom") },
     };
     await Deno.writeTextFile(configPath, stringify(config));
     const c = ["--config", configPath];
@@ -139,6 +155,13 @@ async function main(): Promise<void> {
     step("Backup of every instance");
     await show([...c, "backup", "--all", "--dry-run"]);
     await show([...c, "backup", "--all"]);
+    for (const mail of smtp.mails) {
+      step(`The run's mail, as the SMTP server received it`);
+      console.log(`Subject: ${mail.parsed.subject}\n`);
+      console.log((mail.parsed.text ?? "").trimEnd());
+    }
+    step("The metrics file for node_exporter's textfile collector");
+    console.log((await Deno.readTextFile(config.metrics.textfile)).trimEnd());
     step("What is on disk");
     const tree = await new Deno.Command("find", { args: [join(work, "backups"), "-type", "f"] })
       .output();
@@ -159,7 +182,7 @@ async function main(): Promise<void> {
     await restoreAndRebuild(c, configPath, config);
   } finally {
     step("Stopping the servers");
-    await Promise.all([pg.stop(), my.stop()]);
+    await Promise.all([pg.stop(), my.stop(), smtp.stop()]);
     await Deno.remove(work, { recursive: true }).catch(() => {});
     console.log("done");
   }

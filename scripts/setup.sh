@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Idempotent set-up of a fresh Debian 12 machine (run as root, Node + npm present) for building
 # and testing vya-backupdb: Deno 2.9.x, PostgreSQL 15 and MariaDB 10.11 servers and clients, zstd,
-# gzip, time (for the benchmark) and Debian's python3-cryptography (Fernet reference for interop
-# tests).
+# gzip, time (for the benchmark), Debian's python3-cryptography (Fernet reference for interop
+# tests), prometheus (promtool) and prometheus-node-exporter (metrics tests), systemd
+# (systemd-analyze, for the unit tests; no service is started).
 # Quiet when everything is already there; prints what it installs.
 set -euo pipefail
 
 DENO_VERSION=2.9.6
 APT_PACKAGES=(postgresql postgresql-client postgresql-contrib mariadb-server mariadb-client
-  zstd python3-cryptography gzip time)
+  zstd python3-cryptography gzip time prometheus prometheus-node-exporter systemd)
 
 say() { echo "setup: $*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }

@@ -326,7 +326,7 @@ Deno.test("alerts.max_age defaults to 26h and refuses 0 and nonsense", () => {
   assertEquals(parseConfig(BASE, FILE).config.alerts.max_age, 26 * 3600);
   assertStringIncludes(
     errorOf(`alerts:\n  max_age: 0\n${BASE}`),
-    `${FILE}:2:12: alerts.max_age: expected a duration such as "36h", "7d", "2w" or a whole number of seconds (more than 0), got 0`,
+    `${FILE}:2:12: alerts.max_age: expected a duration such as "26h" from 1m to 366d, got 0`,
   );
   assertStringIncludes(
     errorOf(`alerts:\n  max_age: soon\n${BASE}`),

@@ -14,8 +14,9 @@ import { ConfigError } from "../errors.ts";
 import { readEnv } from "../env.ts";
 import { deepMerge, type Plain } from "./merge.ts";
 import { type ConfigFile, ConfigFileSchema, OVERLAY_KEYS, parseDurationSeconds } from "./schema.ts";
-import { DEFAULT_MAX_AGE_SECONDS, retentionProblems, toRetentionSettings } from "./retention.ts";
+import { retentionProblems, toRetentionSettings } from "./retention.ts";
 import type { Config, ConfigSource, EngineType, InstanceConfig } from "./types.ts";
+import { toAlertsConfig } from "./alerts.ts";
 
 /** Where the configuration is looked for when neither `--config` nor `$VYA_CONFIG` is given. */
 export const DEFAULT_CONFIG_PATHS = ["./config.yaml", "/etc/vya-backupdb/config.yaml"] as const;
@@ -508,8 +509,6 @@ function toConfig(parsed: ConfigFile, dir: string, environment: string | undefin
     },
     instances,
     retention: toRetentionSettings(parsed.retention),
-    alerts: {
-      max_age: parseDurationSeconds(parsed.alerts?.max_age ?? DEFAULT_MAX_AGE_SECONDS)!,
-    },
+    ...toAlertsConfig(parsed, dir),
   };
 }

@@ -7,7 +7,7 @@
  */
 import { ConfigError } from "../errors.ts";
 import { policyKeepsSomething } from "../storage/retention.ts";
-import { parseDurationSeconds } from "./schema.ts";
+import { parseDurationSeconds } from "./duration.ts";
 import type { Config, RetentionConfig, RetentionSettings } from "./types.ts";
 
 /**
@@ -20,9 +20,6 @@ export const DEFAULT_PRUNE_MODE = "after_backup" as const;
 
 /** Default `min_keep`. */
 export const DEFAULT_MIN_KEEP = 1;
-
-/** Default `alerts.max_age`: a nightly backup plus two hours of slack, in seconds. */
-export const DEFAULT_MAX_AGE_SECONDS = 26 * 3600;
 
 /** A retention block as the schema outputs it (keep_within still as written). */
 export interface RetentionBlock {

@@ -7,6 +7,8 @@
  */
 import * as v from "valibot";
 import { isTimeZone } from "../storage/retention.ts";
+import { alertsSchema, metricsSchema, notifySchema } from "./alerts.ts";
+import { parseDurationSeconds } from "./duration.ts";
 
 const nonEmpty = (what: string) =>
   v.pipe(v.string(`expected ${what} (a string)`), v.minLength(1, `expected ${what}, got ""`));
@@ -54,19 +56,7 @@ const credentials = v.strictObject({
   key_file: v.optional(nonEmpty("a file path")),
 }, "expected a mapping { file, key_file }");
 
-/**
- * Parses `90`, `"90s"`, `"10m"`, `"1h30m"`, `"36h"`, `"7d"`, `"2w"` as seconds; undefined when
- * it is none of those. `d` is 24 hours and `w` 7 days; there is no month unit, since `m` is
- * minutes.
- */
-export function parseDurationSeconds(value: unknown): number | undefined {
-  if (typeof value === "number") return Number.isInteger(value) && value >= 0 ? value : undefined;
-  if (typeof value !== "string") return undefined;
-  const m = /^\s*(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?\s*$/.exec(value);
-  if (!m || value.trim() === "" || m.slice(1).every((g) => g === undefined)) return undefined;
-  const [w, d, h, min, s] = m.slice(1).map((g) => Number(g ?? 0));
-  return (((w * 7 + d) * 24 + h) * 60 + min) * 60 + s;
-}
+export { parseDurationSeconds };
 
 /** Longest accepted stall timeout: a week. */
 const MAX_STALL_SECONDS = 7 * 24 * 3600;
@@ -91,12 +81,12 @@ const backup = v.strictObject({
   ),
 }, "expected a mapping { jobs, nice, ionice, stall_timeout }");
 
-// --- retention and alerts (issue 11) ---
+// --- retention (issue 11) ---
 
 /** When prune runs: right after a database's own successful backup, or only when asked. */
 export const PRUNE_MODES = ["after_backup", "manual"] as const;
 
-/** Longest accepted `keep_within` / `alerts.max_age`: a hundred years, i.e. "forever". */
+/** Longest accepted `keep_within`: a hundred years, i.e. "forever". */
 const MAX_SPAN_SECONDS = 100 * 366 * 24 * 3600;
 
 const span = (what: string, min: number) =>
@@ -141,11 +131,7 @@ const retentionOverrides = v.record(
   "expected a mapping of database names to retention blocks",
 );
 
-const alerts = v.strictObject({
-  max_age: v.optional(span("a duration", 1)),
-}, "expected a mapping { max_age }");
-
-// --- end of retention and alerts ---
+// --- end of retention ---
 
 /** Client tools an instance's `tools:` may name (besides `dir`). */
 export const TOOL_NAMES = [
@@ -203,7 +189,10 @@ const body = {
   backup: v.optional(backup),
   instances: v.optional(v.array(instance, "expected a list of instances")),
   retention: v.optional(retention),
-  alerts: v.optional(alerts),
+  // Notifications, metrics and staleness (lib/config/alerts.ts).
+  notify: v.optional(notifySchema),
+  metrics: v.optional(metricsSchema),
+  alerts: v.optional(alertsSchema),
 };
 
 /** The top-level keys an environment overlay may set. */

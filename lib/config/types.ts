@@ -5,6 +5,15 @@
  *
  * @module
  */
+import type { AlertsConfig, MetricsConfig, NotifyConfig } from "./alerts.ts";
+
+export type {
+  AlertsConfig,
+  EmailConfig,
+  MetricsConfig,
+  NotifyConfig,
+  WebhookConfig,
+} from "./alerts.ts";
 
 /** Database engines the tool knows. `mysql` and `mariadb` share one adapter. */
 export type EngineType = "postgresql" | "mysql" | "mariadb";
@@ -85,12 +94,6 @@ export interface RetentionConfig extends RetentionPolicy {
 /** One `retention:` block as written: only the keys it sets (keep_within in seconds). */
 export type RetentionSettings = Partial<RetentionConfig>;
 
-/** Thresholds of `info` as a monitoring check. */
-export interface AlertsConfig {
-  /** Seconds: a newest good backup older than this is stale. */
-  max_age: number;
-}
-
 /** Explicit client tool locations for one instance. */
 export interface ToolsConfig {
   /** A folder holding the client tools; searched before the defaults. */
@@ -141,7 +144,11 @@ export interface Config {
   instances: InstanceConfig[];
   /** The top-level `retention:` block; absent = no policy unless an instance sets one. */
   retention?: RetentionSettings;
-  /** `info` thresholds. */
+  /** Mail and webhooks after a run. */
+  notify: NotifyConfig;
+  /** Prometheus textfile. */
+  metrics: MetricsConfig;
+  /** When a backup counts as stale (`info`, `stale` notifications). */
   alerts: AlertsConfig;
 }
 
