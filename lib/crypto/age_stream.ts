@@ -16,6 +16,7 @@ import { Encrypter, type Stanza } from "age-encryption";
 import { Buffer } from "node:buffer";
 import { createCipheriv, createDecipheriv, hkdfSync } from "node:crypto";
 import { type ErrorKind, VyaError } from "../errors.ts";
+import { youngCollector } from "../stream/gc.ts";
 import type { AgeIdentities } from "./age_keys.ts";
 import { parseRecipients } from "./age_keys.ts";
 
@@ -28,6 +29,8 @@ export const AGE_SEALED_CHUNK = AGE_CHUNK + TAG;
 /** The largest header read: about 2,000 X25519 recipients; past it the file is not ours. */
 const MAX_HEADER = 256 * 1024;
 const VERSION_LINE = "age-encryption.org/v1\n";
+/** Each chunk is a new buffer: release them every few MiB (see lib/stream/gc.ts). */
+const COLLECT_EVERY = 4 * 1024 * 1024;
 
 /** Why an age file could not be decrypted. */
 export type AgeFailure =
@@ -184,6 +187,7 @@ export function encryptStream(
   let key: Uint8Array;
   const nonce = new StreamNonce();
   let chunker: Chunker;
+  const collect = youngCollector(COLLECT_EVERY);
   return new TransformStream<Uint8Array, Uint8Array>({
     async start(controller) {
       const header = await newHeader(checked);
@@ -196,6 +200,7 @@ export function encryptStream(
     },
     transform(data) {
       chunker.push(data);
+      collect(data.length);
     },
     flush(controller) {
       // The last chunk may be full; it is empty only when the whole input is (age spec).
@@ -276,6 +281,7 @@ export function decryptStream(
   let key: Uint8Array | undefined;
   const nonce = new StreamNonce();
   let chunker: Chunker | undefined;
+  const collect = youngCollector(COLLECT_EVERY);
 
   const where = (i: number) => {
     const from = payloadStart + i * AGE_SEALED_CHUNK;
@@ -286,6 +292,7 @@ export function decryptStream(
 
   return new TransformStream<Uint8Array, Uint8Array>({
     async transform(data, controller) {
+      collect(data.length);
       if (chunker) return chunker.push(data);
       head = concat(head, data);
       if (!startsLikeAge(head)) {
