@@ -123,6 +123,42 @@ Deno.test("age CLI encryption decrypts with ours to identical bytes (0 B to 10 M
   });
 });
 
+/** `bytes` delivered in pieces of the given sizes, cycling: chunk boundaries of every kind. */
+function piecewise(bytes: Uint8Array, sizes: number[]): ReadableStream<Uint8Array> {
+  let at = 0;
+  let i = 0;
+  return new ReadableStream({
+    pull(c) {
+      if (at >= bytes.length) return c.close();
+      const n = sizes[i++ % sizes.length];
+      c.enqueue(bytes.slice(at, at + n));
+      at += n;
+    },
+  });
+}
+
+async function collect(s: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  return new Uint8Array(await new Response(s).arrayBuffer());
+}
+
+Deno.test("any split of the input into writes gives a file age reads, and back", async () => {
+  await withTempDir(async (dir) => {
+    const key = await ageKeygen(dir, "key.txt");
+    const ids = await readIdentityFile(key.file);
+    const plain = randomBytes(5 * 65536 + 3);
+    const sizes = [1, 7, 65535, 65536, 65537, 200_000, 65552, 16];
+    const sealed = await collect(
+      piecewise(plain, sizes).pipeThrough(encryptStream([key.recipient])),
+    );
+    await Deno.writeFile(join(dir, "f.age"), sealed);
+    assert(equalBytes(plain, await ageDecrypt(key.file, join(dir, "f.age"))), "age CLI");
+    for (const split of [[1], [3, 65551, 65553], [1 << 20]]) {
+      const back = await collect(piecewise(sealed, split).pipeThrough(decryptStream(ids, "f.age")));
+      assert(equalBytes(plain, back), `decrypted in pieces of ${split}`);
+    }
+  });
+});
+
 Deno.test("a file encrypted to several recipients decrypts with each identity", async () => {
   await withTempDir(async (dir) => {
     const keys = [await ageKeygen(dir, "a.txt"), await ageKeygen(dir, "b.txt")];
@@ -376,6 +412,9 @@ Deno.test("storage.encryption: validated, shown without keys, and backup refuses
     const backup = await runCli(["--config", config, "backup", "--all"]);
     equal(backup.code, 3);
     assert(/storage\.encryption is set, but backups are not encrypted yet/.test(backup.stderr));
+    const users = await runCli(["--config", config, "users", "backup", "--all"]);
+    equal(users.code, 3);
+    assert(/storage\.encryption is set/.test(users.stderr), users.stderr);
   });
 });
 
