@@ -121,6 +121,7 @@ function dispatch(parsed: Parsed, ctx: Context): Promise<number> | number {
     case "credentials list":
     case "credentials remove":
     case "credentials keygen":
+    case "credentials age-keygen":
     case "credentials import":
       return runCredentials(parsed, ctx);
   }

@@ -1,5 +1,5 @@
 /**
- * `credentials encrypt|list|remove|keygen|import`: the encrypted credentials file.
+ * `credentials encrypt|list|remove|keygen|age-keygen|import`: the encrypted credentials file.
  *
  * @module
  */
@@ -12,6 +12,7 @@ import { CredentialResolver } from "../lib/credentials/resolve.ts";
 import { listEntries, removeEntry, setEntry } from "../lib/credentials/store.ts";
 import { importOriginal } from "../lib/credentials/import.ts";
 import { generateKeyFile, loadKey } from "../lib/crypto/keys.ts";
+import { generateIdentityFile } from "../lib/crypto/age_keys.ts";
 import { ExitCode } from "../lib/errors.ts";
 import { UsageError } from "./usage.ts";
 import type { Context } from "./context.ts";
@@ -70,6 +71,21 @@ encrypted again with 'credentials encrypt' (or 'credentials import' from the old
       },
     ),
     command(
+      "age-keygen",
+      object({
+        command: constant("credentials age-keygen" as const),
+        output: optional(option("--output", "-o", string({ metavar: "FILE" }), {
+          description:
+            message`Where to write the identity. Default: storage.encryption.identity_file.`,
+        })),
+      }),
+      {
+        brief: message`Create an age identity file (0600) for encrypted backups.`,
+        description:
+          message`Writes a new age X25519 identity (AGE-SECRET-KEY-1…) as age-keygen does, mode 0600, refusing to overwrite an existing file, and prints its public key (age1…) on standard output for storage.encryption.recipients. Keep the identity file off the server.`,
+      },
+    ),
+    command(
       "import",
       object({
         command: constant("credentials import" as const),
@@ -94,10 +110,12 @@ type CredentialsParsed =
   | { command: "credentials list" }
   | { command: "credentials remove"; id: string }
   | { command: "credentials keygen"; file?: string }
+  | { command: "credentials age-keygen"; output?: string }
   | { command: "credentials import"; from: string };
 
 /** Runs one of the `credentials` commands. */
 export async function runCredentials(parsed: CredentialsParsed, ctx: Context): Promise<number> {
+  if (parsed.command === "credentials age-keygen") return await runAgeKeygen(parsed.output, ctx);
   const { config } = await ctx.loadConfig();
   const file = config.credentials.file;
   const resolver = new CredentialResolver(config.credentials, ctx.log);
@@ -157,6 +175,24 @@ export async function runCredentials(parsed: CredentialsParsed, ctx: Context): P
       return ExitCode.OK;
     }
   }
+}
+
+/** `credentials age-keygen`: needs no config when --output names the file. */
+async function runAgeKeygen(output: string | undefined, ctx: Context): Promise<number> {
+  const target = output ?? (await ctx.loadConfig()).config.storage.encryption?.identity_file;
+  if (!target) {
+    throw new UsageError("no identity file named", {
+      hint: "pass --output FILE, or set storage.encryption.identity_file in the config",
+    });
+  }
+  const recipient = await generateIdentityFile(target);
+  if (ctx.json) ctx.outJson({ identity_file: target, recipient });
+  else {
+    // stdout is the public key alone, so R=$(vya-backupdb credentials age-keygen -o F) works.
+    ctx.out(recipient);
+    ctx.log.info(`wrote a new age identity to ${target} (mode 0600); its public key is above`);
+  }
+  return ExitCode.OK;
 }
 
 function report(ctx: Context, value: unknown, line: string): void {

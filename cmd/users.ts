@@ -22,6 +22,7 @@ import { latestUsersBackup, readUsersBackup, UsersFileError } from "../lib/users
 import type { Context } from "./context.ts";
 import { findInstance, pickInstances } from "./instances.ts";
 import { withInterruption } from "./signals.ts";
+import { refuseUnwiredEncryption } from "./backup.ts";
 
 /** Parser of the `users` command group. */
 export const usersCommand = command(
@@ -121,6 +122,7 @@ type UsersBackupParsed = {
 /** Runs `users backup`. */
 export async function runUsersBackup(parsed: UsersBackupParsed, ctx: Context): Promise<number> {
   const { config } = await ctx.loadConfig();
+  refuseUnwiredEncryption(config);
   let instances = pickInstances(config, parsed);
   if (parsed.all) instances = instances.filter((i) => i.users.backup);
   if (instances.length === 0) {

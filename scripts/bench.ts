@@ -2,12 +2,13 @@
  * Throughput benchmark: vya-backupdb against the shell ways of doing the same job.
  *
  *   deno task bench [--size 1GB] [--reps 3] [--engines pg,maria] [--codecs gzip1,gzip6,zstd3,none]
- *                   [--skip-restore] [--jobs-test] [--keep]
+ *                   [--skip-restore] [--jobs-test] [--enc-size 256MB] [--skip-encryption] [--keep]
  *
  * Starts its own throwaway PostgreSQL and MariaDB servers, generates a database whose
  * uncompressed dump has the given size, and measures, alternating the contenders each
  * repetition, backups (vya CLI, `dump | gzip`, `dump > f && gzip f`, bare `dump > /dev/null`)
- * and restores (vya CLI, `gzip -dc f | psql`). Prints a markdown table and writes the numbers
+ * and restores (vya CLI, `gzip -dc f | psql`), and what age encryption adds to zstd-3 on a slice of
+ * the first engine's dump (scripts/bench/encryption.ts). Prints a markdown table and writes the numbers
  * to `.bench/results-<stamp>.json` and `.md` (and `.bench/latest.json` / `latest.md`).
  *
  * MB means 10^6 bytes; speeds are uncompressed dump MB per wall second.
@@ -39,6 +40,12 @@ import {
 import { median, type Sample, timed } from "./bench/measure.ts";
 import { machineInfo } from "./bench/machine.ts";
 import { type BenchResults, renderMarkdown, type Row } from "./bench/report.ts";
+import {
+  AGE_CODEC,
+  type EncryptionBench,
+  encryptionRound,
+  prepareEncryption,
+} from "./bench/encryption.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -50,6 +57,8 @@ const args = parseArgs({
     "skip-restore": { type: "boolean", default: false },
     "jobs-test": { type: "boolean", default: false },
     "jobs-size": { type: "string", default: "110MB" },
+    "enc-size": { type: "string", default: "256MB" },
+    "skip-encryption": { type: "boolean", default: false },
     keep: { type: "boolean", default: false },
     render: { type: "string" },
   },
@@ -329,6 +338,7 @@ async function main(): Promise<void> {
   );
   log(`machine: ${machine.cores} cores, ${machine.cpuModel}, ${machine.memoryGiB} GiB`);
   const ctxs: EngineCtx[] = [];
+  let enc: EncryptionBench | undefined;
   const started: BenchServer[] = [];
   const results: BenchResults = {
     started: new Date().toISOString(),
@@ -370,6 +380,16 @@ async function main(): Promise<void> {
       }]);
       ctxs.push({ engine, server, env, data });
     }
+    if (!args.values["skip-encryption"]) {
+      const c = ctxs[0];
+      enc = await prepareEncryption(
+        c.engine,
+        dumpShell(c.server, DB),
+        clientEnv(c.server),
+        parseSize(args.values["enc-size"]),
+        WORK,
+      );
+    }
     for (let rep = 0; rep < reps; rep++) {
       for (const ctx of rotate(ctxs, rep)) {
         log(`rep ${rep + 1}/${reps} ${ctx.engine}: backup`);
@@ -378,6 +398,23 @@ async function main(): Promise<void> {
           log(`rep ${rep + 1}/${reps} ${ctx.engine}: restore`);
           await restoreRound(ctx, rep);
         }
+      }
+      if (enc) {
+        const e = enc;
+        log(`rep ${rep + 1}/${reps}: ${AGE_CODEC} on ${(e.bytes / 1e6).toFixed(0)} MB`);
+        const pid = serverPid(ctxs[0].server);
+        await encryptionRound(
+          e,
+          rep,
+          (argv) => timed(argv, { cwd: REPO_ROOT, serverPid: pid, timeFile: TIME_FILE }),
+          (kind, contender, s, out) =>
+            record(
+              { kind, engine: e.engine, codec: AGE_CODEC, contender, inputBytes: e.bytes },
+              s,
+              out,
+            ),
+          log,
+        );
       }
       // Partial results survive an interrupted long run.
       summarize(results, ctxs);
@@ -417,7 +454,7 @@ function summarize(results: BenchResults, ctxs: EngineCtx[]): void {
     });
   }
   for (const { row, runs, bytes } of samples.values()) {
-    const dumpBytes = ctxs.find((c) => c.engine === row.engine)!.data.dumpBytes;
+    const dumpBytes = row.inputBytes ?? ctxs.find((c) => c.engine === row.engine)!.data.dumpBytes;
     const wall = median(runs.map((r) => r.wall));
     results.rows.push({
       ...row,

@@ -9,7 +9,7 @@ set -euo pipefail
 
 DENO_VERSION=2.9.6
 APT_PACKAGES=(postgresql postgresql-client postgresql-contrib mariadb-server mariadb-client
-  zstd python3-cryptography gzip time prometheus prometheus-node-exporter systemd)
+  zstd python3-cryptography gzip time prometheus prometheus-node-exporter systemd age)
 
 say() { echo "setup: $*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -44,3 +44,4 @@ fi
 # --- sanity -------------------------------------------------------------------------------
 ls -d /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { say "initdb not found under /usr/lib/postgresql"; exit 1; }
 command -v mariadb-install-db >/dev/null 2>&1 || { say "mariadb-install-db not found"; exit 1; }
+command -v age >/dev/null 2>&1 || { say "age not found (the age CLI checks our encrypted files)"; exit 1; }

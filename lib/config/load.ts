@@ -496,6 +496,14 @@ function toConfig(parsed: ConfigFile, dir: string, environment: string | undefin
         level: format === "none" ? 0 : parsed.storage?.compression?.level ?? defaultLevel,
         threads: parsed.storage?.compression?.threads ?? 0,
       },
+      ...(parsed.storage?.encryption && {
+        encryption: {
+          recipients: parsed.storage.encryption.recipients,
+          identity_file: parsed.storage.encryption.identity_file
+            ? abs(dir, parsed.storage.encryption.identity_file)
+            : undefined,
+        },
+      }),
     },
     credentials: {
       file: abs(dir, parsed.credentials?.file ?? DEFAULT_CREDENTIALS_FILE),

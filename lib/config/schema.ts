@@ -7,6 +7,7 @@
  */
 import * as v from "valibot";
 import { isTimeZone } from "../storage/retention.ts";
+import { isRecipient } from "../crypto/age_keys.ts";
 import { alertsSchema, metricsSchema, notifySchema } from "./alerts.ts";
 import { parseDurationSeconds } from "./duration.ts";
 
@@ -46,10 +47,26 @@ const compression = v.pipe(
   ),
 );
 
+// Recipients are public keys: the message may quote a wrong one (the loader adds "got …").
+const encryption = v.strictObject({
+  recipients: v.pipe(
+    v.array(
+      v.pipe(
+        v.string("expected an age recipient (age1…)"),
+        v.check(isRecipient, "expected an age X25519 recipient (age1 followed by 58 characters)"),
+      ),
+      "expected a list of age recipients (age1…)",
+    ),
+    v.minLength(1, "expected a non-empty list of age recipients (age1…)"),
+  ),
+  identity_file: v.optional(nonEmpty("a file path")),
+}, "expected a mapping { recipients, identity_file }");
+
 const storage = v.strictObject({
   path: v.optional(nonEmpty("a folder path")),
   compression: v.optional(compression),
-}, "expected a mapping { path, compression }");
+  encryption: v.optional(encryption),
+}, "expected a mapping { path, compression, encryption }");
 
 const credentials = v.strictObject({
   file: v.optional(nonEmpty("a file path")),

@@ -37,6 +37,16 @@ export interface StorageConfig {
   path: string;
   /** Compression of dump files. */
   compression: CompressionConfig;
+  /** age encryption of dump files; absent = not encrypted. */
+  encryption?: EncryptionConfig;
+}
+
+/** age encryption at rest (`storage.encryption`). */
+export interface EncryptionConfig {
+  /** X25519 recipients (`age1…`, public keys), at least one; any one identity decrypts. */
+  recipients: string[];
+  /** Absolute path of the age identity file, needed only to decrypt; may live off the server. */
+  identity_file?: string;
 }
 
 /** Where credentials are read from. */

@@ -16,6 +16,8 @@ export interface Row {
   codec: string;
   /** Who: vya-backupdb, or the shell command. */
   contender: string;
+  /** Uncompressed bytes the row processed, when not the whole dataset's dump (encryption). */
+  inputBytes?: number;
   /** Every repetition. */
   runs?: Sample[];
   /** Medians (RSS: the maximum). */
@@ -101,6 +103,11 @@ function find(r: BenchResults, kind: string, engine: string, codec: string, who:
 
 /** The shell pipeline a row is compared with, if any. */
 function baseline(r: BenchResults, row: Row): Row | undefined {
+  if (row.codec.endsWith("+age")) {
+    // Our age row against the shell's age pipeline; the "no age" rows are references only.
+    if (!/^vya.*age/.test(row.contender) || /no age/.test(row.contender)) return undefined;
+    return find(r, row.kind, row.engine, row.codec, /^(zstd -3 < f \| age|age -d)/);
+  }
   if (row.kind === "restore") return find(r, "restore", row.engine, row.codec, /^gzip -dc/);
   if (row.codec === "-") return undefined;
   return find(r, "backup", row.engine, row.codec, /^dump (\||> f$)/);
@@ -201,7 +208,9 @@ export function renderMarkdown(r: BenchResults): string {
         `${cell(row.contender)} | ${f1(row.median.mbps)} | ${vs} | ${f1(row.median.wall)} | ` +
         `${f1(row.median.cpu)} | ${f1(row.median.serverCpu)} | ${f1(row.median.otherCpu ?? 0)} | ` +
         `${row.median.rssMiB.toFixed(0)} | ` +
-        `${out ? f1(out / 1e6) : ""} | ${out ? f2(dumpBytes(row.engine) / out) + "x" : ""} |`,
+        `${out ? f1(out / 1e6) : ""} | ${
+          out ? f2((row.inputBytes ?? dumpBytes(row.engine)) / out) + "x" : ""
+        } |`,
     );
   }
   r.targets = computeTargets(r);
