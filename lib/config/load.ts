@@ -289,7 +289,8 @@ function storageNotAFolder(path: string): string | undefined {
   }
 }
 
-type PathKey = string | number;
+/** One step of a path into the file: a key or a list index. */
+export type PathKey = string | number;
 type Locate = (path: PathKey[], key: boolean) => { line?: number; col?: number };
 
 function locator(doc: Document, lc: LineCounter): Locate {

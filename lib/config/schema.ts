@@ -140,12 +140,96 @@ const body = {
   instances: v.optional(v.array(instance, "expected a list of instances")),
 };
 
-/** Schema of the whole file after the selected overlay has been merged in. */
-export const ConfigFileSchema = v.strictObject({
+const configFileSchema = v.strictObject({
   environment: v.optional(nonEmpty("an environment name")),
   ...body,
   environments: v.optional(v.record(v.string(), v.unknown(), "expected a mapping of overlays")),
 }, "expected a mapping at the top of the file");
 
-/** The file's content as valibot outputs it. */
-export type ConfigFile = v.InferOutput<typeof ConfigFileSchema>;
+/** Schema of the whole file after the selected overlay has been merged in. */
+export const ConfigFileSchema: v.GenericSchema<unknown, ConfigFile> = configFileSchema;
+
+// The file's types below are written out for the documentation; the schema stays the one
+// source of truth: this line fails to compile when they and valibot's output differ at all.
+const _sameAsSchema: SameType<ConfigFile, v.InferOutput<typeof configFileSchema>> = true;
+
+/** The file's content as the schema outputs it (before defaults and path resolution). */
+export interface ConfigFile {
+  /** The overlay selected by the file itself. */
+  environment?: string;
+  /** Where backups go and how they are compressed. */
+  storage?: StorageFile;
+  /** The credentials file and its key. */
+  credentials?: CredentialsFile;
+  /** Tuning of backup runs. */
+  backup?: BackupFile;
+  /** The servers, in file order. */
+  instances?: InstanceFile[];
+  /** Overlays, merged in before validation. */
+  environments?: Record<string, unknown>;
+}
+
+/** `storage:` as written. */
+export interface StorageFile {
+  /** Folder of the backups; relative to the config file's folder. */
+  path?: string;
+  /** Codec, level and threads of dump files. */
+  compression?: {
+    format?: typeof COMPRESSION_FORMATS[number];
+    level?: number;
+    threads?: number;
+  };
+}
+
+/** `credentials:` as written. */
+export interface CredentialsFile {
+  /** The encrypted credentials file. */
+  file?: string;
+  /** The Fernet key file; absent: derived from the host name. */
+  key_file?: string;
+}
+
+/** `backup:` as written. */
+export interface BackupFile {
+  /** Databases dumped at once. */
+  jobs?: number;
+  /** Seconds, or a duration such as "10m". */
+  stall_timeout?: number | string;
+  /** Niceness of dump children. */
+  nice?: number;
+  /** ionice class of dump children. */
+  ionice?: "none" | "idle" | "best-effort";
+}
+
+/** One entry of `instances:` as written. */
+export interface InstanceFile {
+  /** Unique id, used in paths and on the command line. */
+  id: string;
+  /** Engine of the server. */
+  type: typeof ENGINE_TYPES[number];
+  /** Host name or address. */
+  host?: string;
+  /** TCP port. */
+  port?: number;
+  /** Id of the entry in the credentials file. */
+  credential: string;
+  /** false: skipped by --all, refused by --instance. */
+  enabled?: boolean;
+  /** Seconds to wait for a connection. */
+  connect_timeout?: number;
+  /** Database selection globs. */
+  databases?: { include?: string[] | null; exclude?: string[] | null };
+  /** Users/roles backup settings. */
+  users?: { backup?: boolean; exclude?: string[] };
+  /** Client tool folder and paths. */
+  tools?: { [name in "dir" | typeof TOOL_NAMES[number]]?: string };
+}
+
+// Deep structural identity: flattened first (valibot's output is built of intersections), then
+// compared both ways with TypeScript's own identity check, so an extra or missing optional key
+// also fails (mutual assignability would let those through).
+type Flat<T> = T extends readonly unknown[] ? { [K in keyof T]: Flat<T[K]> }
+  : T extends object ? { [K in keyof T]: Flat<T[K]> }
+  : T;
+type SameType<A, B> = (<T>() => T extends Flat<A> ? 1 : 2) extends
+  (<T>() => T extends Flat<B> ? 1 : 2) ? true : false;
