@@ -40,9 +40,7 @@ async function sourceFiles(dir: string): Promise<string[]> {
 /** A readable name: the declaration's, else what it is assigned to or passed to. */
 function nameOf(node: ts.FunctionLikeDeclaration, sf: ts.SourceFile): string {
   const own = node.name?.getText(sf);
-  const cls = ts.isClassLike(node.parent) && node.parent.name
-    ? `${node.parent.name.text}.`
-    : "";
+  const cls = ts.isClassLike(node.parent) && node.parent.name ? `${node.parent.name.text}.` : "";
   if (ts.isConstructorDeclaration(node)) return `${cls}constructor`;
   if (own) return cls + own;
   const p = node.parent;
