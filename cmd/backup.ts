@@ -7,6 +7,7 @@ import { object } from "@optique/core/constructs";
 import { message } from "@optique/core/message";
 import { multiple, optional } from "@optique/core/modifiers";
 import { command, constant, option } from "@optique/core/primitives";
+import type { Parser } from "@optique/core/parser";
 import { integer, string } from "@optique/core/valueparser";
 import { CredentialResolver } from "../lib/credentials/resolve.ts";
 import {
@@ -28,7 +29,7 @@ import { formatBytes, ProgressLine } from "./progress.ts";
 import { withInterruption } from "./signals.ts";
 
 /** Parser of the `backup` command. */
-export const backupCommand = command(
+export const backupCommand: Parser<"sync", BackupParsed, unknown> = command(
   "backup",
   object({
     command: constant("backup" as const),
@@ -69,7 +70,9 @@ failure of that sort) or nothing to back up (see --allow-empty), 4 locked, 64 us
   },
 );
 
-type BackupParsed = {
+/** The parsed `backup` command line. */
+export type BackupParsed = {
+  command: "backup";
   instance?: string;
   all?: boolean;
   databases: readonly string[];

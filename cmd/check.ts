@@ -7,6 +7,7 @@ import { object } from "@optique/core/constructs";
 import { message } from "@optique/core/message";
 import { optional } from "@optique/core/modifiers";
 import { command, constant, option } from "@optique/core/primitives";
+import type { Parser } from "@optique/core/parser";
 import { string } from "@optique/core/valueparser";
 import { checkInstance, type InstanceCheck } from "../lib/check.ts";
 import { CredentialResolver } from "../lib/credentials/resolve.ts";
@@ -15,8 +16,11 @@ import type { Context } from "./context.ts";
 import { findInstance } from "./instances.ts";
 import { formatBytes } from "./progress.ts";
 
+/** The parsed `check` command line. */
+export type CheckArgs = { command: "check"; instance?: string };
+
 /** Parser of the `check` command. */
-export const checkCommand = command(
+export const checkCommand: Parser<"sync", CheckArgs, unknown> = command(
   "check",
   object({
     command: constant("check" as const),

@@ -9,22 +9,27 @@ import { optional } from "@optique/core/modifiers";
 import { option } from "@optique/core/primitives";
 import { string } from "@optique/core/valueparser";
 import { run } from "@optique/run";
-import type { InferValue } from "@optique/core/parser";
+import type { Parser } from "@optique/core/parser";
 import { EXIT_CODE_OF_KIND, ExitCode, explainPermissionError, VyaError } from "../lib/errors.ts";
 import { withFlagText } from "./usage.ts";
 import { redact } from "../lib/redact.ts";
 import { ConfigValidationError, formatProblem } from "../lib/config/load.ts";
 import { VERSION } from "../lib/version.ts";
 import { type Context, createContext, type GlobalOptions } from "./context.ts";
-import { configCommand, runConfigShow, runConfigValidate } from "./config.ts";
-import { runVersion, versionCommand } from "./version.ts";
-import { credentialsCommand, runCredentials } from "./credentials.ts";
-import { backupCommand, runBackupCommand } from "./backup.ts";
-import { checkCommand, runCheck } from "./check.ts";
-import { restoreCommand, runRestore } from "./restore.ts";
-import { runUsersBackup, runUsersRestore, usersCommand } from "./users.ts";
-import { notifyCommand, runNotifyTest } from "./notify.ts";
-import { runSystemdInstall, runSystemdPrint, systemdCommand } from "./systemd.ts";
+import { type ConfigArgs, configCommand, runConfigShow, runConfigValidate } from "./config.ts";
+import { runVersion, type VersionArgs, versionCommand } from "./version.ts";
+import { credentialsCommand, type CredentialsParsed, runCredentials } from "./credentials.ts";
+import { backupCommand, type BackupParsed, runBackupCommand } from "./backup.ts";
+import { type CheckArgs, checkCommand, runCheck } from "./check.ts";
+import { type RestoreArgs, restoreCommand, runRestore } from "./restore.ts";
+import { runUsersBackup, runUsersRestore, type UsersArgs, usersCommand } from "./users.ts";
+import { type NotifyArgs, notifyCommand, runNotifyTest } from "./notify.ts";
+import {
+  runSystemdInstall,
+  runSystemdPrint,
+  systemdCommand,
+  type SystemdParsed,
+} from "./systemd.ts";
 
 const globalOptions = object("Global options", {
   config: optional(option("--config", string({ metavar: "PATH" }), {
@@ -54,8 +59,23 @@ const commands = or(
   versionCommand,
 );
 
+/** Everything a command line parses to: the global options and one command's arguments. */
+export type CliArgs =
+  & GlobalOptions
+  & (
+    | BackupParsed
+    | CheckArgs
+    | ConfigArgs
+    | CredentialsParsed
+    | RestoreArgs
+    | UsersArgs
+    | VersionArgs
+    | NotifyArgs
+    | SystemdParsed
+  );
+
 /** The whole command-line parser. */
-export const parser = merge(globalOptions, commands);
+export const parser: Parser<"sync", CliArgs, unknown> = merge(globalOptions, commands);
 
 const EXIT_CODES_HELP = message`Exit codes: 0 success; 1 some items failed; 2 all items failed \
 or the server could not be reached; 3 configuration, credential or permission error, or refused \
@@ -91,9 +111,7 @@ compressed, checksummed file per database, plus users and roles.`,
   }
 }
 
-type Parsed = InferValue<typeof parser>;
-
-function dispatch(parsed: Parsed, ctx: Context): Promise<number> | number {
+function dispatch(parsed: CliArgs, ctx: Context): Promise<number> | number {
   switch (parsed.command) {
     case "config validate":
       return runConfigValidate(ctx);

@@ -6,13 +6,17 @@
 import { object, or } from "@optique/core/constructs";
 import { message } from "@optique/core/message";
 import { command, constant } from "@optique/core/primitives";
+import type { Parser } from "@optique/core/parser";
 import { stringify } from "yaml";
 import { EXIT_CODE_OF_KIND, ExitCode } from "../lib/errors.ts";
 import { checkCredentialRefs } from "../lib/credentials/refs.ts";
 import type { Context } from "./context.ts";
 
+/** The parsed `config` command line. */
+export type ConfigArgs = { command: "config validate" } | { command: "config show" };
+
 /** Parser of the `config` command group. */
-export const configCommand = command(
+export const configCommand: Parser<"sync", ConfigArgs, unknown> = command(
   "config",
   or(
     command("validate", object({ command: constant("config validate" as const) }), {

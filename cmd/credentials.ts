@@ -7,6 +7,7 @@ import { object, or } from "@optique/core/constructs";
 import { message } from "@optique/core/message";
 import { optional } from "@optique/core/modifiers";
 import { command, constant, option } from "@optique/core/primitives";
+import type { Parser } from "@optique/core/parser";
 import { string } from "@optique/core/valueparser";
 import { CredentialResolver } from "../lib/credentials/resolve.ts";
 import { listEntries, removeEntry, setEntry } from "../lib/credentials/store.ts";
@@ -23,7 +24,7 @@ const idOption = option("--id", string({ metavar: "ID" }), {
 });
 
 /** Parser of the `credentials` command group. */
-export const credentialsCommand = command(
+export const credentialsCommand: Parser<"sync", CredentialsParsed, unknown> = command(
   "credentials",
   or(
     command(
@@ -105,7 +106,8 @@ credentials file, encrypted with the configured key.`,
   { brief: message`Manage the encrypted credentials file.` },
 );
 
-type CredentialsParsed =
+/** The parsed `credentials …` command line. */
+export type CredentialsParsed =
   | { command: "credentials encrypt"; id: string; username: string; passwordStdin?: boolean }
   | { command: "credentials list" }
   | { command: "credentials remove"; id: string }

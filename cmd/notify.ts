@@ -5,14 +5,18 @@
  */
 import { object } from "@optique/core/constructs";
 import { message } from "@optique/core/message";
+import type { Parser } from "@optique/core/parser";
 import { command, constant } from "@optique/core/primitives";
 import { CredentialResolver } from "../lib/credentials/resolve.ts";
 import { ConfigError, ExitCode } from "../lib/errors.ts";
 import { Notifier } from "../lib/notify/notifier.ts";
 import type { Context } from "./context.ts";
 
+/** What `notify test` parsed. */
+export type NotifyArgs = { command: "notify test" };
+
 /** Parser of the `notify` command group. */
-export const notifyCommand = command(
+export const notifyCommand: Parser<"sync", NotifyArgs, unknown> = command(
   "notify",
   command("test", object({ command: constant("notify test" as const) }), {
     brief: message`Send a test message through every configured channel.`,

@@ -9,7 +9,7 @@ import { message } from "@optique/core/message";
 import { optional } from "@optique/core/modifiers";
 import { command, constant, option } from "@optique/core/primitives";
 import { integer, string } from "@optique/core/valueparser";
-import type { InferValue } from "@optique/core/parser";
+import type { Parser } from "@optique/core/parser";
 import { ExitCode, InterruptedError, runExitCode } from "../lib/errors.ts";
 import { UsageError } from "./usage.ts";
 import { CredentialResolver } from "../lib/credentials/resolve.ts";
@@ -24,7 +24,7 @@ import { hostnameIfPermitted, storageHosts } from "../lib/backup/layout.ts";
 import { applyWaitingGrants } from "../lib/users/restore.ts";
 
 /** Parser of the `restore` command. */
-export const restoreCommand = command(
+export const restoreCommand: Parser<"sync", RestoreArgs, unknown> = command(
   "restore",
   object({
     command: constant("restore" as const),
@@ -95,7 +95,21 @@ target is running; 64 usage error (also a file that does not say its database, w
 );
 
 /** The parsed `restore` command line. */
-export type RestoreArgs = InferValue<typeof restoreCommand>;
+export type RestoreArgs = {
+  command: "restore";
+  instance: string;
+  database?: string;
+  list?: boolean;
+  latest?: boolean;
+  file?: string;
+  target?: string;
+  force?: boolean;
+  dryRun?: boolean;
+  noOwner?: boolean;
+  noSingleTransaction?: boolean;
+  ignoreMissingDefiners?: boolean;
+  lockWait?: number;
+};
 
 function human(bytes: number | undefined): string {
   return bytes === undefined ? "-" : formatBytes(bytes);

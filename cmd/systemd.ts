@@ -6,6 +6,7 @@
 import { object, or } from "@optique/core/constructs";
 import { message } from "@optique/core/message";
 import { optional } from "@optique/core/modifiers";
+import type { Parser } from "@optique/core/parser";
 import { command, constant, option } from "@optique/core/primitives";
 import { string } from "@optique/core/valueparser";
 import { dirname, join, resolve } from "node:path";
@@ -30,7 +31,7 @@ check a value with systemd-analyze calendar).`,
 }));
 
 /** Parser of the `systemd` command group. */
-export const systemdCommand = command(
+export const systemdCommand: Parser<"sync", SystemdParsed, unknown> = command(
   "systemd",
   or(
     command("print", object({ command: constant("systemd print" as const), onCalendar }), {
@@ -59,8 +60,15 @@ command is run with. A unit that exists with other content is left alone (exit 3
   { brief: message`Generate systemd units for the nightly backup.` },
 );
 
-type SystemdParsed = {
-  command: "systemd print" | "systemd install";
+/** What `systemd print|install` parsed. */
+export type SystemdParsed = SystemdPrintArgs | SystemdInstallArgs;
+
+/** What `systemd print` parsed. */
+export type SystemdPrintArgs = { command: "systemd print"; onCalendar?: string };
+
+/** What `systemd install` parsed. */
+export type SystemdInstallArgs = {
+  command: "systemd install";
   onCalendar?: string;
   dir?: string;
   force?: boolean;
@@ -111,7 +119,7 @@ export async function runSystemdPrint(parsed: SystemdParsed, ctx: Context): Prom
 }
 
 /** Runs `systemd install`. */
-export async function runSystemdInstall(parsed: SystemdParsed, ctx: Context): Promise<number> {
+export async function runSystemdInstall(parsed: SystemdInstallArgs, ctx: Context): Promise<number> {
   const all = await units(parsed, ctx);
   const dir = resolve(parsed.dir ?? "/etc/systemd/system");
   const plan: { path: string; body: string; state: "new" | "same" | "changed" }[] = [];

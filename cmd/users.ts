@@ -7,6 +7,7 @@ import { object, or } from "@optique/core/constructs";
 import { message } from "@optique/core/message";
 import { optional } from "@optique/core/modifiers";
 import { command, constant, option } from "@optique/core/primitives";
+import type { Parser } from "@optique/core/parser";
 import { string } from "@optique/core/valueparser";
 import { CredentialResolver } from "../lib/credentials/resolve.ts";
 import { ExitCode, InterruptedError, type ItemOutcome, runExitCode } from "../lib/errors.ts";
@@ -24,8 +25,11 @@ import { findInstance, pickInstances } from "./instances.ts";
 import { withInterruption } from "./signals.ts";
 import { refuseUnwiredEncryption } from "./backup.ts";
 
+/** The parsed `users …` command line. */
+export type UsersArgs = UsersBackupParsed | UsersRestoreParsed;
+
 /** Parser of the `users` command group. */
-export const usersCommand = command(
+export const usersCommand: Parser<"sync", UsersArgs, unknown> = command(
   "users",
   or(
     command(
@@ -112,7 +116,9 @@ configuration/credential error, 64 usage (also --user naming no account of the f
   { brief: message`Back up or restore users and roles.` },
 );
 
-type UsersBackupParsed = {
+/** The parsed `users backup` command line. */
+export type UsersBackupParsed = {
+  command: "users backup";
   instance?: string;
   all?: boolean;
   dryRun?: boolean;
@@ -153,7 +159,9 @@ export async function runUsersBackup(parsed: UsersBackupParsed, ctx: Context): P
   return runExitCode(results.map(itemOutcome));
 }
 
-type UsersRestoreParsed = {
+/** The parsed `users restore` command line. */
+export type UsersRestoreParsed = {
+  command: "users restore";
   instance: string;
   all?: boolean;
   user?: string;

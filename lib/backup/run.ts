@@ -200,49 +200,7 @@ async function backupInstance(
     adapter = await connect(instance.type, params);
     const version = await adapter.serverVersion();
     const all = await adapter.listDatabases();
-    let chosen = selectDatabases(
-      adapter.engine,
-      all,
-      instance.databases.include,
-      instance.databases.exclude,
-    );
-    if (request.databases?.length) {
-      chosen = [];
-      // A name given twice would be dumped twice into the same file name.
-      for (const name of new Set(request.databases)) {
-        const found = all.find((d) => d.name === name);
-        if (isSystemDatabase(adapter.engine, name)) {
-          // Naming a system database does not make it user data: it is never backed up.
-          record({
-            instance: instance.id,
-            database: name,
-            status: "failed",
-            error: `"${name}" is a system database of ${instance.id}; it is never backed up`,
-          });
-        } else if (!found) {
-          record({
-            instance: instance.id,
-            database: name,
-            status: "failed",
-            error: `database "${name}" does not exist on ${instance.id}`,
-          });
-        } else {
-          chosen.push(found);
-        }
-      }
-    }
-    if (chosen.length === 0 && !request.databases?.length) {
-      const what = `no database of instance ${instance.id} matches the selection` +
-        ` (include: ${JSON.stringify(instance.databases.include)},` +
-        ` exclude: ${JSON.stringify(instance.databases.exclude)}; ${all.length} on the server)`;
-      if (request.allowEmpty) {
-        request.log.warn(what, { instance: instance.id });
-      } else {
-        // Exit 1/2, not 3: the configuration is valid, the server's databases are what changed.
-        request.log.error(what, { instance: instance.id });
-        record({ instance: instance.id, status: "failed", error: what });
-      }
-    }
+    const chosen = chooseDatabases(instance, request, adapter, all, record);
     for (const db of chosen) pending.add(db.name);
     const tool = await resolveDumpTool(instance, version);
     const startedAt = new Date();
@@ -272,32 +230,100 @@ async function backupInstance(
     }
   } catch (e) {
     if (request.signal?.aborted) throw e;
-    // A credential or client tool problem fails this instance only; its kind makes the exit
-    // code 3 when every failure of the run is of that sort.
-    const kind = kindOf(e);
-    const message = redact(e instanceof Error ? e.message : String(e));
-    const hint = e instanceof VyaError && e.hint ? ` (${e.hint})` : "";
-    request.log.error(`instance ${instance.id}: ${message}${hint}`, { instance: instance.id });
     const skipped = [...pending, ...(usersPending && !usersDone ? [USERS_ITEM] : [])];
-    if (skipped.length === 0) {
-      record({
-        instance: instance.id,
-        status: "failed",
-        error: message,
-        kind,
-      });
-    }
-    for (const database of skipped) {
-      record({
-        instance: instance.id,
-        database,
-        status: "failed",
-        error: `not backed up: ${message}`,
-        kind,
-      });
-    }
+    recordInstanceFailure(e, instance, request, skipped, record);
   } finally {
     await adapter?.close().catch(() => {});
+  }
+}
+
+/**
+ * The databases of `all` this run backs up: the instance's selection, or the names the request
+ * gives (each name that is a system database or absent is recorded as failed).
+ */
+function chooseDatabases(
+  instance: InstanceConfig,
+  request: BackupRequest,
+  adapter: EngineAdapter,
+  all: DatabaseInfo[],
+  record: (r: ItemResult) => void,
+): DatabaseInfo[] {
+  let chosen = selectDatabases(
+    adapter.engine,
+    all,
+    instance.databases.include,
+    instance.databases.exclude,
+  );
+  if (request.databases?.length) {
+    chosen = [];
+    // A name given twice would be dumped twice into the same file name.
+    for (const name of new Set(request.databases)) {
+      const found = all.find((d) => d.name === name);
+      if (isSystemDatabase(adapter.engine, name)) {
+        // Naming a system database does not make it user data: it is never backed up.
+        record({
+          instance: instance.id,
+          database: name,
+          status: "failed",
+          error: `"${name}" is a system database of ${instance.id}; it is never backed up`,
+        });
+      } else if (!found) {
+        record({
+          instance: instance.id,
+          database: name,
+          status: "failed",
+          error: `database "${name}" does not exist on ${instance.id}`,
+        });
+      } else {
+        chosen.push(found);
+      }
+    }
+  }
+  if (chosen.length === 0 && !request.databases?.length) {
+    const what = `no database of instance ${instance.id} matches the selection` +
+      ` (include: ${JSON.stringify(instance.databases.include)},` +
+      ` exclude: ${JSON.stringify(instance.databases.exclude)}; ${all.length} on the server)`;
+    if (request.allowEmpty) {
+      request.log.warn(what, { instance: instance.id });
+    } else {
+      // Exit 1/2, not 3: the configuration is valid, the server's databases are what changed.
+      request.log.error(what, { instance: instance.id });
+      record({ instance: instance.id, status: "failed", error: what });
+    }
+  }
+  return chosen;
+}
+
+/** Logs why an instance failed and records each item it still owed (or the instance itself). */
+function recordInstanceFailure(
+  e: unknown,
+  instance: InstanceConfig,
+  request: BackupRequest,
+  skipped: string[],
+  record: (r: ItemResult) => void,
+): void {
+  // A credential or client tool problem fails this instance only; its kind makes the exit
+  // code 3 when every failure of the run is of that sort.
+  const kind = kindOf(e);
+  const message = redact(e instanceof Error ? e.message : String(e));
+  const hint = e instanceof VyaError && e.hint ? ` (${e.hint})` : "";
+  request.log.error(`instance ${instance.id}: ${message}${hint}`, { instance: instance.id });
+  if (skipped.length === 0) {
+    record({
+      instance: instance.id,
+      status: "failed",
+      error: message,
+      kind,
+    });
+  }
+  for (const database of skipped) {
+    record({
+      instance: instance.id,
+      database,
+      status: "failed",
+      error: `not backed up: ${message}`,
+      kind,
+    });
   }
 }
 
@@ -339,7 +365,7 @@ async function backupDatabase(db: DatabaseInfo, job: DatabaseJob): Promise<ItemR
 }
 
 async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<ItemResult> {
-  const { instance, request, version, tool } = job;
+  const { instance, request, version } = job;
   const config = request.config;
   const format = config.storage.compression.format;
   const level = config.storage.compression.level;
@@ -363,40 +389,9 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
   };
   if (request.dryRun) return base;
   request.events?.start?.(instance.id, db.name, db.sizeBytes);
-  const meta: BackupMetadata = {
-    format_version: METADATA_FORMAT_VERSION,
-    kind: "database",
-    tool_version: VERSION,
-    status: "failed",
-    engine: version.flavor,
-    server_version: version.full,
-    hostname: request.hostname,
-    instance: instance.id,
-    database: db.name,
-    started_at: started.toISOString(),
-    finished_at: started.toISOString(),
-    duration_ms: 0,
-    raw_bytes: 0,
-    compression: { format, level },
-    file: null,
-    dump: { tool: tool.name, path: tool.path, tool_version: tool.version, options: [] },
-  };
+  const meta = initialMetadata(db, job, started);
   try {
-    // A half-restored copy backed up as "ok" would pass for a good backup (and let retention
-    // delete the real ones): it is refused.
-    if (await job.adapter.restoreMark(db.name)) {
-      throw new VyaError(
-        `${db.name} carries the mark of a restore that never finished: it holds part of a ` +
-          `dump at most and is not backed up; restore it again, or drop it`,
-        "failed",
-      );
-    }
-    meta.objects = { ...(await job.adapter.objectCounts(db.name)) };
-    meta.database_properties = await job.adapter.databaseProperties(db.name);
-    const restoreWarning = await job.adapter.restoreWarning?.(db.name);
-    if (restoreWarning) {
-      request.log.warn(restoreWarning, { instance: instance.id, database: db.name });
-    }
+    const restoreWarning = await inspectBeforeDump(db, job, meta);
     const command = await dumpCommandFor(job, db.name);
     meta.dump.options = command.options;
     let stderr = "";
@@ -452,6 +447,57 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
       duration_ms: meta.duration_ms,
     };
   }
+}
+
+/** The metadata of a dump about to start: failed until the dump proves otherwise. */
+function initialMetadata(db: DatabaseInfo, job: DatabaseJob, started: Date): BackupMetadata {
+  const { instance, request, version, tool } = job;
+  const { format, level } = request.config.storage.compression;
+  return {
+    format_version: METADATA_FORMAT_VERSION,
+    kind: "database",
+    tool_version: VERSION,
+    status: "failed",
+    engine: version.flavor,
+    server_version: version.full,
+    hostname: request.hostname,
+    instance: instance.id,
+    database: db.name,
+    started_at: started.toISOString(),
+    finished_at: started.toISOString(),
+    duration_ms: 0,
+    raw_bytes: 0,
+    compression: { format, level },
+    file: null,
+    dump: { tool: tool.name, path: tool.path, tool_version: tool.version, options: [] },
+  };
+}
+
+/**
+ * What the server says of the database before it is dumped: refuses a half-restored one, fills
+ * `meta`'s object counts and properties, and returns (and logs) the engine's restore warning.
+ */
+async function inspectBeforeDump(
+  db: DatabaseInfo,
+  job: DatabaseJob,
+  meta: BackupMetadata,
+): Promise<string | undefined> {
+  // A half-restored copy backed up as "ok" would pass for a good backup (and let retention
+  // delete the real ones): it is refused.
+  if (await job.adapter.restoreMark(db.name)) {
+    throw new VyaError(
+      `${db.name} carries the mark of a restore that never finished: it holds part of a ` +
+        `dump at most and is not backed up; restore it again, or drop it`,
+      "failed",
+    );
+  }
+  meta.objects = { ...(await job.adapter.objectCounts(db.name)) };
+  meta.database_properties = await job.adapter.databaseProperties(db.name);
+  const restoreWarning = await job.adapter.restoreWarning?.(db.name);
+  if (restoreWarning) {
+    job.request.log.warn(restoreWarning, { instance: job.instance.id, database: db.name });
+  }
+  return restoreWarning;
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -9,6 +9,7 @@ import * as v from "valibot";
 import { isAbsolute, join } from "node:path";
 import { parseDurationSeconds } from "./duration.ts";
 import { formatSpan } from "../storage/retention.ts";
+import type { SameType } from "./same_type.ts";
 
 /** Events a notification can be sent for. */
 export const NOTIFY_EVENTS = ["failure", "stale", "success"] as const;
@@ -74,7 +75,7 @@ const webhook = v.strictObject({
 }, "expected a mapping { url_start, url_success, url_failure, body }");
 
 /** Schema of `notify:`. */
-export const notifySchema = v.strictObject({
+const notifyObject = v.strictObject({
   on: v.optional(v.array(
     v.picklist(NOTIFY_EVENTS, `expected one of ${NOTIFY_EVENTS.join(", ")}`),
     "expected a list of events",
@@ -85,12 +86,12 @@ export const notifySchema = v.strictObject({
 }, "expected a mapping { on, timeout, email, webhooks }");
 
 /** Schema of `metrics:`. */
-export const metricsSchema = v.strictObject({
+const metricsObject = v.strictObject({
   textfile: v.optional(text("a file path")),
 }, "expected a mapping { textfile }");
 
 /** Schema of `alerts:`. */
-export const alertsSchema = v.strictObject({
+const alertsObject = v.strictObject({
   max_age: v.optional(seconds(60, 366 * 86400, "26h")),
 }, "expected a mapping { max_age }");
 
@@ -154,11 +155,63 @@ export const DEFAULT_NOTIFY_TIMEOUT_SECONDS = 10;
 
 const DEFAULT_SMTP_PORT = { none: 25, starttls: 587, tls: 465 } as const;
 
+/** `notify:` as written. */
+export interface NotifyFile {
+  /** Events that send mail. */
+  on?: NotifyEvent[];
+  /** One delivery's time limit, with its retries. */
+  timeout?: number | string;
+  /** Mail settings. */
+  email?: {
+    host: string;
+    port?: number;
+    tls?: typeof SMTP_TLS[number];
+    credential?: string;
+    from: string;
+    to: string[];
+  };
+  /** Webhook receivers. */
+  webhooks?: {
+    url_start?: string;
+    url_success?: string;
+    url_failure?: string;
+    body?: "none" | "json";
+  }[];
+}
+
+/** `metrics:` as written. */
+export interface MetricsFile {
+  /** Path of the node_exporter textfile. */
+  textfile?: string;
+}
+
+/** `alerts:` as written. */
+export interface AlertsBlockFile {
+  /** When a newest good backup is stale ("26h", seconds). */
+  max_age?: number | string;
+}
+
+/** Schema of `notify:`. */
+export const notifySchema: v.GenericSchema<unknown, NotifyFile> = notifyObject;
+/** Schema of `metrics:`. */
+export const metricsSchema: v.GenericSchema<unknown, MetricsFile> = metricsObject;
+/** Schema of `alerts:`. */
+export const alertsSchema: v.GenericSchema<unknown, AlertsBlockFile> = alertsObject;
+
+const _same: [
+  SameType<NotifyFile, v.InferOutput<typeof notifyObject>>,
+  SameType<MetricsFile, v.InferOutput<typeof metricsObject>>,
+  SameType<AlertsBlockFile, v.InferOutput<typeof alertsObject>>,
+] = [true, true, true];
+
 /** The three blocks as the schema outputs them. */
 export interface AlertsFile {
-  notify?: v.InferOutput<typeof notifySchema>;
-  metrics?: v.InferOutput<typeof metricsSchema>;
-  alerts?: v.InferOutput<typeof alertsSchema>;
+  /** `notify:`. */
+  notify?: NotifyFile;
+  /** `metrics:`. */
+  metrics?: MetricsFile;
+  /** `alerts:`. */
+  alerts?: AlertsBlockFile;
 }
 
 /** Effective `notify`, `metrics` and `alerts` with defaults; paths relative to `dir`. */

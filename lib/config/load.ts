@@ -167,6 +167,50 @@ async function readBounded(file: string): Promise<string> {
  * relative paths; `env` selects an overlay (else the file's `environment:`).
  */
 export function parseConfig(text: string, file: string, env?: string): LoadedConfig {
+  const { doc, lineCounter, raw } = parseYaml(text, file);
+  const at = locator(doc, lineCounter);
+  if (typeof raw !== "object" || Array.isArray(raw)) {
+    throw new ConfigValidationError(file, [{
+      line: 1,
+      col: 1,
+      path: "",
+      message: "expected a mapping at the top of the file",
+    }]);
+  }
+  const { merged, selected, overlays, environments } = applyOverlay(raw as Plain, env, file, at);
+
+  const result = v.safeParse(ConfigFileSchema, merged, { abortEarly: false });
+  const problems = result.success
+    ? []
+    : result.issues.map((issue) => issueToProblem(issue, merged, selected, overlays, at));
+  problems.push(...duplicateIds(merged, selected, overlays, at));
+  if (problems.length || !result.success) throw new ConfigValidationError(file, dedupe(problems));
+  const parsed = result.output;
+
+  const dir = dirname(file);
+  const config = toConfig(parsed, dir, selected);
+  const emptyPolicies = retentionProblems(config).map((p) => ({
+    ...at(originOf(p.path, merged, selected, overlays), false),
+    path: formatPath(p.path),
+    message: p.message,
+  }));
+  if (emptyPolicies.length) throw new ConfigValidationError(file, emptyPolicies);
+  const storageProblem = storageNotAFolder(config.storage.path);
+  if (storageProblem) {
+    throw new ConfigValidationError(file, [{
+      ...at(originOf(["storage", "path"], merged, selected, overlays), false),
+      path: "storage.path",
+      message: storageProblem,
+    }]);
+  }
+  return { config, source: { file, dir }, environments };
+}
+
+/** The file's YAML as a document (for positions) and as plain data; YAML errors refused. */
+function parseYaml(
+  text: string,
+  file: string,
+): { doc: Document; lineCounter: LineCounter; raw: unknown } {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -196,16 +240,19 @@ export function parseConfig(text: string, file: string, env?: string): LoadedCon
         : `invalid YAML: ${e.message}`,
     }]);
   }
-  const at = locator(doc, lineCounter);
-  if (typeof raw !== "object" || Array.isArray(raw)) {
-    throw new ConfigValidationError(file, [{
-      line: 1,
-      col: 1,
-      path: "",
-      message: "expected a mapping at the top of the file",
-    }]);
-  }
-  const base = raw as Plain;
+  return { doc, lineCounter, raw };
+}
+
+/**
+ * The file with the selected environment's overlay (`env`, else the file's `environment:`)
+ * merged in; an unknown environment or a malformed overlay is refused at its key.
+ */
+function applyOverlay(
+  base: Plain,
+  env: string | undefined,
+  file: string,
+  at: Locate,
+): { merged: Plain; selected?: string; overlays: Plain; environments: string[] } {
   const overlays = (typeof base.environments === "object" && base.environments !== null &&
       !Array.isArray(base.environments))
     ? base.environments as Plain
@@ -251,32 +298,7 @@ export function parseConfig(text: string, file: string, env?: string): LoadedCon
       merged = deepMerge(base, overlay as Plain);
     }
   }
-
-  const result = v.safeParse(ConfigFileSchema, merged, { abortEarly: false });
-  const problems = result.success
-    ? []
-    : result.issues.map((issue) => issueToProblem(issue, merged, selected, overlays, at));
-  problems.push(...duplicateIds(merged, selected, overlays, at));
-  if (problems.length || !result.success) throw new ConfigValidationError(file, dedupe(problems));
-  const parsed = result.output;
-
-  const dir = dirname(file);
-  const config = toConfig(parsed, dir, selected);
-  const emptyPolicies = retentionProblems(config).map((p) => ({
-    ...at(originOf(p.path, merged, selected, overlays), false),
-    path: formatPath(p.path),
-    message: p.message,
-  }));
-  if (emptyPolicies.length) throw new ConfigValidationError(file, emptyPolicies);
-  const storageProblem = storageNotAFolder(config.storage.path);
-  if (storageProblem) {
-    throw new ConfigValidationError(file, [{
-      ...at(originOf(["storage", "path"], merged, selected, overlays), false),
-      path: "storage.path",
-      message: storageProblem,
-    }]);
-  }
-  return { config, source: { file, dir }, environments };
+  return { merged, selected, overlays, environments };
 }
 
 /**
@@ -295,7 +317,8 @@ function storageNotAFolder(path: string): string | undefined {
   }
 }
 
-type PathKey = string | number;
+/** One step of a path into the file: a key or a list index. */
+export type PathKey = string | number;
 type Locate = (path: PathKey[], key: boolean) => { line?: number; col?: number };
 
 function locator(doc: Document, lc: LineCounter): Locate {

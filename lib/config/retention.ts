@@ -8,6 +8,7 @@
 import { ConfigError } from "../errors.ts";
 import { policyKeepsSomething } from "../storage/retention.ts";
 import { parseDurationSeconds } from "./duration.ts";
+import type { RetentionFile } from "./schema.ts";
 import type { Config, RetentionConfig, RetentionSettings } from "./types.ts";
 
 /**
@@ -22,17 +23,7 @@ export const DEFAULT_PRUNE_MODE = "after_backup" as const;
 export const DEFAULT_MIN_KEEP = 1;
 
 /** A retention block as the schema outputs it (keep_within still as written). */
-export interface RetentionBlock {
-  keep_last?: number;
-  keep_daily?: number;
-  keep_weekly?: number;
-  keep_monthly?: number;
-  keep_yearly?: number;
-  keep_within?: number | string;
-  min_keep?: number;
-  timezone?: string;
-  prune?: RetentionConfig["prune"];
-}
+export type RetentionBlock = RetentionFile;
 
 /** Turns a validated block into settings: only the keys it sets, keep_within in seconds. */
 export function toRetentionSettings(

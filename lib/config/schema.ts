@@ -8,8 +8,9 @@
 import * as v from "valibot";
 import { isTimeZone } from "../storage/retention.ts";
 import { isRecipient } from "../crypto/age_keys.ts";
-import { alertsSchema, metricsSchema, notifySchema } from "./alerts.ts";
+import { type AlertsFile, alertsSchema, metricsSchema, notifySchema } from "./alerts.ts";
 import { parseDurationSeconds } from "./duration.ts";
+import type { SameType } from "./same_type.ts";
 
 const nonEmpty = (what: string) =>
   v.pipe(v.string(`expected ${what} (a string)`), v.minLength(1, `expected ${what}, got ""`));
@@ -213,14 +214,125 @@ const body = {
 };
 
 /** The top-level keys an environment overlay may set. */
-export const OVERLAY_KEYS = Object.keys(body);
+export const OVERLAY_KEYS: string[] = Object.keys(body);
 
-/** Schema of the whole file after the selected overlay has been merged in. */
-export const ConfigFileSchema = v.strictObject({
+const configFileSchema = v.strictObject({
   environment: v.optional(nonEmpty("an environment name")),
   ...body,
   environments: v.optional(v.record(v.string(), v.unknown(), "expected a mapping of overlays")),
 }, "expected a mapping at the top of the file");
 
-/** The file's content as valibot outputs it. */
-export type ConfigFile = v.InferOutput<typeof ConfigFileSchema>;
+/** Schema of the whole file after the selected overlay has been merged in. */
+export const ConfigFileSchema: v.GenericSchema<unknown, ConfigFile> = configFileSchema;
+
+// The file's types below are written out for the documentation; the schema stays the one
+// source of truth: this line fails to compile when they and valibot's output differ at all.
+const _sameAsSchema: SameType<ConfigFile, v.InferOutput<typeof configFileSchema>> = true;
+
+/** The file's content as the schema outputs it (before defaults and path resolution). */
+export interface ConfigFile {
+  /** The overlay selected by the file itself. */
+  environment?: string;
+  /** Where backups go and how they are compressed. */
+  storage?: StorageFile;
+  /** The credentials file and its key. */
+  credentials?: CredentialsFile;
+  /** Tuning of backup runs. */
+  backup?: BackupFile;
+  /** The servers, in file order. */
+  instances?: InstanceFile[];
+  /** The default retention policy. */
+  retention?: RetentionFile;
+  /** Mail and webhooks after a run. */
+  notify?: AlertsFile["notify"];
+  /** The Prometheus textfile. */
+  metrics?: AlertsFile["metrics"];
+  /** Staleness threshold. */
+  alerts?: AlertsFile["alerts"];
+  /** Overlays, merged in before validation. */
+  environments?: Record<string, unknown>;
+}
+
+/** A `retention:` block as written (every key optional; see lib/config/retention.ts). */
+export interface RetentionFile {
+  /** The N newest good backups. */
+  keep_last?: number;
+  /** The newest good backup of each of the last N days that have one. */
+  keep_daily?: number;
+  /** Same per ISO week. */
+  keep_weekly?: number;
+  /** Same per calendar month. */
+  keep_monthly?: number;
+  /** Same per calendar year. */
+  keep_yearly?: number;
+  /** Every good backup within this span of the newest good one ("36h", seconds). */
+  keep_within?: number | string;
+  /** Floor of good backups kept, at least 1. */
+  min_keep?: number;
+  /** IANA zone the calendar buckets are cut in. */
+  timezone?: string;
+  /** When prune runs. */
+  prune?: typeof PRUNE_MODES[number];
+}
+
+/** `storage:` as written. */
+export interface StorageFile {
+  /** Folder of the backups; relative to the config file's folder. */
+  path?: string;
+  /** Codec, level and threads of dump files. */
+  compression?: {
+    format?: typeof COMPRESSION_FORMATS[number];
+    level?: number;
+    threads?: number;
+  };
+  /** age recipients (public keys) and where the identity is. */
+  encryption?: { recipients: string[]; identity_file?: string };
+}
+
+/** `credentials:` as written. */
+export interface CredentialsFile {
+  /** The encrypted credentials file. */
+  file?: string;
+  /** The Fernet key file; absent: derived from the host name. */
+  key_file?: string;
+}
+
+/** `backup:` as written. */
+export interface BackupFile {
+  /** Databases dumped at once. */
+  jobs?: number;
+  /** Seconds, or a duration such as "10m". */
+  stall_timeout?: number | string;
+  /** Niceness of dump children. */
+  nice?: number;
+  /** ionice class of dump children. */
+  ionice?: "none" | "idle" | "best-effort";
+}
+
+/** One entry of `instances:` as written. */
+export interface InstanceFile {
+  /** Unique id, used in paths and on the command line. */
+  id: string;
+  /** Engine of the server. */
+  type: typeof ENGINE_TYPES[number];
+  /** Host name or address. */
+  host?: string;
+  /** TCP port. */
+  port?: number;
+  /** Id of the entry in the credentials file. */
+  credential: string;
+  /** false: skipped by --all, refused by --instance. */
+  enabled?: boolean;
+  /** Seconds to wait for a connection. */
+  connect_timeout?: number;
+  /** Database selection globs. */
+  databases?: { include?: string[] | null; exclude?: string[] | null };
+  /** Users/roles backup settings. */
+  users?: { backup?: boolean; exclude?: string[] };
+  /** Client tool folder and paths. */
+  tools?: { [name in "dir" | typeof TOOL_NAMES[number]]?: string };
+  /** This instance's retention, over the top-level one. */
+  retention?: RetentionFile;
+  /** Per-database retention, over the instance's. */
+  retention_overrides?: { [database: string]: RetentionFile };
+}

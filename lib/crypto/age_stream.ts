@@ -21,11 +21,11 @@ import type { AgeIdentities } from "./age_keys.ts";
 import { parseRecipients } from "./age_keys.ts";
 
 /** Plaintext bytes per STREAM chunk (age spec). */
-export const AGE_CHUNK = 64 * 1024;
+export const AGE_CHUNK: number = 64 * 1024;
 const TAG = 16;
 const NONCE = 16;
 /** Ciphertext bytes per full STREAM chunk. */
-export const AGE_SEALED_CHUNK = AGE_CHUNK + TAG;
+export const AGE_SEALED_CHUNK: number = AGE_CHUNK + TAG;
 /** The largest header read: about 2,000 X25519 recipients; past it the file is not ours. */
 const MAX_HEADER = 256 * 1024;
 const VERSION_LINE = "age-encryption.org/v1\n";
@@ -345,31 +345,41 @@ export function decryptStream(
       if (last.length < TAG) {
         throw fail(`cut short in ${where(nonce.index)}: age's final chunk is missing`, "truncated");
       }
-      const plain = open(key, nonce.withLast(true), last);
-      if (!plain) {
-        if (last.length === AGE_SEALED_CHUNK && open(key, nonce.withLast(false), last)) {
-          throw fail(
-            `cut short after ${
-              where(nonce.index)
-            }, at a chunk boundary: age's final chunk is missing`,
-            "truncated",
-          );
-        }
-        throw fail(
-          `authentication failed at ${
-            where(nonce.index)
-          }, the last one: the file was changed or cut short`,
-          "authentication",
-        );
-      }
-      if (plain.length === 0 && nonce.index > 0) {
-        throw fail(
-          "its final chunk is empty, which age never writes: the file was changed",
-          "authentication",
-        );
-      }
+      const plain = openFinalChunk(key, nonce, last, where, fail);
       controller.enqueue(plain);
       key.fill(0);
     },
   });
+}
+
+/** Opens age's final chunk, telling a file cut at a chunk boundary from a changed one. */
+function openFinalChunk(
+  key: Uint8Array,
+  nonce: StreamNonce,
+  last: Uint8Array,
+  where: (i: number) => string,
+  fail: (message: string, reason: AgeFailure) => AgeError,
+): Uint8Array {
+  const plain = open(key, nonce.withLast(true), last);
+  if (!plain) {
+    if (last.length === AGE_SEALED_CHUNK && open(key, nonce.withLast(false), last)) {
+      throw fail(
+        `cut short after ${where(nonce.index)}, at a chunk boundary: age's final chunk is missing`,
+        "truncated",
+      );
+    }
+    throw fail(
+      `authentication failed at ${
+        where(nonce.index)
+      }, the last one: the file was changed or cut short`,
+      "authentication",
+    );
+  }
+  if (plain.length === 0 && nonce.index > 0) {
+    throw fail(
+      "its final chunk is empty, which age never writes: the file was changed",
+      "authentication",
+    );
+  }
+  return plain;
 }

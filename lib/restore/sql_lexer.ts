@@ -39,6 +39,14 @@ function isIdentChar(b: number): boolean {
     b === 0x5f || b === DOLLAR || b >= 0x80;
 }
 
+/** The byte at `q` of a piece starting at `from`; before it, the previous piece's `prior`. */
+function byteAt(line: Uint8Array, from: number, prior: number[], q: number): number {
+  return q >= from ? line[q] : prior[from - q - 1] ?? 0x20;
+}
+
+/** A state's answer when a token is cut by the end of a piece. */
+const STOP = -1;
+
 function isTagStart(b: number): boolean {
   return (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || b === 0x5f || b >= 0x80;
 }
@@ -107,139 +115,22 @@ export class SqlLexer {
     this.#skip = 0;
     // A position before `from` is in an earlier piece of the same line (or in no line at all).
     const prior = this.#before;
-    const byteAt = (q: number) => q >= from ? line[q] : prior[from - q - 1] ?? 0x20;
-    const before = (k: number) => byteAt(i - k);
-    // Whether `n` bytes from i are there; if not, and more of the line follows, keep the rest.
-    const has = (n: number) => {
-      if (i + n <= to) return true;
-      if (!final) this.#hold = line.slice(i, to);
-      return false;
-    };
     let stop = false;
-    while (i < to && !stop) {
-      const b = line[i];
-      if (this.#lineComment) {
-        const nl = line.indexOf(0x0a, i);
-        if (nl < 0 || nl >= to) {
-          i = to;
-          break;
-        }
-        this.#lineComment = false;
-        i = nl + 1;
-        continue;
+    while (i < to) {
+      const next = this.#lineComment
+        ? this.#inLineComment(line, i, to)
+        : this.#blockDepth > 0
+        ? this.#inBlockComment(line, i, to, final, mysql)
+        : this.#dollarTag !== null
+        ? this.#inDollarQuote(line, i, to, final)
+        : this.#quote !== 0
+        ? this.#inQuote(line, i)
+        : this.#inCode(line, i, from, to, final, prior, mysql);
+      if (next === STOP) {
+        stop = true;
+        break;
       }
-      if (this.#blockDepth > 0) {
-        if (b === STAR || (!mysql && b === SLASH)) {
-          if (!has(2)) {
-            if (!final) stop = true;
-            else i++;
-            continue;
-          }
-          if (b === STAR && line[i + 1] === SLASH) {
-            this.#blockDepth--;
-            i += 2;
-            continue;
-          }
-          if (b === SLASH && line[i + 1] === STAR) {
-            this.#blockDepth++;
-            i += 2;
-            continue;
-          }
-        }
-        i++;
-        continue;
-      }
-      if (this.#dollarTag !== null) {
-        if (b === DOLLAR) {
-          if (!has(this.#dollarTag.length) && !final) {
-            stop = true;
-            continue;
-          }
-          if (this.#matches(line, i, to, this.#dollarTag)) {
-            i += this.#dollarTag.length;
-            this.#dollarTag = null;
-            continue;
-          }
-        }
-        i++;
-        continue;
-      }
-      if (this.#quote !== 0) {
-        if (this.#backslash && b === BS) i += 2;
-        else {
-          if (b === this.#quote) this.#quote = 0;
-          i++;
-        }
-        continue;
-      }
-      if (isSpace(b)) {
-        i++;
-        continue;
-      }
-      if (b === DASH) {
-        // MySQL needs a space or the end of the line after "--".
-        if (!has(mysql ? 3 : 2) && !final) {
-          stop = true;
-          continue;
-        }
-        if (line[i + 1] === DASH && i + 1 < to && (!mysql || i + 2 >= to || isSpace(line[i + 2]))) {
-          this.#lineComment = true;
-          continue;
-        }
-      }
-      if (mysql && b === HASH) {
-        this.#lineComment = true;
-        continue;
-      }
-      if (b === SLASH) {
-        if (!has(2) && !final) {
-          stop = true;
-          continue;
-        }
-        if (line[i + 1] === STAR && i + 1 < to) {
-          this.#blockDepth = 1;
-          i += 2;
-          continue;
-        }
-      }
-      if (b === this.#delimiter[0]) {
-        if (!has(this.#delimiter.length) && !final) {
-          stop = true;
-          continue;
-        }
-        if (this.#matches(line, i, to, this.#delimiter)) {
-          this.#inStatement = false;
-          i += this.#delimiter.length;
-          continue;
-        }
-      }
-      this.#inStatement = true;
-      if (b === SQ || b === DQ || (mysql && b === BT)) {
-        this.#quote = b;
-        const prev = before(1);
-        const prev2 = before(2);
-        // MySQL strings take backslash escapes; PostgreSQL only E'…' strings.
-        this.#backslash = mysql
-          ? b !== BT
-          : b === SQ && (prev === 0x45 || prev === 0x65) && !isIdentChar(prev2);
-        i++;
-        continue;
-      }
-      if (!mysql && b === DOLLAR && !isIdentChar(before(1))) {
-        const end = this.#dollarTagEnd(line, i, to);
-        if (end < 0) {
-          if (!final) {
-            this.#hold = line.slice(i, to);
-            stop = true;
-            continue;
-          }
-        } else if (end > 0) {
-          this.#dollarTag = line.slice(i, end);
-          i = end;
-          continue;
-        }
-      }
-      i++;
+      i = next;
     }
     if (final) {
       this.#lineComment = false;
@@ -249,7 +140,123 @@ export class SqlLexer {
     if (i > to) this.#skip = i - to;
     // The look-behind of the next piece: the two bytes before where it goes on.
     const next = stop ? i : to;
-    this.#before = [byteAt(next - 1), byteAt(next - 2)];
+    this.#before = [byteAt(line, from, prior, next - 1), byteAt(line, from, prior, next - 2)];
+  }
+
+  // Each state below reads from `i` and returns where reading goes on, or STOP when a token is
+  // cut by the end of the piece (its bytes are then held for the next piece).
+
+  /** Whether `n` bytes from i are there; if not, and more of the line follows, keeps the rest. */
+  #has(line: Uint8Array, i: number, to: number, final: boolean, n: number): boolean {
+    if (i + n <= to) return true;
+    if (!final) this.#hold = line.slice(i, to);
+    return false;
+  }
+
+  #inLineComment(line: Uint8Array, i: number, to: number): number {
+    const nl = line.indexOf(0x0a, i);
+    if (nl < 0 || nl >= to) return to;
+    this.#lineComment = false;
+    return nl + 1;
+  }
+
+  #inBlockComment(line: Uint8Array, i: number, to: number, final: boolean, mysql: boolean): number {
+    const b = line[i];
+    if (b === STAR || (!mysql && b === SLASH)) {
+      if (!this.#has(line, i, to, final, 2)) return final ? i + 1 : STOP;
+      if (b === STAR && line[i + 1] === SLASH) {
+        this.#blockDepth--;
+        return i + 2;
+      }
+      if (b === SLASH && line[i + 1] === STAR) {
+        this.#blockDepth++;
+        return i + 2;
+      }
+    }
+    return i + 1;
+  }
+
+  #inDollarQuote(line: Uint8Array, i: number, to: number, final: boolean): number {
+    const tag = this.#dollarTag!;
+    if (line[i] === DOLLAR) {
+      if (!this.#has(line, i, to, final, tag.length) && !final) return STOP;
+      if (this.#matches(line, i, to, tag)) {
+        this.#dollarTag = null;
+        return i + tag.length;
+      }
+    }
+    return i + 1;
+  }
+
+  #inQuote(line: Uint8Array, i: number): number {
+    const b = line[i];
+    if (this.#backslash && b === BS) return i + 2;
+    if (b === this.#quote) this.#quote = 0;
+    return i + 1;
+  }
+
+  /** Outside quotes and comments: spaces, comment and quote openers, the delimiter. */
+  #inCode(
+    line: Uint8Array,
+    i: number,
+    from: number,
+    to: number,
+    final: boolean,
+    prior: number[],
+    mysql: boolean,
+  ): number {
+    const b = line[i];
+    if (isSpace(b)) return i + 1;
+    if (b === DASH) {
+      // MySQL needs a space or the end of the line after "--".
+      if (!this.#has(line, i, to, final, mysql ? 3 : 2) && !final) return STOP;
+      if (line[i + 1] === DASH && i + 1 < to && (!mysql || i + 2 >= to || isSpace(line[i + 2]))) {
+        this.#lineComment = true;
+        return i;
+      }
+    }
+    if (mysql && b === HASH) {
+      this.#lineComment = true;
+      return i;
+    }
+    if (b === SLASH) {
+      if (!this.#has(line, i, to, final, 2) && !final) return STOP;
+      if (line[i + 1] === STAR && i + 1 < to) {
+        this.#blockDepth = 1;
+        return i + 2;
+      }
+    }
+    if (b === this.#delimiter[0]) {
+      if (!this.#has(line, i, to, final, this.#delimiter.length) && !final) return STOP;
+      if (this.#matches(line, i, to, this.#delimiter)) {
+        this.#inStatement = false;
+        return i + this.#delimiter.length;
+      }
+    }
+    this.#inStatement = true;
+    if (b === SQ || b === DQ || (mysql && b === BT)) {
+      this.#quote = b;
+      const prev = byteAt(line, from, prior, i - 1);
+      const prev2 = byteAt(line, from, prior, i - 2);
+      // MySQL strings take backslash escapes; PostgreSQL only E'…' strings.
+      this.#backslash = mysql
+        ? b !== BT
+        : b === SQ && (prev === 0x45 || prev === 0x65) && !isIdentChar(prev2);
+      return i + 1;
+    }
+    if (!mysql && b === DOLLAR && !isIdentChar(byteAt(line, from, prior, i - 1))) {
+      const end = this.#dollarTagEnd(line, i, to);
+      if (end < 0) {
+        if (!final) {
+          this.#hold = line.slice(i, to);
+          return STOP;
+        }
+      } else if (end > 0) {
+        this.#dollarTag = line.slice(i, end);
+        return end;
+      }
+    }
+    return i + 1;
   }
 
   #matches(line: Uint8Array, at: number, to: number, what: Uint8Array): boolean {

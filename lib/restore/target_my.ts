@@ -13,10 +13,10 @@ import { writeOptionsFile } from "../dump/options_file.ts";
 import { connectError } from "../engines/connect_error.ts";
 import { lockKey, type TargetServer } from "./target.ts";
 import { MARKER_TABLE, markerText, parseMarker } from "./marker.ts";
-import { formatDefiner } from "./mysql_body_scan.ts";
+import { type DefinerAccount, formatDefiner } from "./mysql_body_scan.ts";
 import { RestoreRefusedError } from "./errors.ts";
 import { withTimeout } from "../timeout.ts";
-import { runTool } from "../process.ts";
+import { type ChildSpec, runTool } from "../process.ts";
 
 // NAME_CHAR_LEN: the server refuses longer names; refused here first, with the reason.
 const MY_NAME_CHARS = 64;
@@ -84,6 +84,68 @@ function commandsOff(toolPath: string): Promise<string[]> {
   return known;
 }
 
+/** The DEFINER accounts of `accounts` the server lacks; undefined when it cannot tell. */
+async function myMissingDefiners(
+  query: <T>(text: string, values?: unknown[]) => Promise<T[]>,
+  accounts: DefinerAccount[],
+): Promise<string[] | undefined> {
+  if (accounts.length === 0) return [];
+  let rows: { User: string; Host: string }[];
+  try {
+    rows = await query("SELECT User, Host FROM mysql.user");
+  } catch {
+    return undefined;
+  }
+  // User names compare exactly, host names without case, as the server does.
+  const present = new Set(rows.map((r) => `${r.User}\0${String(r.Host).toLowerCase()}`));
+  return accounts
+    .filter((a) => !present.has(`${a.user}\0${(a.host ?? "").toLowerCase()}`))
+    .map(formatDefiner)
+    .sort();
+}
+
+/** Drops `name`, refusing (nothing changed) when other sessions hold its locks too long. */
+async function myDrop(conn: mysql.Connection, name: string, waitSeconds: number): Promise<void> {
+  await conn.query(`SET SESSION lock_wait_timeout = ${Math.max(1, Math.trunc(waitSeconds))}`);
+  try {
+    await conn.query(`DROP DATABASE IF EXISTS ${myIdent(name)}`);
+  } catch (e) {
+    if ((e as { errno?: number }).errno === LOCK_WAIT_TIMEOUT) {
+      throw new RestoreRefusedError(
+        `could not drop database ${name}: other sessions held locks on it for ` +
+          `${waitSeconds} s; nothing was changed`,
+        { hint: "end those sessions (SHOW PROCESSLIST), or wait longer with --lock-wait" },
+      );
+    }
+    throw e;
+  }
+}
+
+/** The mysql/mariadb client loading a dump into `target` from stdin, its commands off. */
+async function mysqlCommand(
+  params: ConnectionParams,
+  toolPath: string,
+  target: string,
+): Promise<{ child: ChildSpec; cleanup: () => Promise<void> }> {
+  const noCommands = await commandsOff(toolPath);
+  const file = await writeOptionsFile(params);
+  return {
+    child: {
+      cmd: toolPath,
+      // --defaults-file must come first.
+      args: [
+        `--defaults-file=${file.path}`,
+        ...noCommands,
+        "--default-character-set=utf8mb4",
+        `--database=${target}`,
+      ],
+      stdin: "piped",
+      stdout: "null",
+    },
+    cleanup: file.remove,
+  };
+}
+
 /** Opens the MySQL/MariaDB side of a restore. */
 export async function myTarget(params: ConnectionParams): Promise<TargetServer> {
   let conn: mysql.Connection;
@@ -136,21 +198,7 @@ export async function myTarget(params: ConnectionParams): Promise<TargetServer> 
     unmarkStatements: (name) => [`DROP TABLE IF EXISTS ${marker(name)}`],
     comment: () => Promise.resolve(undefined),
     missingRoles: () => Promise.resolve([]),
-    async missingDefiners(accounts) {
-      if (accounts.length === 0) return [];
-      let rows: { User: string; Host: string }[];
-      try {
-        rows = await query("SELECT User, Host FROM mysql.user");
-      } catch {
-        return undefined;
-      }
-      // User names compare exactly, host names without case, as the server does.
-      const present = new Set(rows.map((r) => `${r.User}\0${String(r.Host).toLowerCase()}`));
-      return accounts
-        .filter((a) => !present.has(`${a.user}\0${(a.host ?? "").toLowerCase()}`))
-        .map(formatDefiner)
-        .sort();
-    },
+    missingDefiners: (accounts) => myMissingDefiners(query, accounts),
     lockCapacity: () => Promise.resolve(undefined),
     async busy(name) {
       const [row] = await query<{ n: number }>(
@@ -178,40 +226,8 @@ export async function myTarget(params: ConnectionParams): Promise<TargetServer> 
     async execute(statements) {
       for (const s of statements) await conn.query(s);
     },
-    async drop(name, waitSeconds) {
-      await conn.query(`SET SESSION lock_wait_timeout = ${Math.max(1, Math.trunc(waitSeconds))}`);
-      try {
-        await conn.query(`DROP DATABASE IF EXISTS ${myIdent(name)}`);
-      } catch (e) {
-        if ((e as { errno?: number }).errno === LOCK_WAIT_TIMEOUT) {
-          throw new RestoreRefusedError(
-            `could not drop database ${name}: other sessions held locks on it for ` +
-              `${waitSeconds} s; nothing was changed`,
-            { hint: "end those sessions (SHOW PROCESSLIST), or wait longer with --lock-wait" },
-          );
-        }
-        throw e;
-      }
-    },
-    async clientCommand(toolPath, target) {
-      const noCommands = await commandsOff(toolPath);
-      const file = await writeOptionsFile(params);
-      return {
-        child: {
-          cmd: toolPath,
-          // --defaults-file must come first.
-          args: [
-            `--defaults-file=${file.path}`,
-            ...noCommands,
-            "--default-character-set=utf8mb4",
-            `--database=${target}`,
-          ],
-          stdin: "piped",
-          stdout: "null",
-        },
-        cleanup: file.remove,
-      };
-    },
+    drop: (name, waitSeconds) => myDrop(conn, name, waitSeconds),
+    clientCommand: (toolPath, target) => mysqlCommand(params, toolPath, target),
     async close() {
       // A server that stopped answering must not hold the run: end, or give up after 5 s.
       await withTimeout(conn.end(), 5000, "closing the connection").catch(() => conn.destroy());

@@ -115,6 +115,38 @@ export function pgPropertyRoles(props: DatabaseProperties, noOwner: boolean): st
   return [...roles];
 }
 
+/** Why `name` cannot be a PostgreSQL database name as given, if it cannot. */
+function pgNameProblem(name: string): string | undefined {
+  const bytes = new TextEncoder().encode(name).length;
+  if (bytes > PG_NAME_BYTES) {
+    return `database name "${name}" is ${bytes} bytes long; PostgreSQL keeps only the ` +
+      `first ${PG_NAME_BYTES} bytes of a name, so it would name another database`;
+  }
+  if (name.includes("\0")) return `database name "${name}" holds a NUL character`;
+  return undefined;
+}
+
+/** psql loading a dump into `target` from stdin. */
+function psqlCommand(
+  params: ConnectionParams,
+  toolPath: string,
+  target: string,
+): { child: ChildSpec; cleanup: () => Promise<void> } {
+  // "-f -" (not plain stdin) makes psql prefix errors with "psql:<stdin>:LINE:". No
+  // --single-transaction: psql would COMMIT at the end of its input, also when that input
+  // ends early because this run was killed. The restore sends BEGIN and COMMIT itself.
+  const args = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"];
+  args.push(`--dbname=${pgConninfo(params, target)}`);
+  const child: ChildSpec = {
+    cmd: toolPath,
+    args,
+    env: pgEnv(params),
+    stdin: "piped",
+    stdout: "null",
+  };
+  return { child, cleanup: () => Promise.resolve() };
+}
+
 /** Opens the PostgreSQL side of a restore. */
 export async function pgTarget(
   params: ConnectionParams,
@@ -130,15 +162,7 @@ export async function pgTarget(
 
   return {
     transactional: true,
-    nameProblem(name) {
-      const bytes = new TextEncoder().encode(name).length;
-      if (bytes > PG_NAME_BYTES) {
-        return `database name "${name}" is ${bytes} bytes long; PostgreSQL keeps only the ` +
-          `first ${PG_NAME_BYTES} bytes of a name, so it would name another database`;
-      }
-      if (name.includes("\0")) return `database name "${name}" holds a NUL character`;
-      return undefined;
-    },
+    nameProblem: pgNameProblem,
     async lockTarget(name) {
       // Advisory locks live as long as the session: a killed run leaves none behind.
       const key = await lockKey(`vya-backupdb restore ${name}`);
@@ -208,21 +232,7 @@ export async function pgTarget(
         throw new RestoreRefusedError(`could not drop database ${name}: ${e?.message ?? e}`);
       });
     },
-    clientCommand(toolPath, target) {
-      // "-f -" (not plain stdin) makes psql prefix errors with "psql:<stdin>:LINE:". No
-      // --single-transaction: psql would COMMIT at the end of its input, also when that input
-      // ends early because this run was killed. The restore sends BEGIN and COMMIT itself.
-      const args = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"];
-      args.push(`--dbname=${pgConninfo(params, target)}`);
-      const child: ChildSpec = {
-        cmd: toolPath,
-        args,
-        env: pgEnv(params),
-        stdin: "piped",
-        stdout: "null",
-      };
-      return Promise.resolve({ child, cleanup: () => Promise.resolve() });
-    },
+    clientCommand: (toolPath, target) => Promise.resolve(psqlCommand(params, toolPath, target)),
     async close() {
       await sql.end({ timeout: 5 }).catch(() => {});
     },

@@ -201,9 +201,13 @@ function fillCountRules<D extends RetentionDecision>(
 }
 
 /** A calendar date in the policy's zone. */
-interface CivilDate {
+/** A calendar date in some time zone. */
+export interface CivilDate {
+  /** Full year. */
   year: number;
+  /** 1-12. */
   month: number;
+  /** 1-31. */
   day: number;
 }
 

@@ -130,6 +130,105 @@ function gzipTrailer(crc: number, length: number): Uint8Array {
 }
 
 /**
+ * The workers of one stream and the blocks in flight: at most `2 * threads`, emitted in order.
+ * Workers start on demand and are terminated by {@linkcode BlockPool.shutdown}.
+ */
+class BlockPool {
+  readonly #slots: WorkerSlot[] = [];
+  readonly #pending: { promise: Promise<Uint8Array>; settled: boolean }[] = [];
+  #dict: Uint8Array | undefined;
+  #nextId = 0;
+  #fatal: Error | undefined;
+  #closed = false;
+
+  constructor(readonly level: number, readonly threads: number) {}
+
+  /** Whether a worker was ever started. */
+  get started(): boolean {
+    return this.#slots.length > 0;
+  }
+
+  shutdown(error?: Error): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const slot of this.#slots) {
+      if (error) slot.failAll(error);
+      slot.worker.terminate();
+    }
+  }
+
+  fail(error: Error): void {
+    this.#fatal ??= error;
+    this.shutdown(error);
+  }
+
+  #pickSlot(): WorkerSlot {
+    let best = this.#slots[0];
+    for (const slot of this.#slots) if (slot.jobs.size < best.jobs.size) best = slot;
+    if ((!best || best.jobs.size > 0) && this.#slots.length < this.threads) {
+      best = new WorkerSlot((error) => this.fail(error));
+      this.#slots.push(best);
+    }
+    return best;
+  }
+
+  async dispatch(
+    data: Uint8Array,
+    last: boolean,
+    controller: TransformStreamDefaultController<Uint8Array>,
+  ): Promise<void> {
+    // A cancel can land between two blocks of one large chunk; no worker may start after it.
+    if (this.#fatal) throw this.#fatal;
+    if (this.#closed) throw new Error("parallel gzip stream is already closed");
+    const request: BlockRequest = {
+      id: this.#nextId++,
+      level: this.level,
+      data,
+      dict: this.#dict,
+      last,
+    };
+    // Take the window before the block's buffer is transferred away.
+    this.#dict = data.length >= WINDOW ? data.slice(data.length - WINDOW) : undefined;
+    const entry = { promise: this.#pickSlot().run(request), settled: false };
+    entry.promise.then(() => (entry.settled = true), () => (entry.settled = true));
+    const pending = this.#pending;
+    pending.push(entry);
+    // Emit what is already done, then wait while too many blocks are in flight.
+    while (pending.length > 0 && (pending[0].settled || pending.length >= this.threads * 2)) {
+      controller.enqueue(await pending.shift()!.promise);
+    }
+  }
+
+  /** Emits every block still in flight, in order. */
+  async drain(controller: TransformStreamDefaultController<Uint8Array>): Promise<void> {
+    while (this.#pending.length > 0) controller.enqueue(await this.#pending.shift()!.promise);
+  }
+
+  /** Runs `work`; on an error, stops the workers and throws the first fatal error. */
+  async guard(work: () => Promise<void>): Promise<void> {
+    try {
+      await work();
+    } catch (error) {
+      const e = error instanceof Error ? error : new Error(String(error));
+      this.shutdown(e);
+      throw this.#fatal ?? e;
+    }
+  }
+}
+
+function checkGzipOptions(level: number, threads: number, blockSize: number): void {
+  if (!Number.isInteger(level) || level < 1 || level > 9) {
+    throw new RangeError(`gzip compression level must be an integer from 1 to 9, got ${level}`);
+  }
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new RangeError(`compression threads must be an integer of at least 1, got ${threads}`);
+  }
+  if (!Number.isInteger(blockSize) || blockSize < WINDOW) {
+    throw new RangeError(`gzip block size must be at least ${WINDOW} bytes, got ${blockSize}`);
+  }
+}
+
+/**
  * A TransformStream that gzips with `threads` worker threads into a single gzip member,
  * preserving order. Workers start with the first full block and are terminated when the stream
  * ends, errors or is cancelled.
@@ -141,54 +240,17 @@ export function parallelGzip(
 ): TransformStream<Uint8Array, Uint8Array> {
   const { level, threads } = options;
   const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
-  if (!Number.isInteger(level) || level < 1 || level > 9) {
-    throw new RangeError(`gzip compression level must be an integer from 1 to 9, got ${level}`);
-  }
-  if (!Number.isInteger(threads) || threads < 1) {
-    throw new RangeError(`compression threads must be an integer of at least 1, got ${threads}`);
-  }
-  if (!Number.isInteger(blockSize) || blockSize < WINDOW) {
-    throw new RangeError(`gzip block size must be at least ${WINDOW} bytes, got ${blockSize}`);
-  }
+  checkGzipOptions(level, threads, blockSize);
   if (threads === 1 || !canLoadWorker()) {
     return fromNodeTransform(() => zlib.createGzip({ level, chunkSize: 64 * 1024 }));
   }
 
-  const maxInFlight = threads * 2;
-  const slots: WorkerSlot[] = [];
-  const pending: { promise: Promise<Uint8Array>; settled: boolean }[] = [];
+  const pool = new BlockPool(level, threads);
   let block = new Uint8Array(blockSize);
   let fill = 0;
-  let dict: Uint8Array | undefined;
-  let nextId = 0;
   let crc = 0;
   let length = 0;
   let started = false;
-  let fatal: Error | undefined;
-  let closed = false;
-
-  const shutdown = (error?: Error) => {
-    if (closed) return;
-    closed = true;
-    for (const slot of slots) {
-      if (error) slot.failAll(error);
-      slot.worker.terminate();
-    }
-  };
-  const onFatal = (error: Error) => {
-    fatal ??= error;
-    shutdown(error);
-  };
-
-  const pickSlot = (): WorkerSlot => {
-    let best = slots[0];
-    for (const slot of slots) if (slot.jobs.size < best.jobs.size) best = slot;
-    if ((!best || best.jobs.size > 0) && slots.length < threads) {
-      best = new WorkerSlot(onFatal);
-      slots.push(best);
-    }
-    return best;
-  };
 
   const start = (controller: TransformStreamDefaultController<Uint8Array>) => {
     if (started) return;
@@ -196,39 +258,9 @@ export function parallelGzip(
     controller.enqueue(gzipHeader(level));
   };
 
-  const dispatch = async (
-    data: Uint8Array,
-    last: boolean,
-    controller: TransformStreamDefaultController<Uint8Array>,
-  ) => {
-    // A cancel can land between two blocks of one large chunk; no worker may start after it.
-    if (fatal) throw fatal;
-    if (closed) throw new Error("parallel gzip stream is already closed");
-    const request: BlockRequest = { id: nextId++, level, data, dict, last };
-    // Take the window before the block's buffer is transferred away.
-    dict = data.length >= WINDOW ? data.slice(data.length - WINDOW) : undefined;
-    const entry = { promise: pickSlot().run(request), settled: false };
-    entry.promise.then(() => (entry.settled = true), () => (entry.settled = true));
-    pending.push(entry);
-    // Emit what is already done, then wait while too many blocks are in flight.
-    while (pending.length > 0 && (pending[0].settled || pending.length >= maxInFlight)) {
-      controller.enqueue(await pending.shift()!.promise);
-    }
-  };
-
-  const guard = async (work: () => Promise<void>) => {
-    try {
-      await work();
-    } catch (error) {
-      const e = error instanceof Error ? error : new Error(String(error));
-      shutdown(e);
-      throw fatal ?? e;
-    }
-  };
-
   return new TransformStream<Uint8Array, Uint8Array>({
     transform(chunk, controller) {
-      return guard(async () => {
+      return pool.guard(async () => {
         start(controller);
         crc = zlib.crc32(chunk, crc);
         length += chunk.length;
@@ -242,27 +274,27 @@ export function parallelGzip(
             const full = block;
             block = new Uint8Array(blockSize);
             fill = 0;
-            await dispatch(full, false, controller);
+            await pool.dispatch(full, false, controller);
           }
         }
       });
     },
     flush(controller) {
-      return guard(async () => {
+      return pool.guard(async () => {
         start(controller);
-        if (slots.length === 0 && fill === 0) {
+        if (!pool.started && fill === 0) {
           // Empty input: no worker needed for an empty final deflate block.
           controller.enqueue(zlib.deflateRawSync(new Uint8Array(0), { level }));
         } else {
-          await dispatch(block.subarray(0, fill).slice(), true, controller);
+          await pool.dispatch(block.subarray(0, fill).slice(), true, controller);
         }
-        while (pending.length > 0) controller.enqueue(await pending.shift()!.promise);
+        await pool.drain(controller);
         controller.enqueue(gzipTrailer(crc, length));
-        shutdown();
+        pool.shutdown();
       });
     },
     cancel(reason) {
-      onFatal(reason instanceof Error ? reason : new Error(String(reason ?? "cancelled")));
+      pool.fail(reason instanceof Error ? reason : new Error(String(reason ?? "cancelled")));
     },
   });
 }

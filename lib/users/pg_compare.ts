@@ -24,10 +24,14 @@ const FLAGS: [string, string][] = [
 ];
 
 /** What the backup's `ALTER ROLE … WITH …` says. */
-interface Attributes {
+export interface Attributes {
+  /** Each flag the statement names (SUPERUSER, LOGIN, …): true as written, false as NO…. */
   flags: Map<string, boolean>;
+  /** `CONNECTION LIMIT n`. */
   connectionLimit?: number;
+  /** `PASSWORD '…'`; null for `PASSWORD NULL`. */
   password?: string | null;
+  /** `VALID UNTIL '…'`; null when not a string. */
   validUntil?: string | null;
 }
 

@@ -184,59 +184,11 @@ function markPseudo(sections: Section[], engine: string): Section[] {
 /** Restores (or, with `dryRun`, plans) the selected accounts. */
 export async function restoreUsers(o: UsersRestoreOptions): Promise<UsersRestoreResult> {
   const chosen = markPseudo(selectSections(o.file, o.select), o.file.header.engine);
-  const all = "all" in o.select;
-  const policy = o.existing ?? "error";
   const target = await openTarget(o.type, o.params);
   try {
     checkEngine(o.file, target, o.log);
-    const me = await target.current();
-    const dbExists = new Map<string, boolean>();
-    const databaseReady = async (db: string) => {
-      if (!dbExists.has(db)) dbExists.set(db, await target.databaseExists(db));
-      return dbExists.get(db)!;
-    };
-    const plans: Plan[] = [];
-    const conflicts: string[] = [];
-    for (const section of chosen) {
-      const label = accountLabel(section.account);
-      const outcome: AccountOutcome = { account: label, status: o.dryRun ? "planned" : "created" };
-      const plan: Plan = { section, outcome, replace: false };
-      plans.push(plan);
-      if (sameAccount(section.account, me)) {
-        outcome.status = "skipped";
-        outcome.note = "the account this restore is logged in as is left alone";
-        continue;
-      }
-      if (!(await target.exists(section.account))) continue;
-      if (section.account.bootstrap && all) {
-        outcome.status = "skipped";
-        outcome.note = "exists (every server has it): left alone";
-      } else if (policy === "skip") {
-        for (const db of new Set(section.steps.flatMap((s) => s.database ?? []))) {
-          await databaseReady(db);
-        }
-        const differences = await target.differences(section, (db) => dbExists.get(db) ?? false);
-        if (differences.length) {
-          outcome.status = "differs";
-          outcome.differences = differences;
-          outcome.note = `exists but differs from the backup: ${differences.join("; ")}`;
-        } else {
-          outcome.status = "skipped";
-          outcome.note = "exists, same as the backup: left alone (--skip-existing)";
-        }
-      } else if (policy === "replace") {
-        plan.replace = true;
-        if (!o.dryRun) outcome.status = "replaced";
-        outcome.note = section.account.pseudo
-          ? "exists: its privileges revoked first"
-          : target.replaceInPlace
-          ? "exists: reset in place"
-          : "exists: dropped first";
-      } else {
-        conflicts.push(label);
-      }
-    }
-    if (conflicts.length) throw new ExistingAccountsError(conflicts, o.file.header.instance);
+    const dbs = databaseCache(target);
+    const plans = await planAccounts(chosen, o, target, dbs);
 
     const pg = o.file.header.engine === "postgresql";
     const active = restoreOrder(
@@ -248,90 +200,188 @@ export async function restoreUsers(o: UsersRestoreOptions): Promise<UsersRestore
       waiting: [],
       statements: [],
     };
-    let lost: string | undefined;
-    const fail = (plan: Plan, sql: string, e: unknown) => {
-      plan.outcome.status = "failed";
-      plan.outcome.error = `${maskHashes(sql.slice(0, 120))}: ${errorText(e)}`;
-      o.log.error(`account ${plan.outcome.account}: ${plan.outcome.error}`);
-      if (isConnectionLost(e)) lost = errorText(e);
-    };
-    /** Runs one statement of `plan`; false when it failed (the account stops there). */
-    const run = async (plan: Plan | undefined, sql: string): Promise<boolean> => {
-      result.statements.push(maskHashes(sql));
-      if (o.dryRun) return true;
-      try {
-        await target.exec(sql);
-        return true;
-      } catch (e) {
-        if (!plan) throw new VyaError(`${maskHashes(sql)}: ${errorText(e)}`, "unreachable");
-        fail(plan, sql, e);
-        return false;
-      }
-    };
-    /** Restores one account completely; stops at its first failing statement. */
-    const restoreAccount = async (plan: Plan): Promise<void> => {
-      const account = plan.section.account;
-      if (plan.replace) {
-        for (const sql of await target.dropStatements(account)) {
-          if (!(await run(plan, sql))) return;
-        }
-      }
-      for (const phase of PHASES) {
-        for (const step of plan.section.steps.filter((s) => s.phase === phase)) {
-          if (phase === "create" && (account.pseudo || (plan.replace && target.replaceInPlace))) {
-            continue;
-          }
-          if (step.database !== undefined && !(await databaseReady(step.database))) {
-            result.waiting.push({
-              account: plan.outcome.account,
-              database: step.database,
-              statement: maskHashes(step.sql),
-            });
-            continue;
-          }
-          if (!(await run(plan, step.sql))) return;
-        }
-      }
-    };
-    if (active.length) { for (const sql of o.file.preamble) await run(undefined, sql); }
-    for (const plan of active) {
-      if (lost !== undefined) {
-        plan.outcome.status = "failed";
-        plan.outcome.error = `not restored: the connection to the server was lost (${lost})`;
-        continue;
-      }
-      await restoreAccount(plan);
-    }
-    if (lost !== undefined) {
-      o.log.error(
-        `the connection to the server was lost; the accounts restored before it are complete, ` +
-          `the one in progress may not be`,
-        {
-          hint: "run the same command again with --skip-existing: it names accounts that " +
-            "differ from the backup; --replace restores those completely",
-        },
-      );
-    }
-
-    for (const p of plans) {
-      const line = `${p.outcome.account}: ${p.outcome.status}` +
-        (p.outcome.note ? ` (${p.outcome.note})` : "");
-      if (p.outcome.status === "failed") continue;
-      // The command prints each outcome on stdout; the log keeps it for --verbose and cron logs.
-      o.log.debug(line);
-    }
-    const byDb = new Map<string, number>();
-    for (const w of result.waiting) byDb.set(w.database, (byDb.get(w.database) ?? 0) + 1);
-    for (const [db, n] of byDb) {
-      o.log.info(
-        `${n} privilege(s) wait for database ${db}: applied when it is restored ` +
-          `(restore of ${db} on ${o.file.header.instance})`,
-        { database: db },
-      );
-    }
+    await applyPlans(active, o, target, dbs, result);
+    logOutcomes(plans, result, o);
     return result;
   } finally {
     await target.close();
+  }
+}
+
+/** Whether each database exists on the target, asked of the server once per database. */
+interface DatabaseCache {
+  /** Asks (once) and answers. */
+  ready(db: string): Promise<boolean>;
+  /** The answer given before; false for a database not asked about. */
+  known(db: string): boolean;
+}
+
+function databaseCache(target: RestoreTarget): DatabaseCache {
+  const dbExists = new Map<string, boolean>();
+  return {
+    ready: async (db) => {
+      if (!dbExists.has(db)) dbExists.set(db, await target.databaseExists(db));
+      return dbExists.get(db)!;
+    },
+    known: (db) => dbExists.get(db) ?? false,
+  };
+}
+
+/**
+ * What happens to each chosen account: created, skipped, replaced or (with --skip-existing)
+ * compared. Refuses the whole restore, before any change, when accounts exist and the policy
+ * is "error".
+ */
+async function planAccounts(
+  chosen: Section[],
+  o: UsersRestoreOptions,
+  target: RestoreTarget,
+  dbs: DatabaseCache,
+): Promise<Plan[]> {
+  const all = "all" in o.select;
+  const policy = o.existing ?? "error";
+  const me = await target.current();
+  const databaseReady = dbs.ready;
+  const plans: Plan[] = [];
+  const conflicts: string[] = [];
+  for (const section of chosen) {
+    const label = accountLabel(section.account);
+    const outcome: AccountOutcome = { account: label, status: o.dryRun ? "planned" : "created" };
+    const plan: Plan = { section, outcome, replace: false };
+    plans.push(plan);
+    if (sameAccount(section.account, me)) {
+      outcome.status = "skipped";
+      outcome.note = "the account this restore is logged in as is left alone";
+      continue;
+    }
+    if (!(await target.exists(section.account))) continue;
+    if (section.account.bootstrap && all) {
+      outcome.status = "skipped";
+      outcome.note = "exists (every server has it): left alone";
+    } else if (policy === "skip") {
+      for (const db of new Set(section.steps.flatMap((s) => s.database ?? []))) {
+        await databaseReady(db);
+      }
+      const differences = await target.differences(section, dbs.known);
+      if (differences.length) {
+        outcome.status = "differs";
+        outcome.differences = differences;
+        outcome.note = `exists but differs from the backup: ${differences.join("; ")}`;
+      } else {
+        outcome.status = "skipped";
+        outcome.note = "exists, same as the backup: left alone (--skip-existing)";
+      }
+    } else if (policy === "replace") {
+      plan.replace = true;
+      if (!o.dryRun) outcome.status = "replaced";
+      outcome.note = section.account.pseudo
+        ? "exists: its privileges revoked first"
+        : target.replaceInPlace
+        ? "exists: reset in place"
+        : "exists: dropped first";
+    } else {
+      conflicts.push(label);
+    }
+  }
+  if (conflicts.length) throw new ExistingAccountsError(conflicts, o.file.header.instance);
+  return plans;
+}
+
+/**
+ * Runs the plans in order (the file's preamble first): each account completely, or up to its
+ * first failing statement. A lost connection fails the accounts not yet begun.
+ */
+async function applyPlans(
+  active: Plan[],
+  o: UsersRestoreOptions,
+  target: RestoreTarget,
+  dbs: DatabaseCache,
+  result: UsersRestoreResult,
+): Promise<void> {
+  const databaseReady = dbs.ready;
+  let lost: string | undefined;
+  const fail = (plan: Plan, sql: string, e: unknown) => {
+    plan.outcome.status = "failed";
+    plan.outcome.error = `${maskHashes(sql.slice(0, 120))}: ${errorText(e)}`;
+    o.log.error(`account ${plan.outcome.account}: ${plan.outcome.error}`);
+    if (isConnectionLost(e)) lost = errorText(e);
+  };
+  /** Runs one statement of `plan`; false when it failed (the account stops there). */
+  const run = async (plan: Plan | undefined, sql: string): Promise<boolean> => {
+    result.statements.push(maskHashes(sql));
+    if (o.dryRun) return true;
+    try {
+      await target.exec(sql);
+      return true;
+    } catch (e) {
+      if (!plan) throw new VyaError(`${maskHashes(sql)}: ${errorText(e)}`, "unreachable");
+      fail(plan, sql, e);
+      return false;
+    }
+  };
+  /** Restores one account completely; stops at its first failing statement. */
+  const restoreAccount = async (plan: Plan): Promise<void> => {
+    const account = plan.section.account;
+    if (plan.replace) {
+      for (const sql of await target.dropStatements(account)) {
+        if (!(await run(plan, sql))) return;
+      }
+    }
+    for (const phase of PHASES) {
+      for (const step of plan.section.steps.filter((s) => s.phase === phase)) {
+        if (phase === "create" && (account.pseudo || (plan.replace && target.replaceInPlace))) {
+          continue;
+        }
+        if (step.database !== undefined && !(await databaseReady(step.database))) {
+          result.waiting.push({
+            account: plan.outcome.account,
+            database: step.database,
+            statement: maskHashes(step.sql),
+          });
+          continue;
+        }
+        if (!(await run(plan, step.sql))) return;
+      }
+    }
+  };
+  if (active.length) { for (const sql of o.file.preamble) await run(undefined, sql); }
+  for (const plan of active) {
+    if (lost !== undefined) {
+      plan.outcome.status = "failed";
+      plan.outcome.error = `not restored: the connection to the server was lost (${lost})`;
+      continue;
+    }
+    await restoreAccount(plan);
+  }
+  if (lost !== undefined) {
+    o.log.error(
+      `the connection to the server was lost; the accounts restored before it are complete, ` +
+        `the one in progress may not be`,
+      {
+        hint: "run the same command again with --skip-existing: it names accounts that " +
+          "differ from the backup; --replace restores those completely",
+      },
+    );
+  }
+}
+
+/** Logs each outcome (debug) and the privileges that wait for a database. */
+function logOutcomes(plans: Plan[], result: UsersRestoreResult, o: UsersRestoreOptions): void {
+  for (const p of plans) {
+    const line = `${p.outcome.account}: ${p.outcome.status}` +
+      (p.outcome.note ? ` (${p.outcome.note})` : "");
+    if (p.outcome.status === "failed") continue;
+    // The command prints each outcome on stdout; the log keeps it for --verbose and cron logs.
+    o.log.debug(line);
+  }
+  const byDb = new Map<string, number>();
+  for (const w of result.waiting) byDb.set(w.database, (byDb.get(w.database) ?? 0) + 1);
+  for (const [db, n] of byDb) {
+    o.log.info(
+      `${n} privilege(s) wait for database ${db}: applied when it is restored ` +
+        `(restore of ${db} on ${o.file.header.instance})`,
+      { database: db },
+    );
   }
 }
 
