@@ -81,9 +81,8 @@ Deno.test(
     await Deno.remove(orphanMeta.dump.replace(/\.sql\.gz$/, ".sha256"));
     expected.push([stemOf(orphanMeta.dump), "orphan"]);
 
-    // Stale .partial: what a kill between the sidecars and the rename leaves.
+    // Stale .partial (made below, after the last run: every backup run sweeps them).
     const partial = await backupNow(env, "pg", "st_pg");
-    await Deno.rename(partial.dump, partial.dump + ".partial");
     expected.push([stemOf(partial.dump), "partial"]);
 
     // Size mismatch: the dump cut short, its sidecars intact.
@@ -109,6 +108,8 @@ Deno.test(
 
     const usersDump = await usersBackup(env, "pg");
     expected.push([stemOf(usersDump), "good"]);
+    // What a kill between the sidecars and the rename leaves.
+    await Deno.rename(partial.dump, partial.dump + ".partial");
 
     // Foreign files in the tree, in every place a backup could be, and a symlink to backups
     // outside it: none is listed.
@@ -177,6 +178,15 @@ Deno.test(
     const rows = JSON.parse(list.stdout) as { file: string | null; started_at: string }[];
     assertEquals(rows.length, expected.length - 2, list.stdout);
     for (const f of foreign) assert(!rows.some((r) => r.file === f));
+
+    // The next backup run sweeps the partial through the storage: its ok metadata becomes a
+    // failure record and its checksum goes; the user's files stay.
+    await backupNow(env, "pg", "st_pg");
+    const swept = (await listCatalog(storage, { hostname: HOST, instance: "pg" }))
+      .find((x) => x.stem === stemOf(partial.dump))!;
+    assertEquals([swept.state, Object.keys(swept.keys)], ["failed", ["metadata"]]);
+    assertMatch(swept.metadata!.error!, /interrupted/);
+    for (const f of foreign) assert((await Deno.lstat(f)).isFile, `${f} survives`);
   },
 );
 

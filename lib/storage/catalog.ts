@@ -93,6 +93,8 @@ interface Found {
   keys: EntryFiles;
   sizes: Partial<Record<FileRole, number>>;
   format?: "gzip" | "zstd" | "none";
+  /** Every dump-named file of the stem; the metadata decides which one is the backup's. */
+  dumps: { key: string; size: number; format?: "gzip" | "zstd" | "none" }[];
 }
 
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
@@ -124,16 +126,25 @@ export async function listCatalog(storage: Storage, query: CatalogQuery): Promis
     let entry = found.get(id);
     if (!entry) {
       const folder = parts.length === 3 ? parts[0] : undefined;
-      entry = { kind: entryKind, folder, stem: parsed.stem, at: parsed.at, keys: {}, sizes: {} };
+      entry = {
+        kind: entryKind,
+        folder,
+        stem: parsed.stem,
+        at: parsed.at,
+        keys: {},
+        sizes: {},
+        dumps: [],
+      };
       found.set(id, entry);
     }
-    // Two dumps of one stem (gz and zst) cannot both be the backup: the second one is foreign.
+    if (parsed.role === "dump") {
+      entry.dumps.push({ key: object.key, size: object.size, format: parsed.format });
+      continue;
+    }
     if (entry.keys[parsed.role] !== undefined) continue;
     entry.keys[parsed.role] = object.key;
     entry.sizes[parsed.role] = object.size;
-    if (parsed.role === "dump" || (parsed.role === "partial" && !entry.format)) {
-      entry.format = parsed.format;
-    }
+    if (parsed.role === "partial") entry.format = parsed.format;
   }
   const entries: CatalogEntry[] = [];
   for (const item of found.values()) {
@@ -154,6 +165,15 @@ async function classify(storage: Storage, query: CatalogQuery, item: Found): Pro
     ? await readMetadataChecked(storage, item.keys.metadata)
     : undefined;
   const metadata = read?.metadata;
+  // Two dump names of one stem (.gz and .zst) cannot both be the backup: the one its metadata
+  // names is; without that, the first by name, and the entry is not good.
+  const dumps = item.dumps.sort((a, b) => (a.key < b.key ? -1 : 1));
+  const named = dumps.find((d) => keyBase(d.key) === metadata?.file?.name) ?? dumps[0];
+  if (named) {
+    item.keys.dump = named.key;
+    item.sizes.dump = named.size;
+    item.format = named.format;
+  }
   const paths: EntryFiles = {};
   for (const [role, key] of Object.entries(item.keys) as [FileRole, string][]) {
     paths[role] = storage.locate(key);
@@ -172,6 +192,9 @@ async function classify(storage: Storage, query: CatalogQuery, item: Found): Pro
       state = "orphan";
       problems.push("dump file missing");
     }
+  } else if (dumps.length > 1 && keyBase(named!.key) !== metadata?.file?.name) {
+    state = "bad";
+    problems.push("more than one dump file under this name");
   } else if (read?.problem) {
     state = "bad";
     problems.push(`metadata is not valid: ${read.problem}`);
