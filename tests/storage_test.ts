@@ -9,7 +9,13 @@ import { assert, assertEquals, assertMatch, assertRejects } from "./harness/asse
 import { type MyServer, type PgServer, sharedMariadb, sharedPostgres } from "./harness/servers.ts";
 import { makeTestEnv, type TestEnv } from "./helpers/cli.ts";
 import { backupNow } from "./helpers/restore_support.ts";
-import { type CatalogEntry, listCatalog, newestGood, pickLatest } from "../lib/storage/catalog.ts";
+import {
+  type CatalogEntry,
+  listCatalog,
+  newestGood,
+  pickLatest,
+  removeEntryFiles,
+} from "../lib/storage/catalog.ts";
 import { LocalStorage } from "../lib/storage/local.ts";
 import { readMetadata, updateMetadata } from "../lib/storage/metadata.ts";
 
@@ -210,6 +216,15 @@ Deno.test(
     assertEquals(db.metadata?.engine, "mariadb");
     assertEquals(db.compression, "gzip");
     assertEquals(db.bytes, db.metadata?.file?.bytes);
+    // Removing it takes its three files and nothing else (the planted .zst stays).
+    await removeEntryFiles(storage, db);
+    for (const p of Object.values(db.paths)) await assertRejects(() => Deno.lstat(p));
+    assert((await Deno.lstat(good.dump.replace(/\.gz$/, ".zst"))).isFile);
+    assertEquals(
+      (await listCatalog(storage, { hostname: HOST, instance: "my", database: "st_my" }))
+        .filter((e) => e.stem === db.stem).map((e) => [e.state, e.problems[0]]),
+      [["bad", "no metadata beside the file"]],
+    );
   },
 );
 

@@ -370,3 +370,16 @@ export async function recordedSha256(s: Sidecars): Promise<string | undefined> {
   if (bytes === undefined) return undefined;
   return new TextDecoder().decode(bytes).trim().split(/\s+/)[0]?.toLowerCase() ?? "";
 }
+
+/**
+ * Removes the files of an entry in the order that keeps a crash safe: the `.partial` and the
+ * dump first, then the `.sha256`, then the metadata last, so an interruption leaves an orphan the
+ * next run finishes, never metadata of a dump that looks good. Only the entry's own keys (files
+ * of the layout's pattern that the catalog listed) are removed. The caller holds the lock.
+ */
+export async function removeEntryFiles(storage: Storage, entry: CatalogEntry): Promise<void> {
+  for (const role of ["partial", "dump", "sha256", "metadata"] as const) {
+    const key = entry.keys[role];
+    if (key !== undefined) await storage.remove(key);
+  }
+}

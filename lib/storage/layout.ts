@@ -1,5 +1,7 @@
 /**
- * The storage layout, a contract that restore, users' scripts and retention rely on:
+ * The storage layout, a contract that restore, users' scripts and retention rely on. Paths here
+ * are storage keys (`/`-separated, relative to the storage root; see lib/storage/storage.ts);
+ * the `…Paths` functions give the same below a local folder:
  *
  * ```
  * {storage}/{hostname}/{instance}/{database}/{YYYY-MM-DD}/{database}_{YYYYMMDDTHHMMSSZ}.sql.gz
