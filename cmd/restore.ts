@@ -13,14 +13,16 @@ import type { Parser } from "@optique/core/parser";
 import { ExitCode, InterruptedError, runExitCode } from "../lib/errors.ts";
 import { UsageError } from "./usage.ts";
 import { CredentialResolver } from "../lib/credentials/resolve.ts";
-import { type BackupEntry, checkEntry, listBackups } from "../lib/restore/catalog.ts";
+import { type CatalogEntry, checkEntry, listCatalog, listHosts } from "../lib/storage/catalog.ts";
+import { openStorage } from "../lib/storage/open.ts";
+import type { Storage } from "../lib/storage/storage.ts";
 import { restore } from "../lib/restore/restore.ts";
 import type { Context } from "./context.ts";
 import { findInstance } from "./instances.ts";
 import { formatBytes, ProgressLine } from "./progress.ts";
 import { withInterruption } from "./signals.ts";
 import { selectSource } from "../lib/restore/source.ts";
-import { hostnameIfPermitted, storageHosts } from "../lib/backup/layout.ts";
+import { hostnameIfPermitted } from "../lib/storage/layout.ts";
 import { applyWaitingGrants } from "../lib/users/restore.ts";
 
 /** Parser of the `restore` command. */
@@ -140,16 +142,24 @@ export async function runRestore(args: RestoreArgs, ctx: Context): Promise<numbe
   }
   const { config } = await ctx.loadConfig();
   const instance = findInstance(config, args.instance);
+  const storage = openStorage(config.storage);
   if (args.list) {
     // Listing reads the storage only: without --allow-sys=hostname every host folder is listed.
     const own = hostnameIfPermitted();
-    const hosts = own === undefined ? await storageHosts(config.storage.path) : [own];
+    const hosts = own === undefined ? await listHosts(storage) : [own];
     const entries = [];
     for (const host of hosts) {
-      entries.push(...await listBackups(config.storage.path, host, instance.id, args.database));
+      const query = {
+        hostname: host,
+        instance: instance.id,
+        database: args.database,
+        kind: "database" as const,
+      };
+      // Unfinished writes are no backups: they are not listed (prune removes them).
+      entries.push(...(await listCatalog(storage, query)).filter((e) => e.state !== "partial"));
     }
-    entries.sort((a, b) => b.at.getTime() - a.at.getTime());
-    return await list(ctx, entries);
+    entries.sort((a, b) => b.started_at.getTime() - a.started_at.getTime());
+    return await list(ctx, storage, entries);
   }
   const hostname = Deno.hostname();
 
@@ -157,7 +167,7 @@ export async function runRestore(args: RestoreArgs, ctx: Context): Promise<numbe
     args.latest
       ? {
         latest: true,
-        storage: config.storage.path,
+        storage,
         hostname,
         instance: instance.id,
         database: args.database!,
@@ -212,20 +222,22 @@ export async function runRestore(args: RestoreArgs, ctx: Context): Promise<numbe
   return ExitCode.OK;
 }
 
-async function list(ctx: Context, entries: BackupEntry[]): Promise<number> {
+async function list(ctx: Context, storage: Storage, entries: CatalogEntry[]): Promise<number> {
   const rows = [];
   for (const e of entries) {
-    const check = e.dump && e.metadata?.status === "ok" ? await checkEntry(e) : undefined;
+    const check = e.keys.dump && e.metadata?.status === "ok"
+      ? await checkEntry(storage, e)
+      : undefined;
     rows.push({
-      database: e.database,
-      started_at: e.at.toISOString(),
+      database: e.database ?? "",
+      started_at: e.started_at.toISOString(),
       status: e.status,
       bytes: e.bytes ?? null,
       compression: e.compression,
       checksum: check ? (check.ok ? "ok" : "bad") : "-",
       problem: check && !check.ok ? check.reason : e.metadata?.error ?? null,
-      file: e.dump ?? null,
-      metadata: e.metadata ? e.metadataPath : null,
+      file: e.paths.dump ?? null,
+      metadata: e.metadata ? e.paths.metadata! : null,
     });
   }
   // A backup that says ok but does not verify is data at risk: exit 1 so monitoring sees it.

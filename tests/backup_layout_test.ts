@@ -8,7 +8,7 @@ import { basename, dirname, join, relative } from "node:path";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./harness/assert.ts";
 import { type MyServer, type PgServer, sharedMariadb, sharedPostgres } from "./harness/servers.ts";
 import { makeTestEnv } from "./helpers/cli.ts";
-import { decodeName, encodeName } from "../lib/backup/layout.ts";
+import { decodeName, encodeName } from "../lib/storage/layout.ts";
 import {
   decompress,
   dumpFiles,

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { cliArgs, REPO_ROOT, type TestEnv } from "./helpers/cli.ts";
 import type { CliResult } from "./helpers/cli.ts";
 import type { MyServer, PgServer } from "./harness/servers.ts";
-import type { BackupMetadata } from "../lib/backup/metadata.ts";
+import type { BackupMetadata } from "../lib/storage/metadata.ts";
 
 const decoder = new TextDecoder();
 

@@ -11,7 +11,7 @@ import { assert, assertEquals, assertMatch, assertStringIncludes } from "./harne
 import { type MyServer, type PgServer, sharedMariadb, sharedPostgres } from "./harness/servers.ts";
 import { makeTestEnv, type TestEnv } from "./helpers/cli.ts";
 import type { RunSummary } from "../lib/backup/run.ts";
-import { databaseBackupPaths } from "../lib/backup/layout.ts";
+import { databaseBackupPaths } from "../lib/storage/layout.ts";
 import {
   decompress,
   dumpFiles,

@@ -37,7 +37,7 @@ import {
   requireMatrixInstalled,
 } from "./harness/matrix.ts";
 import { makeTestEnv, type TestEnv, type TestInstance } from "./helpers/cli.ts";
-import { instanceDir, parseStem } from "../lib/backup/layout.ts";
+import { instanceDir, parseStem } from "../lib/storage/layout.ts";
 import { latestUsersBackup } from "../lib/users/store.ts";
 
 const MODE = matrixMode();

@@ -11,8 +11,9 @@ import { type MyServer, type PgServer, sharedMariadb, sharedPostgres } from "./h
 import { makeTestEnv, type TestEnv } from "./helpers/cli.ts";
 import { backupNow, literal, myExists, pgExists } from "./helpers/restore_support.ts";
 import { myProps, myRows, mySchema, pgProps, pgRows, pgSchema } from "./helpers/compare.ts";
-import { databaseBackupPaths } from "../lib/backup/layout.ts";
-import { type BackupMetadata, writeMetadata } from "../lib/backup/metadata.ts";
+import { databaseBackupPaths } from "../lib/storage/layout.ts";
+import { type BackupMetadata, writeMetadata } from "../lib/storage/metadata.ts";
+import { localFile } from "../lib/storage/local.ts";
 
 const HOST = Deno.hostname();
 
@@ -266,7 +267,8 @@ Deno.test("--latest skips failed and corrupted backups and says why", opts, asyn
   const failedPaths = databaseBackupPaths(env.storage, HOST, "my", "src_my", failedAt, "gzip");
   const failedMeta = JSON.parse(await Deno.readTextFile(good.metadata)) as BackupMetadata;
   await Deno.mkdir(failedPaths.dir, { recursive: true });
-  await writeMetadata(failedPaths.metadata, {
+  const failedFile = localFile(failedPaths.metadata);
+  await writeMetadata(failedFile.storage, failedFile.key, {
     ...failedMeta,
     status: "failed",
     error: "mariadb-dump exited with code 2",

@@ -8,7 +8,6 @@
  *
  * @module
  */
-import { join } from "node:path";
 import type { Config, ConnectionParams, InstanceConfig } from "../config/types.ts";
 import {
   ConfigError,
@@ -20,7 +19,6 @@ import {
 } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { redact } from "../redact.ts";
-import { ensurePrivateDir } from "../secure_fs.ts";
 import { VERSION } from "../version.ts";
 import { codecFor } from "../stream/codecs.ts";
 import type { DatabaseInfo, EngineAdapter, ServerVersion } from "../engines/types.ts";
@@ -29,16 +27,17 @@ import { connect } from "../engines/mod.ts";
 import { pgDumpCommand } from "../dump/postgres.ts";
 import { mysqlDumpCommand } from "../dump/mysql.ts";
 import type { DumpCommand } from "../dump/types.ts";
-import { databaseBackupPaths, encodeName } from "./layout.ts";
-import { acquireLock } from "./lock.ts";
+import { databaseBackupKeys, encodeName } from "../storage/layout.ts";
 import {
   type BackupMetadata,
   finishedFields,
   METADATA_FORMAT_VERSION,
-  readMetadata,
   writeFailureMetadata,
   writeMetadata,
-} from "./metadata.ts";
+} from "../storage/metadata.ts";
+import { openStorage } from "../storage/open.ts";
+import { keyBase, type Storage } from "../storage/storage.ts";
+import { sweepPartials } from "../storage/writer.ts";
 import { streamDumpToFile } from "./stream_dump.ts";
 import { type DumpTool, resolveDumpTool } from "./tools.ts";
 
@@ -62,6 +61,8 @@ export interface BackupRequest {
   jobs?: number;
   /** Host name recorded in paths and metadata. */
   hostname: string;
+  /** Where backups go (default: the storage of `config.storage`). */
+  storage?: Storage;
   /** Decrypts the instances' credentials. */
   credentials: { connectionParams(instance: InstanceConfig): Promise<ConnectionParams> };
   /** Logger (progress lines go through the callbacks). */
@@ -149,7 +150,8 @@ export async function runBackup(request: BackupRequest): Promise<RunSummary> {
     results.push(r);
     request.events?.done?.(r);
   };
-  const storage = request.config.storage.path;
+  const storage = request.storage ?? openStorage(request.config.storage);
+  request = { ...request, storage };
   if (request.instances.length === 0 && !request.allowEmpty) {
     throw new ConfigError("nothing to back up: the configuration has no enabled instance", {
       hint: "add or enable an instance, or pass --allow-empty if an empty run is intended",
@@ -157,13 +159,12 @@ export async function runBackup(request: BackupRequest): Promise<RunSummary> {
   }
   let release = async () => {};
   if (!request.dryRun) {
-    await ensurePrivateDir(storage, { tighten: false });
-    const lock = await acquireLock(storage);
+    const lock = await storage.lock();
     release = lock.release;
   }
   try {
     if (!request.dryRun) {
-      await sweepPartials(join(storage, encodeName(request.hostname)), request.log);
+      await sweepPartials(storage, encodeName(request.hostname), request.log);
     }
     for (const instance of request.instances) {
       request.signal?.throwIfAborted();
@@ -369,13 +370,16 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
   const config = request.config;
   const format = config.storage.compression.format;
   const level = config.storage.compression.level;
+  const storage = request.storage!;
   const pathsAt = (at: Date) =>
-    databaseBackupPaths(config.storage.path, request.hostname, instance.id, db.name, at, format);
+    databaseBackupKeys(request.hostname, instance.id, db.name, at, format);
   let started = new Date();
   let paths = pathsAt(started);
   // Stems have one-second resolution: a run in the same second as an earlier one would replace
   // that backup, or mark it failed beside its good dump. Wait for a fresh second instead.
-  while (!request.dryRun && (await exists(paths.dump) || await exists(paths.metadata))) {
+  while (
+    !request.dryRun && (await exists(storage, paths.dump) || await exists(storage, paths.metadata))
+  ) {
     await new Promise((resolve) => setTimeout(resolve, 1000 - started.getUTCMilliseconds()));
     started = new Date();
     paths = pathsAt(started);
@@ -385,7 +389,7 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
     database: db.name,
     status: "planned",
     size_bytes: db.sizeBytes,
-    path: paths.dump,
+    path: storage.locate(paths.dump),
   };
   if (request.dryRun) return base;
   request.events?.start?.(instance.id, db.name, db.sizeBytes);
@@ -397,6 +401,7 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
     let stderr = "";
     const result = await streamDumpToFile({
       command,
+      storage,
       target: paths,
       codec: codecFor(format),
       level,
@@ -411,7 +416,7 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
           status: "ok",
           raw_bytes: written.rawBytes,
           file: {
-            name: paths.dump.split("/").pop()!,
+            name: keyBase(paths.dump),
             bytes: written.fileBytes,
             sha256: written.sha256,
           },
@@ -419,7 +424,7 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
         const warnings = dumpWarnings(stderr, version.flavor);
         if (restoreWarning) warnings.push(restoreWarning);
         if (warnings.length) meta.warnings = warnings;
-        await writeMetadata(paths.metadata, meta);
+        await writeMetadata(storage, paths.metadata, meta);
       },
     });
     return {
@@ -434,7 +439,7 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
     if (request.signal?.aborted) throw e;
     const message = redact(e instanceof Error ? e.message : String(e));
     Object.assign(meta, finishedFields(started), { status: "failed", error: message, file: null });
-    await writeFailureMetadata(paths, meta, request.log);
+    await writeFailureMetadata(storage, paths, meta, request.log);
     request.log.error(`backup of ${instance.id}/${db.name} failed: ${message}`, {
       instance: instance.id,
       database: db.name,
@@ -500,14 +505,9 @@ async function inspectBeforeDump(
   return restoreWarning;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
+/** Whether anything (a file, or a folder planted there) holds the key: never written over. */
+async function exists(storage: Storage, key: string): Promise<boolean> {
+  return await storage.exists(key);
 }
 
 function dumpCommandFor(job: DatabaseJob, database: string): Promise<DumpCommand> | DumpCommand {
@@ -540,53 +540,6 @@ function dumpWarnings(stderr: string, flavor: string): string[] {
     );
   }
   return warnings;
-}
-
-/** Removes `*.partial` files left by crashed runs below `dir` (the caller holds the lock). */
-export async function sweepPartials(dir: string, log: Logger): Promise<number> {
-  let removed = 0;
-  const walk = async (path: string): Promise<void> => {
-    let entries: Deno.DirEntry[];
-    try {
-      entries = await Array.fromAsync(Deno.readDir(path));
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return;
-      throw e;
-    }
-    for (const entry of entries) {
-      const child = join(path, entry.name);
-      if (entry.isDirectory) await walk(child);
-      else if (entry.isFile && entry.name.endsWith(".partial")) {
-        await Deno.remove(child).catch(() => {});
-        removed++;
-        log.warn(`removed ${child}, left by an interrupted run`);
-        await retractSidecars(child.slice(0, -".partial".length), log);
-      }
-    }
-  };
-  await walk(dir);
-  return removed;
-}
-
-/**
- * A run killed between writing a dump's sidecars and renaming the dump (see stream_dump.ts)
- * leaves a checksum and an ok metadata without their dump: the metadata is turned into a failure
- * record and the checksum removed, so nothing claims a backup that does not exist.
- */
-async function retractSidecars(dump: string, log: Logger): Promise<void> {
-  const stem = dump.replace(/\.sql(\.gz|\.zst)?$/, "");
-  if (stem === dump || await exists(dump).catch(() => true)) return;
-  await Deno.remove(stem + ".sha256").catch(() => {});
-  const meta = await readMetadata(stem + ".metadata.json").catch(() => undefined);
-  if (meta?.status !== "ok") return;
-  Object.assign(meta, {
-    status: "failed",
-    file: null,
-    error: "interrupted after its metadata was written, before the dump got its final name",
-  });
-  await writeMetadata(stem + ".metadata.json", meta).catch((e) =>
-    log.warn(`could not mark ${stem}.metadata.json failed: ${(e as Error).message}`)
-  );
 }
 
 /**

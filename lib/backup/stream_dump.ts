@@ -1,25 +1,24 @@
 /**
  * The data path of every backup: the dump tool's stdout → byte counter → compression →
- * SHA-256 → `<file>.partial`, all Web Streams with back-pressure, then fsync and rename, then
- * the `.sha256` file. Nothing is held in memory beyond the streams' small buffers.
+ * SHA-256 → the storage's atomic writer (lib/storage/writer.ts: `.partial`, fsync, `.sha256`,
+ * metadata, rename), all Web Streams with back-pressure. Nothing is held in memory beyond the
+ * streams' small buffers.
  *
  * The file gets its final name only when the tool exited 0 AND printed its completion marker:
  * a dump cut short by a dead server or a killed child never looks like a backup.
  *
  * @module
  */
-import { basename } from "node:path";
 import { InterruptedError, VyaError } from "../errors.ts";
-import { ensurePrivateDir, writeFileAtomic } from "../secure_fs.ts";
 import { startChild } from "../process.ts";
 import { HashingSink } from "../stream/sha256.ts";
 import { youngCollector } from "../stream/gc.ts";
-import { PartialFile } from "../stream/partial_file.ts";
 import { StallWatchdog } from "../stream/stall.ts";
 import type { Codec } from "../stream/codecs.ts";
 import type { DumpCommand } from "../dump/types.ts";
-import type { BackupPaths } from "./layout.ts";
-import { sha256Line } from "./metadata.ts";
+import type { BackupPaths } from "../storage/layout.ts";
+import type { Storage } from "../storage/storage.ts";
+import { createBackupWriter } from "../storage/writer.ts";
 
 /** What to dump where. */
 export interface StreamDumpOptions extends Omit<WriteBackupOptions, "beforeCommit" | "watchdog"> {
@@ -111,7 +110,9 @@ class RawTap extends TransformStream<Uint8Array, Uint8Array> {
 
 /** Where and how {@linkcode writeBackupStream} writes. */
 export interface WriteBackupOptions {
-  /** Where the files go. */
+  /** The storage written to. */
+  storage: Storage;
+  /** The keys of the backup's files in it. */
   target: BackupPaths;
   /** Compression codec. */
   codec: Codec;
@@ -157,10 +158,10 @@ export async function writeBackupStream(
   source: ReadableStream<Uint8Array>,
   options: WriteBackupOptions,
 ): Promise<WrittenBackup> {
-  const { target, codec, level, threads, signal } = options;
+  const { storage, target, codec, level, threads, signal } = options;
   signal?.throwIfAborted();
-  await ensurePrivateDir(target.dir);
-  const file = await PartialFile.create(target.dump);
+  const where = storage.locate(target.dump);
+  const file = await createBackupWriter(storage, target);
   try {
     const raw = new RawTap(options.onProgress, options.watchdog);
     const sink = new HashingSink(file.writable);
@@ -173,22 +174,17 @@ export async function writeBackupStream(
       await compressed.pipeTo(sink.writable, { signal });
     } catch (e) {
       if (signal?.aborted) throw new InterruptedError("backup interrupted", { cause: e });
-      throw new DumpError(`writing ${target.dump} failed: ${errorText(e)}`);
+      throw new DumpError(`writing ${where} failed: ${errorText(e)}`);
     }
     await options.beforeCommit?.(raw.tailText);
-    await file.seal();
     const written = { rawBytes: raw.bytes, fileBytes: sink.bytes, sha256: sink.hex() };
     // The dump gets its final name last: a dump under its final name always has its .sha256
     // and (through beforeRename) its metadata, even when the disk fills while they are written.
-    // A failure before the rename removes the partial file and the checksum.
     try {
-      await writeFileAtomic(target.sha256, sha256Line(written.sha256, basename(target.dump)));
-      await options.beforeRename?.(written);
-      await file.commit();
+      await file.commit(written.sha256, () => options.beforeRename?.(written) ?? Promise.resolve());
     } catch (e) {
-      await Deno.remove(target.sha256).catch(() => {});
       if (e instanceof VyaError) throw e;
-      throw new DumpError(`committing ${target.dump} failed: ${errorText(e)}`);
+      throw new DumpError(`committing ${where} failed: ${errorText(e)}`);
     }
     return written;
   } finally {

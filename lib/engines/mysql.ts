@@ -6,7 +6,7 @@
  */
 import { MARKER_TABLE } from "../restore/marker.ts";
 import type mysql from "mysql2/promise";
-import type { DatabaseProperties } from "../backup/metadata.ts";
+import type { DatabaseProperties } from "../storage/metadata.ts";
 import { openMysql } from "./drivers.ts";
 import type { ConnectionParams } from "../config/types.ts";
 import { VyaError } from "../errors.ts";

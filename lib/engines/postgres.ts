@@ -6,7 +6,7 @@
  */
 import { openPostgres, type PgSql } from "./drivers.ts";
 import { MARKER_PREFIX } from "../restore/marker.ts";
-import type { DatabaseProperties } from "../backup/metadata.ts";
+import type { DatabaseProperties } from "../storage/metadata.ts";
 import type { ConnectionParams } from "../config/types.ts";
 import { VyaError } from "../errors.ts";
 import { redact } from "../redact.ts";

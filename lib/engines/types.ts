@@ -6,7 +6,7 @@
  */
 import type { EngineType } from "../config/types.ts";
 import { VyaError, type VyaErrorOptions } from "../errors.ts";
-import type { DatabaseProperties } from "../backup/metadata.ts";
+import type { DatabaseProperties } from "../storage/metadata.ts";
 
 /** One database on a server, as listed before selection. */
 export interface DatabaseInfo {

@@ -1,22 +1,18 @@
 /**
  * What the alerts and the metrics need to know about earlier runs, behind one small interface:
- * the newest (good) backup of a database and how many are kept. Implemented here over the
- * storage listing of lib/restore/catalog.ts; a storage catalog can implement the same
- * interface and be passed instead.
+ * the newest (good) backup of a database and how many are kept, read from the storage catalog.
  *
  * @module
  */
-import { join } from "node:path";
-import { instanceDir, parseStem } from "../backup/layout.ts";
-import { type BackupMetadata, readMetadata } from "../backup/metadata.ts";
-import { listBackups } from "../restore/catalog.ts";
+import { type CatalogEntry, listCatalog } from "../storage/catalog.ts";
+import type { Storage } from "../storage/storage.ts";
 import { USERS_ITEM } from "../users/backup.ts";
 
 /** One recorded backup of a database (or of an instance's users). */
 export interface HistoryEntry {
   /** When it started. */
   at: Date;
-  /** ok only when the metadata says so and the dump file is there. */
+  /** ok only for a good catalog entry (metadata ok, dump and checksum there, size right). */
   status: "ok" | "failed";
   /** Bytes of the file. */
   bytes?: number;
@@ -45,37 +41,24 @@ export interface BackupHistory {
   count(instance: string, database: string): Promise<number>;
 }
 
-/** Reads the optional verify fields whatever shape the verifier settles on. */
-function verifyOf(
-  meta: BackupMetadata | undefined,
-): Pick<HistoryEntry, "verified_at" | "verify_ok"> {
-  const at = meta?.verified_at;
-  if (typeof at !== "string" || Number.isNaN(Date.parse(at))) return {};
-  const v = meta!.verify as unknown;
-  const status = typeof v === "object" && v !== null
-    ? (v as { status?: unknown; ok?: unknown }).status ?? (v as { ok?: unknown }).ok
-    : v;
-  return { verified_at: new Date(at), verify_ok: status === true || status === "ok" };
-}
-
-function entryOf(
-  at: Date,
-  meta: BackupMetadata | undefined,
-  dumpPresent: boolean,
-  bytes?: number,
-): HistoryEntry {
+function entryOf(e: CatalogEntry): HistoryEntry {
+  const meta = e.metadata;
+  const verifiedAt = meta?.verified_at ? new Date(meta.verified_at) : undefined;
   return {
-    at,
-    status: meta?.status === "ok" && dumpPresent ? "ok" : "failed",
-    bytes: bytes ?? meta?.file?.bytes,
+    at: e.started_at,
+    status: e.state === "good" ? "ok" : "failed",
+    bytes: e.bytes ?? meta?.file?.bytes ?? undefined,
     raw_bytes: meta?.raw_bytes,
     duration_ms: meta?.duration_ms,
-    ...verifyOf(meta),
+    ...(verifiedAt && !Number.isNaN(verifiedAt.getTime()) && {
+      verified_at: verifiedAt,
+      verify_ok: meta?.verify?.result === "ok",
+    }),
   };
 }
 
-/** {@linkcode BackupHistory} over the storage layout (no checksum is computed). */
-export function catalogHistory(storage: string, hostname: string): BackupHistory {
+/** {@linkcode BackupHistory} over the storage catalog (no checksum is computed). */
+export function catalogHistory(storage: Storage, hostname: string): BackupHistory {
   const cache = new Map<string, Promise<Map<string, HistoryEntry[]>>>();
   const load = (instance: string) => {
     let found = cache.get(instance);
@@ -101,35 +84,21 @@ export function catalogHistory(storage: string, hostname: string): BackupHistory
   };
 }
 
-/** Every backup of an instance by database name, newest first. */
+/** Every backup of an instance by database name (`(users)` for users backups), newest first. */
 async function readInstance(
-  storage: string,
+  storage: Storage,
   hostname: string,
   instance: string,
 ): Promise<Map<string, HistoryEntry[]>> {
   const out = new Map<string, HistoryEntry[]>();
-  const add = (name: string, e: HistoryEntry) => out.set(name, [...(out.get(name) ?? []), e]);
-  for (const b of await listBackups(storage, hostname, instance)) {
-    add(b.database, entryOf(b.at, b.metadata, b.dump !== undefined, b.bytes));
+  for (const e of await listCatalog(storage, { hostname, instance })) {
+    // Orphans and partials are no attempt of their own: the failure record or backup they
+    // belonged to speaks for them.
+    if (e.state === "orphan" || e.state === "partial") continue;
+    const name = e.kind === "users" ? USERS_ITEM : e.database;
+    if (name === undefined) continue;
+    out.set(name, [...(out.get(name) ?? []), entryOf(e)]);
   }
-  // Users backups lie in the instance folder itself.
-  const dir = instanceDir(storage, hostname, instance);
-  const users: HistoryEntry[] = [];
-  try {
-    const names = new Set<string>();
-    for await (const f of Deno.readDir(dir)) if (f.isFile) names.add(f.name);
-    for (const name of names) {
-      const parsed = parseStem(name);
-      if (!parsed || parsed.name !== "users" || !name.endsWith(".metadata.json")) continue;
-      const meta = await readMetadata(join(dir, name));
-      if (meta?.kind !== "users") continue;
-      const dump = meta.file?.name;
-      users.push(entryOf(parsed.at, meta, dump !== undefined && names.has(dump)));
-    }
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-  if (users.length) out.set(USERS_ITEM, users.sort((a, b) => b.at.getTime() - a.at.getTime()));
   for (const list of out.values()) list.sort((a, b) => b.at.getTime() - a.at.getTime());
   return out;
 }

@@ -13,6 +13,7 @@ import { buildRunMetrics } from "../metrics/run_metrics.ts";
 import { writeMetricsFile } from "../metrics/textfile.ts";
 import { redact } from "../redact.ts";
 import { type BackupHistory, catalogHistory } from "./history.ts";
+import { openStorage } from "../storage/open.ts";
 import { LogTail } from "./log_tail.ts";
 import { type Delivery, Notifier } from "./notifier.ts";
 import { buildRunReport, type RunReport } from "./report.ts";
@@ -77,7 +78,8 @@ export function startRunAlerts(o: RunAlertsOptions): RunAlerts {
   return {
     log,
     async finish(end) {
-      const history = (o.history ?? (() => catalogHistory(o.config.storage.path, o.hostname)))();
+      const history =
+        (o.history ?? (() => catalogHistory(openStorage(o.config.storage), o.hostname)))();
       let stale: Awaited<ReturnType<typeof findStale>> = [];
       try {
         stale = await findStale(o.config, history);

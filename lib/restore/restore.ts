@@ -18,7 +18,7 @@
  */
 import { basename } from "node:path";
 import type { ConnectionParams, InstanceConfig } from "../config/types.ts";
-import type { BackupMetadata } from "../backup/metadata.ts";
+import type { BackupMetadata } from "../storage/metadata.ts";
 import type { Logger } from "../log.ts";
 import { redact } from "../redact.ts";
 import { startChild } from "../process.ts";

@@ -5,19 +5,18 @@
  *
  * @module
  */
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, resolve } from "node:path";
 import { ConfigError, OptionError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { listBackups, pickLatest } from "./catalog.ts";
+import { listCatalog, metadataBeside, pickLatest } from "../storage/catalog.ts";
+import type { Storage } from "../storage/storage.ts";
 import { assertBackupFile } from "./inspect.ts";
 import type { RestoreSource } from "./restore.ts";
-import { type BackupMetadata, readMetadata } from "../backup/metadata.ts";
-import { parseStem } from "../backup/layout.ts";
 
 /** Where to find the backup. */
 export type SourceRequest =
   /** The newest good backup of `database` of this host and instance. */
-  | { latest: true; storage: string; hostname: string; instance: string; database: string }
+  | { latest: true; storage: Storage; hostname: string; instance: string; database: string }
   /** A named file; `target` and `database` are what the user gave, for the checks. */
   | { file: string; target?: string; database?: string };
 
@@ -25,22 +24,23 @@ export type SourceRequest =
 export async function selectSource(request: SourceRequest, log: Logger): Promise<RestoreSource> {
   if ("latest" in request) {
     const { storage, hostname, instance, database } = request;
-    const entries = await listBackups(storage, hostname, instance, database);
-    const { chosen, skipped } = await pickLatest(entries);
+    const entries = (await listCatalog(storage, { hostname, instance, database }))
+      .filter((e) => e.state !== "partial");
+    const { chosen, skipped } = await pickLatest(storage, entries);
     for (const s of skipped) {
-      log.warn(`skipped backup of ${s.entry.at.toISOString()}: ${s.reason}`, {
-        file: s.entry.dump ?? s.entry.metadataPath,
+      log.warn(`skipped backup of ${s.entry.started_at.toISOString()}: ${s.reason}`, {
+        file: s.entry.paths.dump ?? s.entry.paths.metadata ?? s.entry.paths.sha256,
       });
     }
     if (!chosen) {
       throw new ConfigError(
         `no usable backup of ${database} on instance ${instance}` +
           (entries.length ? ` (${entries.length} found, none verifies)` : " (none found)"),
-        { hint: `looked under ${storage}/${hostname}/${instance}` },
+        { hint: `looked under ${storage.location}/${hostname}/${instance}` },
       );
     }
-    log.info(`using the backup of ${chosen.at.toISOString()}: ${chosen.dump}`);
-    return { path: chosen.dump!, metadata: chosen.metadata };
+    log.info(`using the backup of ${chosen.started_at.toISOString()}: ${chosen.paths.dump}`);
+    return { path: chosen.paths.dump!, metadata: chosen.metadata };
   }
   const path = resolve(request.file);
   // Missing, a folder, a FIFO or a device: said first, before anything reads or warns.
@@ -57,13 +57,6 @@ export async function selectSource(request: SourceRequest, log: Logger): Promise
     log.warn(`${basename(path)} is a backup of ${metadata.database}, not ${request.database}`);
   }
   return { path, metadata, originalName, original: originalName !== undefined };
-}
-
-/** Reads the metadata beside a dump file of this tool's layout, if any. */
-export async function metadataBeside(path: string): Promise<BackupMetadata | undefined> {
-  const parsed = parseStem(basename(path));
-  if (!parsed) return undefined;
-  return await readMetadata(join(dirname(path), parsed.stem + ".metadata.json"));
 }
 
 /** The database name in an original-tool file name, if the name is one. */

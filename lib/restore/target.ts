@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { DatabaseProperties } from "../backup/metadata.ts";
+import type { DatabaseProperties } from "../storage/metadata.ts";
 import type { ChildSpec } from "../process.ts";
 import type { DefinerAccount } from "./mysql_body_scan.ts";
 import type { RestoreMarker } from "./marker.ts";

@@ -8,7 +8,7 @@
 import type mysql from "mysql2/promise";
 import { openMysql } from "../engines/drivers.ts";
 import type { ConnectionParams } from "../config/types.ts";
-import type { DatabaseProperties } from "../backup/metadata.ts";
+import type { DatabaseProperties } from "../storage/metadata.ts";
 import { writeOptionsFile } from "../dump/options_file.ts";
 import { connectError } from "../engines/connect_error.ts";
 import { lockKey, type TargetServer } from "./target.ts";

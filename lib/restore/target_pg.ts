@@ -7,7 +7,7 @@
  */
 import { openPostgres } from "../engines/drivers.ts";
 import type { ConnectionParams } from "../config/types.ts";
-import type { DatabaseProperties } from "../backup/metadata.ts";
+import type { DatabaseProperties } from "../storage/metadata.ts";
 import type { ChildSpec } from "../process.ts";
 import { pgConninfo, pgEnv } from "../dump/postgres.ts";
 import { lockKey, type TargetServer } from "./target.ts";

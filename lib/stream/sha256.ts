@@ -120,3 +120,10 @@ export class HashingSink {
     return this.#hex;
   }
 }
+
+/** The lowercase hex SHA-256 of a stream, read to its end (for objects of any storage). */
+export async function sha256Readable(readable: ReadableStream<Uint8Array>): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of readable) hash.update(chunk);
+  return hash.digest("hex");
+}

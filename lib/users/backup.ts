@@ -12,22 +12,22 @@
 import type { Config, ConnectionParams, InstanceConfig } from "../config/types.ts";
 import type { Logger } from "../log.ts";
 import { redact } from "../redact.ts";
-import { ensurePrivateDir } from "../secure_fs.ts";
 import { VERSION } from "../version.ts";
 import { codecFor } from "../stream/codecs.ts";
 import { connect } from "../engines/mod.ts";
 import type { ServerVersion } from "../engines/types.ts";
 import { kindOf } from "../errors.ts";
 import { findTools, requireTools } from "../tools/find.ts";
-import { usersBackupPaths } from "../backup/layout.ts";
-import { acquireLock } from "../backup/lock.ts";
+import { usersBackupKeys } from "../storage/layout.ts";
+import { openStorage } from "../storage/open.ts";
+import { keyBase, type Storage } from "../storage/storage.ts";
 import {
   type BackupMetadata,
   finishedFields,
   METADATA_FORMAT_VERSION,
   writeFailureMetadata,
   writeMetadata,
-} from "../backup/metadata.ts";
+} from "../storage/metadata.ts";
 import { writeBackupStream } from "../backup/stream_dump.ts";
 import { compressionThreads, type InstanceContext, type ItemResult } from "../backup/run.ts";
 import { formatUsersFile, USERS_FORMAT_VERSION, type UsersFile } from "./format.ts";
@@ -60,6 +60,8 @@ export interface UsersBackupOptions {
   noPasswords?: boolean;
   /** Aborts the write. */
   signal?: AbortSignal;
+  /** Where the backup goes (default: the storage of `config.storage`). */
+  storage?: Storage;
 }
 
 interface Collected {
@@ -135,7 +137,9 @@ export async function backupUsers(o: UsersBackupOptions): Promise<ItemResult> {
   const format = config.storage.compression.format;
   const level = config.storage.compression.level;
   const started = new Date();
-  const paths = usersBackupPaths(config.storage.path, o.hostname, o.instance.id, started, format);
+  const storage = o.storage ?? openStorage(config.storage);
+  const paths = usersBackupKeys(o.hostname, o.instance.id, started, format);
+  const where = storage.locate(paths.dump);
   const base: ItemResult = { instance: o.instance.id, database: USERS_ITEM, status: "planned" };
   const meta: BackupMetadata = {
     format_version: METADATA_FORMAT_VERSION,
@@ -159,10 +163,10 @@ export async function backupUsers(o: UsersBackupOptions): Promise<ItemResult> {
       // Only the catalog: what would be backed up, without running pg_dumpall.
       const accounts = await listAccounts(o);
       o.log.info(
-        `users of ${o.instance.id}: would back up ${accounts.length} account(s) to ${paths.dump}`,
+        `users of ${o.instance.id}: would back up ${accounts.length} account(s) to ${where}`,
         { accounts: accounts.join(", ") },
       );
-      return { ...base, path: paths.dump };
+      return { ...base, path: where };
     }
     const got = await collect(o, started);
     registerHashes(got.file.sections.flatMap((s) => s.steps.map((st) => st.sql)));
@@ -171,6 +175,7 @@ export async function backupUsers(o: UsersBackupOptions): Promise<ItemResult> {
     const written = await writeBackupStream(
       ReadableStream.from([new TextEncoder().encode(text)]),
       {
+        storage,
         target: paths,
         codec: codecFor(format),
         level,
@@ -182,7 +187,7 @@ export async function backupUsers(o: UsersBackupOptions): Promise<ItemResult> {
             status: "ok",
             ...finishedFields(started),
             raw_bytes: w.rawBytes,
-            file: { name: paths.dump.split("/").pop()!, bytes: w.fileBytes, sha256: w.sha256 },
+            file: { name: keyBase(paths.dump), bytes: w.fileBytes, sha256: w.sha256 },
             dump: got.dump,
             objects: {
               accounts: got.summaries.filter((s) => s.kind === "user").length,
@@ -191,17 +196,17 @@ export async function backupUsers(o: UsersBackupOptions): Promise<ItemResult> {
             accounts: got.summaries,
           });
           if (got.warnings.length) meta.warnings = got.warnings;
-          await writeMetadata(paths.metadata, meta);
+          await writeMetadata(storage, paths.metadata, meta);
         },
       },
     );
     o.log.info(
-      `users of ${o.instance.id}: ${got.summaries.length} account(s) backed up to ${paths.dump}`,
+      `users of ${o.instance.id}: ${got.summaries.length} account(s) backed up to ${where}`,
     );
     return {
       ...base,
       status: "ok",
-      path: paths.dump,
+      path: where,
       bytes: written.fileBytes,
       raw_bytes: written.rawBytes,
       sha256: written.sha256,
@@ -216,7 +221,7 @@ export async function backupUsers(o: UsersBackupOptions): Promise<ItemResult> {
       file: null,
       ...finishedFields(started),
     });
-    await writeFailureMetadata(paths, meta, o.log);
+    await writeFailureMetadata(storage, paths, meta, o.log);
     o.log.error(`users backup of ${o.instance.id} failed: ${message}`, {
       instance: o.instance.id,
     });
@@ -268,6 +273,7 @@ export async function usersAfterInstance(ctx: InstanceContext): Promise<ItemResu
       log: ctx.request.log,
       dryRun: ctx.request.dryRun,
       signal: ctx.request.signal,
+      storage: ctx.request.storage,
     }),
   ];
 }
@@ -290,6 +296,8 @@ export interface UsersBackupRequest {
   noPasswords?: boolean;
   /** Aborts the run. */
   signal?: AbortSignal;
+  /** Where backups go (default: the storage of `config.storage`). */
+  storage?: Storage;
 }
 
 /**
@@ -298,11 +306,9 @@ export interface UsersBackupRequest {
  */
 export async function backupUsersOfInstances(req: UsersBackupRequest): Promise<ItemResult[]> {
   const results: ItemResult[] = [];
+  const storage = req.storage ?? openStorage(req.config.storage);
   let release = async () => {};
-  if (!req.dryRun) {
-    await ensurePrivateDir(req.config.storage.path, { tighten: false });
-    release = (await acquireLock(req.config.storage.path)).release;
-  }
+  if (!req.dryRun) release = (await storage.lock()).release;
   try {
     for (const instance of req.instances) {
       req.signal?.throwIfAborted();
@@ -326,6 +332,7 @@ export async function backupUsersOfInstances(req: UsersBackupRequest): Promise<I
             dryRun: req.dryRun,
             noPasswords: req.noPasswords,
             signal: req.signal,
+            storage,
           }),
         );
       } catch (e) {

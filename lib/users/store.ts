@@ -4,12 +4,16 @@
  *
  * @module
  */
-import { basename, dirname, join } from "node:path";
 import { VyaError } from "../errors.ts";
-import { instanceDir, parseStem } from "../backup/layout.ts";
-import { readMetadata } from "../backup/metadata.ts";
+import {
+  latestUsersEntry,
+  recordedSha256,
+  type Sidecars,
+  sidecarsOfFile,
+} from "../storage/catalog.ts";
+import { openStorage } from "../storage/open.ts";
 import { detectCodec } from "../stream/codecs.ts";
-import { sha256File } from "../stream/sha256.ts";
+import { sha256Readable } from "../stream/sha256.ts";
 import { parseUsersFile, type UsersFile, UsersFormatError } from "./format.ts";
 import { registerHashes } from "./mask.ts";
 
@@ -26,51 +30,29 @@ export class UsersFileError extends VyaError {
 }
 
 /**
- * The newest users backup of an instance whose metadata says `ok`; undefined when there is
- * none.
+ * The path of the newest users backup of an instance whose metadata says `ok` (see
+ * {@linkcode latestUsersEntry}); undefined when there is none.
  */
 export async function latestUsersBackup(
   storage: string,
   hostname: string,
   instance: string,
 ): Promise<string | undefined> {
-  const dir = instanceDir(storage, hostname, instance);
-  const candidates: { path: string; at: number; stem: string }[] = [];
-  try {
-    for await (const entry of Deno.readDir(dir)) {
-      if (!entry.isFile || !/^users_.*\.sql(\.gz|\.zst)?$/.test(entry.name)) continue;
-      const parsed = parseStem(entry.name);
-      if (!parsed || parsed.name !== "users") continue;
-      candidates.push({ path: join(dir, entry.name), at: parsed.at.getTime(), stem: parsed.stem });
-    }
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
-    throw e;
-  }
-  candidates.sort((a, b) => b.at - a.at);
-  for (const c of candidates) {
-    const meta = await readMetadata(join(dir, `${c.stem}.metadata.json`));
-    if (meta?.status === "ok" && meta.kind === "users") return c.path;
-  }
-  return undefined;
+  const entry = await latestUsersEntry(openStorage({ path: storage }), hostname, instance);
+  return entry?.paths.dump;
 }
 
-/** Verifies a file against its `.sha256` (sha256sum format). */
+/** Verifies a file against its `.sha256` (sha256sum format); returns the hex digest. */
 export async function verifyChecksum(path: string): Promise<string> {
-  const parsed = parseStem(basename(path));
-  const sumPath = parsed ? join(dirname(path), `${parsed.stem}.sha256`) : `${path}.sha256`;
-  let expected: string;
-  try {
-    expected = (await Deno.readTextFile(sumPath)).trim().split(/\s+/)[0]?.toLowerCase() ?? "";
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new UsersFileError(`${path}: checksum file ${sumPath} is missing`);
-    }
-    throw e;
+  const sidecars: Sidecars = sidecarsOfFile(path);
+  const sumPath = sidecars.storage.locate(sidecars.sha256);
+  const expected = await recordedSha256(sidecars);
+  if (expected === undefined) {
+    throw new UsersFileError(`${path}: checksum file ${sumPath} is missing`);
   }
   let actual: string;
   try {
-    actual = await sha256File(path);
+    actual = await sha256Readable(await sidecars.storage.open(sidecars.key));
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) throw new UsersFileError(`${path} does not exist`);
     throw e;
@@ -88,10 +70,11 @@ export async function verifyChecksum(path: string): Promise<string> {
 export async function readUsersBackup(path: string): Promise<UsersFile> {
   await verifyChecksum(path);
   const codec = detectCodec(path);
-  const file = await Deno.open(path, { read: true });
+  const { storage, key } = sidecarsOfFile(path);
+  const readable = await storage.open(key);
   let text: string;
   try {
-    text = await new Response(file.readable.pipeThrough(codec.decompress())).text();
+    text = await new Response(readable.pipeThrough(codec.decompress())).text();
   } catch (e) {
     throw new UsersFileError(`${path}: cannot decompress: ${(e as Error).message}`);
   }

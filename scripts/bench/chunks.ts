@@ -14,7 +14,8 @@ import { join } from "node:path";
 import { startMariadb, startPostgres } from "../../tests/harness/servers.ts";
 import { REPO_ROOT } from "../../tests/helpers/cli.ts";
 import { writeBackupStream } from "../../lib/backup/stream_dump.ts";
-import { databaseBackupPaths } from "../../lib/backup/layout.ts";
+import { databaseBackupKeys } from "../../lib/storage/layout.ts";
+import { LocalStorage } from "../../lib/storage/local.ts";
 import { codecFor } from "../../lib/stream/codecs.ts";
 import { type BenchServer, generateDataset } from "./data.ts";
 import { clientEnv, dumpShell } from "./commands.ts";
@@ -93,16 +94,17 @@ for (const start of [startPostgres, startMariadb]) {
           for (const block of [0, 1 << 20]) {
             const [wall, cpu] = await timedCpu(async () => {
               const child = spawnDump(server);
-              const paths = databaseBackupPaths(dir, "h", "i", `d${rep}${block}`, new Date(), fmt);
+              const paths = databaseBackupKeys("h", "i", `d${rep}${block}`, new Date(), fmt);
               const src = block ? child.stdout.pipeThrough(coalesce(block)) : child.stdout;
               await writeBackupStream(src, {
+                storage: new LocalStorage(dir),
                 target: paths,
                 codec: codecFor(fmt),
                 level,
                 threads: 2,
               });
               await child.status;
-              await Deno.remove(paths.dir, { recursive: true });
+              await Deno.remove(new LocalStorage(dir).locate(paths.dir), { recursive: true });
             });
             console.log(
               `  rep ${rep} ${fmt}${level || ""} ${block ? "coalesce 1 MiB" : "as read      "}: ` +

@@ -15,7 +15,8 @@ import { codecFor } from "../../lib/stream/codecs.ts";
 import { ByteCounter } from "../../lib/stream/counter.ts";
 import { Sha256Stream } from "../../lib/stream/sha256.ts";
 import { writeBackupStream } from "../../lib/backup/stream_dump.ts";
-import { databaseBackupPaths } from "../../lib/backup/layout.ts";
+import { databaseBackupKeys } from "../../lib/storage/layout.ts";
+import { LocalStorage } from "../../lib/storage/local.ts";
 
 const file = Deno.args[0];
 if (!file) throw new Error("usage: stages.ts DUMP.sql");
@@ -149,8 +150,7 @@ try {
         }writeBackupStream ${c.key} threads=${c.threads}`,
         async () => {
           const src = childSource();
-          const paths = databaseBackupPaths(
-            tmp,
+          const paths = databaseBackupKeys(
             "h",
             "i",
             `d${Math.random()}`,
@@ -158,13 +158,14 @@ try {
             c.format,
           );
           await writeBackupStream(batch ? src.stream.pipeThrough(rechunk(batch)) : src.stream, {
+            storage: new LocalStorage(tmp),
             target: paths,
             codec: codecFor(c.format),
             level: c.level,
             threads: c.threads,
           });
           await src.done;
-          await Deno.remove(paths.dir, { recursive: true });
+          await Deno.remove(new LocalStorage(tmp).locate(paths.dir), { recursive: true });
         },
       );
     }

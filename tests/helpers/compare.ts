@@ -10,7 +10,7 @@
  */
 import { assert } from "../harness/assert.ts";
 import type { MyServer, PgServer } from "../harness/servers.ts";
-import type { DatabaseProperties } from "../../lib/backup/metadata.ts";
+import type { DatabaseProperties } from "../../lib/storage/metadata.ts";
 import { openPg } from "../../lib/users/pg_db.ts";
 import { openMysql } from "../../lib/engines/drivers.ts";
 import type mysql from "mysql2/promise";

@@ -7,7 +7,7 @@
 import { assert, assertEquals } from "../harness/assert.ts";
 import type { MyServer, PgServer } from "../harness/servers.ts";
 import type { TestEnv } from "./cli.ts";
-import type { BackupMetadata } from "../../lib/backup/metadata.ts";
+import type { BackupMetadata } from "../../lib/storage/metadata.ts";
 import type { RunSummary } from "../../lib/backup/run.ts";
 
 /** Second of the last backup taken here: a file name's timestamp has one-second resolution. */

@@ -1,5 +1,7 @@
 /**
- * The storage layout, a contract that restore, users' scripts and retention rely on:
+ * The storage layout, a contract that restore, users' scripts and retention rely on. Paths here
+ * are storage keys (`/`-separated, relative to the storage root; see lib/storage/storage.ts);
+ * the `…Paths` functions give the same below a local folder:
  *
  * ```
  * {storage}/{hostname}/{instance}/{database}/{YYYY-MM-DD}/{database}_{YYYYMMDDTHHMMSSZ}.sql.gz
@@ -110,14 +112,24 @@ export function dumpExtension(format: "gzip" | "zstd" | "none"): string {
   return format === "gzip" ? ".sql.gz" : format === "zstd" ? ".sql.zst" : ".sql";
 }
 
-/** The folder that holds every backup of one instance. */
+/** The key of the folder that holds every backup of one instance. */
+export function instanceKey(hostname: string, instance: string): string {
+  return `${encodeName(hostname)}/${encodeName(instance)}`;
+}
+
+/** The key of the folder that holds every backup of one database of an instance. */
+export function databaseKey(hostname: string, instance: string, database: string): string {
+  return `${instanceKey(hostname, instance)}/${storageName(database)}`;
+}
+
+/** The folder that holds every backup of one instance, below a local storage folder. */
 export function instanceDir(storage: string, hostname: string, instance: string): string {
   return join(storage, encodeName(hostname), encodeName(instance));
 }
 
-/** The paths of one database backup. */
+/** Where the files of one backup are: storage keys, or paths (see {@linkcode localPaths}). */
 export interface BackupPaths {
-  /** Folder of the day. */
+  /** Folder of the day (database) or of the instance (users). */
   dir: string;
   /** Common stem of the three files. */
   stem: string;
@@ -129,9 +141,8 @@ export interface BackupPaths {
   metadata: string;
 }
 
-/** Computes where a backup of `database` started at `startedAt` goes. */
-export function databaseBackupPaths(
-  storage: string,
+/** The keys of a backup of `database` started at `startedAt`. */
+export function databaseBackupKeys(
   hostname: string,
   instance: string,
   database: string,
@@ -140,12 +151,48 @@ export function databaseBackupPaths(
 ): BackupPaths {
   const day = startedAt.toISOString().slice(0, 10);
   const segment = storageName(database);
-  const dir = join(instanceDir(storage, hostname, instance), segment, day);
-  const stem = `${segment}_${stamp(startedAt)}`;
-  return withStem(dir, stem, format);
+  const dir = `${instanceKey(hostname, instance)}/${segment}/${day}`;
+  return withStem(dir, `${segment}_${stamp(startedAt)}`, format);
 }
 
-/** Computes where a users backup of an instance started at `startedAt` goes. */
+/** The keys of a users backup of an instance started at `startedAt`. */
+export function usersBackupKeys(
+  hostname: string,
+  instance: string,
+  startedAt: Date,
+  format: "gzip" | "zstd" | "none",
+): BackupPaths {
+  return withStem(instanceKey(hostname, instance), `users_${stamp(startedAt)}`, format);
+}
+
+/** Keys made into paths below a local storage folder. */
+export function localPaths(storage: string, keys: BackupPaths): BackupPaths {
+  const at = (key: string) => join(storage, ...key.split("/"));
+  return {
+    dir: at(keys.dir),
+    stem: keys.stem,
+    dump: at(keys.dump),
+    sha256: at(keys.sha256),
+    metadata: at(keys.metadata),
+  };
+}
+
+/** Computes where a backup of `database` started at `startedAt` goes, below a local folder. */
+export function databaseBackupPaths(
+  storage: string,
+  hostname: string,
+  instance: string,
+  database: string,
+  startedAt: Date,
+  format: "gzip" | "zstd" | "none",
+): BackupPaths {
+  return localPaths(
+    storage,
+    databaseBackupKeys(hostname, instance, database, startedAt, format),
+  );
+}
+
+/** Computes where a users backup of an instance started at `startedAt` goes, below a folder. */
 export function usersBackupPaths(
   storage: string,
   hostname: string,
@@ -153,41 +200,76 @@ export function usersBackupPaths(
   startedAt: Date,
   format: "gzip" | "zstd" | "none",
 ): BackupPaths {
-  return withStem(instanceDir(storage, hostname, instance), `users_${stamp(startedAt)}`, format);
+  return localPaths(storage, usersBackupKeys(hostname, instance, startedAt, format));
 }
 
 function withStem(dir: string, stem: string, format: "gzip" | "zstd" | "none"): BackupPaths {
   return {
     dir,
     stem,
-    dump: join(dir, stem + dumpExtension(format)),
-    sha256: join(dir, stem + ".sha256"),
-    metadata: join(dir, stem + ".metadata.json"),
+    dump: `${dir}/${stem}${dumpExtension(format)}`,
+    sha256: `${dir}/${stem}.sha256`,
+    metadata: `${dir}/${stem}.metadata.json`,
   };
 }
 
-/** Splits a file name of this layout into its stem and its timestamp. */
-export function parseStem(fileName: string): { stem: string; name: string; at: Date } | undefined {
-  const m = /^(.*)_(\d{8}T\d{6}Z)(?:\.sql(?:\.gz|\.zst)?|\.sha256|\.metadata\.json)$/.exec(
-    fileName,
-  );
-  if (!m) return undefined;
-  const at = parseStamp(m[2]);
-  if (!at) return undefined;
-  return { stem: `${m[1]}_${m[2]}`, name: m[1], at };
+/** What a file of a backup is, by its name. */
+export type FileRole = "dump" | "sha256" | "metadata" | "partial";
+
+/** A file name of this layout, split. */
+export interface ParsedFileName {
+  /** `{segment}_{stamp}`. */
+  stem: string;
+  /** The segment before the stamp (`users`, or a database's storage name). */
+  name: string;
+  /** The stamp's time. */
+  at: Date;
+  /** Which of a backup's files it is. */
+  role: FileRole;
+  /** The dump's compression (dump and partial only). */
+  format?: "gzip" | "zstd" | "none";
 }
 
-/** The host folders present in the storage (decoded names), for listing without the host name. */
-export async function storageHosts(storage: string): Promise<string[]> {
-  const hosts: string[] = [];
-  try {
-    for await (const e of Deno.readDir(storage)) {
-      if (e.isDirectory && !e.name.startsWith(".")) hosts.push(decodeName(e.name));
-    }
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-  return hosts.sort();
+const FILE_NAME =
+  /^(.*)_(\d{8}T\d{6}Z)(\.sql(?:\.gz|\.zst)?(?:\.partial)?|\.sha256|\.metadata\.json)$/;
+
+/**
+ * Splits a file name of this layout (dump, `.sha256`, `.metadata.json`, or a dump's `.partial`);
+ * undefined for any other name, which the catalog then never lists nor touches.
+ */
+export function parseFileName(fileName: string): ParsedFileName | undefined {
+  const m = FILE_NAME.exec(fileName);
+  if (!m || m[1] === "") return undefined;
+  const at = parseStamp(m[2]);
+  if (!at || stamp(at) !== m[2]) return undefined;
+  const ext = m[3];
+  const role: FileRole = ext.endsWith(".partial")
+    ? "partial"
+    : ext === ".sha256"
+    ? "sha256"
+    : ext === ".metadata.json"
+    ? "metadata"
+    : "dump";
+  const format = ext.startsWith(".sql")
+    ? (ext.includes(".gz") ? "gzip" : ext.includes(".zst") ? "zstd" : "none")
+    : undefined;
+  return { stem: `${m[1]}_${m[2]}`, name: m[1], at, role, format };
+}
+
+/** Splits a file name of this layout into its stem and its timestamp (not `.partial`s). */
+export function parseStem(fileName: string): { stem: string; name: string; at: Date } | undefined {
+  const parsed = parseFileName(fileName);
+  if (!parsed || parsed.role === "partial") return undefined;
+  return { stem: parsed.stem, name: parsed.name, at: parsed.at };
+}
+
+/** The `.sha256` and metadata file names that go with a dump file name of this layout. */
+export function sidecarNames(
+  dumpFileName: string,
+): { sha256: string; metadata: string } | undefined {
+  const parsed = parseStem(dumpFileName);
+  if (!parsed) return undefined;
+  return { sha256: `${parsed.stem}.sha256`, metadata: `${parsed.stem}.metadata.json` };
 }
 
 /**
