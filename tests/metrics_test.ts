@@ -9,7 +9,7 @@ import { sharedPostgres } from "./harness/servers.ts";
 import { runTool, startNodeExporter } from "./harness/alerts.ts";
 import { makeTestEnv } from "./helpers/cli.ts";
 import { holdLock, startCli, waitDumpBlocked } from "./backup_support.ts";
-import { acquireLock } from "../lib/backup/lock.ts";
+import { acquireLock } from "../lib/storage/lock.ts";
 import { type MetricFamily, renderMetrics, writeMetricsFile } from "../lib/metrics/textfile.ts";
 
 const tag = () => crypto.randomUUID().slice(0, 8);

@@ -127,21 +127,10 @@ async function collect(o: UsersBackupOptions, takenAt: Date): Promise<Collected>
   }
 }
 
-/**
- * Backs up the accounts of one instance. Never throws for a failure of the instance's users
- * (it is returned as a failed item and recorded in failed metadata); throws only when
- * interrupted.
- */
-export async function backupUsers(o: UsersBackupOptions): Promise<ItemResult> {
-  const config = o.config;
-  const format = config.storage.compression.format;
-  const level = config.storage.compression.level;
-  const started = new Date();
-  const storage = o.storage ?? openStorage(config.storage);
-  const paths = usersBackupKeys(o.hostname, o.instance.id, started, format);
-  const where = storage.locate(paths.dump);
-  const base: ItemResult = { instance: o.instance.id, database: USERS_ITEM, status: "planned" };
-  const meta: BackupMetadata = {
+/** The metadata of a users backup about to start: failed until the file proves otherwise. */
+function initialUsersMetadata(o: UsersBackupOptions, started: Date): BackupMetadata {
+  const { format, level } = o.config.storage.compression;
+  return {
     format_version: METADATA_FORMAT_VERSION,
     kind: "users",
     tool_version: VERSION,
@@ -158,6 +147,23 @@ export async function backupUsers(o: UsersBackupOptions): Promise<ItemResult> {
     file: null,
     dump: { tool: "", path: "", tool_version: "", options: [] },
   };
+}
+
+/**
+ * Backs up the accounts of one instance. Never throws for a failure of the instance's users
+ * (it is returned as a failed item and recorded in failed metadata); throws only when
+ * interrupted.
+ */
+export async function backupUsers(o: UsersBackupOptions): Promise<ItemResult> {
+  const config = o.config;
+  const format = config.storage.compression.format;
+  const level = config.storage.compression.level;
+  const started = new Date();
+  const storage = o.storage ?? openStorage(config.storage);
+  const paths = usersBackupKeys(o.hostname, o.instance.id, started, format);
+  const where = storage.locate(paths.dump);
+  const base: ItemResult = { instance: o.instance.id, database: USERS_ITEM, status: "planned" };
+  const meta = initialUsersMetadata(o, started);
   try {
     if (o.dryRun) {
       // Only the catalog: what would be backed up, without running pg_dumpall.
