@@ -20,6 +20,8 @@ import {
 } from "../lib/errors.ts";
 import type { Config } from "../lib/config/types.ts";
 import { startRunAlerts } from "../lib/notify/run_alerts.ts";
+import { afterBackupPruner } from "../lib/prune/after_backup.ts";
+import { openStorage } from "../lib/storage/open.ts";
 import { UsageError } from "./usage.ts";
 import { usersAfterInstance } from "../lib/users/backup.ts";
 import { itemOutcome, type ItemResult, runBackup, type RunSummary } from "../lib/backup/run.ts";
@@ -111,6 +113,11 @@ export async function runBackupCommand(parsed: BackupParsed, ctx: Context): Prom
     ? undefined
     : startRunAlerts({ config, hostname: Deno.hostname(), log: ctx.log, credentials });
   const log = alerts?.log ?? ctx.log;
+  const storage = openStorage(config.storage);
+  // Retention `prune: after_backup`: each database right after its own successful backup.
+  const pruner = parsed.dryRun
+    ? undefined
+    : afterBackupPruner({ config, storage, hostname: Deno.hostname(), log });
   const done: ItemResult[] = [];
   const summary = await withInterruption((signal) =>
     runBackup({
@@ -121,10 +128,12 @@ export async function runBackupCommand(parsed: BackupParsed, ctx: Context): Prom
       allowEmpty: parsed.allowEmpty,
       jobs: parsed.jobs,
       hostname: Deno.hostname(),
+      storage,
       credentials,
       log,
       signal,
       afterInstance: usersAfterInstance,
+      afterItem: pruner?.afterItem,
       events: {
         start: (instance, database) => started.set(`${instance}/${database}`, performance.now()),
         progress: (instance, database, raw) => {
@@ -146,6 +155,7 @@ export async function runBackupCommand(parsed: BackupParsed, ctx: Context): Prom
       results: done,
       exitCode: EXIT_CODE_OF_KIND[kindOf(e)],
       error: errorText(e),
+      skipped: pruner?.skipped(done),
     });
     throw e;
   });
@@ -154,12 +164,14 @@ export async function runBackupCommand(parsed: BackupParsed, ctx: Context): Prom
       results: done,
       exitCode: EXIT_CODE_OF_KIND.interrupted,
       interrupted: true,
+      skipped: pruner?.skipped(done),
     });
     throw new InterruptedError("backup interrupted; partial files removed");
   }
   printSummary(ctx, summary);
   const code = runExitCode(summary.results.map(itemOutcome));
-  await alerts?.finish({ results: summary.results, exitCode: code });
+  const skipped = pruner?.skipped(summary.results);
+  await alerts?.finish({ results: summary.results, exitCode: code, skipped });
   return code;
 }
 

@@ -25,6 +25,15 @@ import { type RestoreArgs, restoreCommand, runRestore } from "./restore.ts";
 import { runUsersBackup, runUsersRestore, type UsersArgs, usersCommand } from "./users.ts";
 import { type NotifyArgs, notifyCommand, runNotifyTest } from "./notify.ts";
 import {
+  type PinArgs,
+  pinCommand,
+  type PruneArgs,
+  pruneCommand,
+  runPin,
+  runPrune,
+  unpinCommand,
+} from "./prune.ts";
+import {
   runSystemdInstall,
   runSystemdPrint,
   systemdCommand,
@@ -53,8 +62,11 @@ const commands = or(
   configCommand,
   credentialsCommand,
   notifyCommand,
+  pinCommand,
+  pruneCommand,
   restoreCommand,
   systemdCommand,
+  unpinCommand,
   usersCommand,
   versionCommand,
 );
@@ -71,6 +83,8 @@ export type CliArgs =
     | UsersArgs
     | VersionArgs
     | NotifyArgs
+    | PruneArgs
+    | PinArgs
     | SystemdParsed
   );
 
@@ -131,6 +145,11 @@ function dispatch(parsed: CliArgs, ctx: Context): Promise<number> | number {
       return runUsersRestore(parsed, ctx);
     case "notify test":
       return runNotifyTest(ctx);
+    case "prune":
+      return runPrune(parsed, ctx);
+    case "pin":
+    case "unpin":
+      return runPin(parsed, ctx);
     case "systemd print":
       return runSystemdPrint(parsed, ctx);
     case "systemd install":

@@ -103,7 +103,8 @@ export async function writeFileAtomic(
   await syncDir(dir);
 }
 
-async function syncDir(dir: string): Promise<void> {
+/** Makes a folder's entries durable (fsync of the folder); a no-op where that is impossible. */
+export async function syncDir(dir: string): Promise<void> {
   try {
     const handle = await Deno.open(dir, { read: true });
     try {

@@ -73,6 +73,11 @@ export interface BackupRequest {
   events?: BackupEvents;
   /** Runs after an instance's databases, with its connection (users backup hooks in here). */
   afterInstance?: (ctx: InstanceContext) => Promise<ItemResult[]>;
+  /**
+   * Runs right after each database's or users backup's result, under the run's lock (not in a
+   * dry run): retention's `prune: after_backup` hooks in here. Must not throw.
+   */
+  afterItem?: (result: ItemResult) => Promise<void>;
 }
 
 /** Progress callbacks. */
@@ -220,6 +225,7 @@ async function backupInstance(
       });
       pending.delete(db.name);
       record(result);
+      if (!request.dryRun) await request.afterItem?.(result);
     });
     request.signal?.throwIfAborted();
     // A backup of named databases is not a backup of the server: users only with the rest.
@@ -227,7 +233,10 @@ async function backupInstance(
       usersDone = true;
       for (
         const r of await request.afterInstance({ instance, adapter, params, version, request })
-      ) record(r);
+      ) {
+        record(r);
+        if (!request.dryRun) await request.afterItem?.(r);
+      }
     }
   } catch (e) {
     if (request.signal?.aborted) throw e;

@@ -7,7 +7,7 @@
  * @module
  */
 import { basename, dirname, join, resolve } from "node:path";
-import { ensurePrivateDir, writeFileAtomic } from "../secure_fs.ts";
+import { ensurePrivateDir, syncDir, writeFileAtomic } from "../secure_fs.ts";
 import { PartialFile } from "../stream/partial_file.ts";
 import { acquireLock } from "./lock.ts";
 import {
@@ -170,11 +170,16 @@ export class LocalStorage implements Storage {
   }
 
   async remove(key: string): Promise<void> {
+    const path = this.locate(key);
     try {
-      await Deno.remove(this.locate(key));
+      await Deno.remove(path);
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
+      return;
     }
+    // Durable before the next removal: prune's order (dump, .sha256, metadata) must hold on
+    // disk after a power loss too, not only after a kill.
+    await syncDir(dirname(path));
   }
 
   async lock(): Promise<StorageLock> {
