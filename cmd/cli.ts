@@ -24,6 +24,7 @@ import { type CheckArgs, checkCommand, runCheck } from "./check.ts";
 import { type RestoreArgs, restoreCommand, runRestore } from "./restore.ts";
 import { runUsersBackup, runUsersRestore, type UsersArgs, usersCommand } from "./users.ts";
 import { type NotifyArgs, notifyCommand, runNotifyTest } from "./notify.ts";
+import { type InfoArgs, infoCommand, runInfo } from "./info.ts";
 import {
   runSystemdInstall,
   runSystemdPrint,
@@ -52,6 +53,7 @@ const commands = or(
   checkCommand,
   configCommand,
   credentialsCommand,
+  infoCommand,
   notifyCommand,
   restoreCommand,
   systemdCommand,
@@ -67,6 +69,7 @@ export type CliArgs =
     | CheckArgs
     | ConfigArgs
     | CredentialsParsed
+    | InfoArgs
     | RestoreArgs
     | UsersArgs
     | VersionArgs
@@ -129,6 +132,8 @@ function dispatch(parsed: CliArgs, ctx: Context): Promise<number> | number {
       return runUsersBackup(parsed, ctx);
     case "users restore":
       return runUsersRestore(parsed, ctx);
+    case "info":
+      return runInfo(parsed, ctx);
     case "notify test":
       return runNotifyTest(ctx);
     case "systemd print":
