@@ -251,6 +251,12 @@ Deno.test("info --json: documented shape; pinned and orphaned backups; no secret
         })),
       })),
     );
+    // With --config given, read access alone is enough.
+    const readOnly = await runCli(["--config", e.configPath, "info"], {
+      permissions: [`--allow-read=${e.configPath},${e.storage}`],
+    });
+    assertEquals(readOnly.code, 0, readOnly.stdout + readOnly.stderr);
+    assertMatch(readOnly.stdout, new RegExp(`^${db} +fresh `, "m"));
     // Aged past max_age, the read-only check says so too.
     await ageBackups(e.storage, "pg", db, 27);
     const staleNarrow = await runCli(["--config", e.configPath, "info"], {
