@@ -24,6 +24,7 @@ import { type CheckArgs, checkCommand, runCheck } from "./check.ts";
 import { type RestoreArgs, restoreCommand, runRestore } from "./restore.ts";
 import { runUsersBackup, runUsersRestore, type UsersArgs, usersCommand } from "./users.ts";
 import { type NotifyArgs, notifyCommand, runNotifyTest } from "./notify.ts";
+import { type InfoArgs, infoCommand, runInfo } from "./info.ts";
 import {
   type PinArgs,
   pinCommand,
@@ -61,6 +62,7 @@ const commands = or(
   checkCommand,
   configCommand,
   credentialsCommand,
+  infoCommand,
   notifyCommand,
   pinCommand,
   pruneCommand,
@@ -79,6 +81,7 @@ export type CliArgs =
     | CheckArgs
     | ConfigArgs
     | CredentialsParsed
+    | InfoArgs
     | RestoreArgs
     | UsersArgs
     | VersionArgs
@@ -143,6 +146,8 @@ function dispatch(parsed: CliArgs, ctx: Context): Promise<number> | number {
       return runUsersBackup(parsed, ctx);
     case "users restore":
       return runUsersRestore(parsed, ctx);
+    case "info":
+      return runInfo(parsed, ctx);
     case "notify test":
       return runNotifyTest(ctx);
     case "prune":

@@ -20,6 +20,7 @@ import { restore } from "../lib/restore/restore.ts";
 import type { Context } from "./context.ts";
 import { findInstance } from "./instances.ts";
 import { formatBytes, ProgressLine } from "./progress.ts";
+import { formatTable } from "./table.ts";
 import { withInterruption } from "./signals.ts";
 import { selectSource } from "../lib/restore/source.ts";
 import { hostnameIfPermitted } from "../lib/storage/layout.ts";
@@ -271,7 +272,6 @@ async function list(ctx: Context, storage: Storage, entries: CatalogEntry[]): Pr
       r.file ?? "-",
     ]);
   }
-  const widths = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)));
-  for (const r of table) ctx.out(r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd());
+  for (const line of formatTable(table)) ctx.out(line);
   return code;
 }

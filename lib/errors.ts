@@ -206,6 +206,21 @@ export function runExitCode(items: readonly ItemOutcome[]): ExitCodeValue {
     : ExitCode.FAILED;
 }
 
+/**
+ * The exit code of a freshness check (`info`), from how each configured item and enabled
+ * instance stands (see `lib/info/freshness.ts`): 2 when any has no good backup at all; else 1
+ * when any newest good backup is older than `alerts.max_age` or any newest attempt failed; else
+ * 0. Unlike {@linkcode runExitCode}, one item decides: a monitoring check must not pass while
+ * one database has never been backed up.
+ */
+export function freshnessExitCode(
+  states: readonly ("fresh" | "failed" | "stale" | "never")[],
+): ExitCodeValue {
+  if (states.includes("never")) return ExitCode.FAILED;
+  if (states.some((s) => s !== "fresh")) return ExitCode.PARTIAL;
+  return ExitCode.OK;
+}
+
 /** The kind of any error: a {@linkcode VyaError}'s own, `permission` for Deno's, else `failed`. */
 export function kindOf(error: unknown): ErrorKind {
   if (error instanceof VyaError) return error.kind;

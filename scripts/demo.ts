@@ -180,6 +180,9 @@ async function main(): Promise<void> {
       console.log(new TextDecoder().decode(sum.stdout).trim());
     }
     await restoreAndRebuild(c, configPath, config);
+    step("State of the backups: info, the monitoring check (reads the storage only)");
+    await show([...c, "info"]);
+    await show([...c, "info", "--instance", "pg-main", "--database", "shop", "--json"]);
   } finally {
     step("Stopping the servers");
     await Promise.all([pg.stop(), my.stop(), smtp.stop()]);

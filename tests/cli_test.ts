@@ -20,7 +20,18 @@ function assertNoSecret(text: string, secret = SECRET): void {
 Deno.test("--help documents the commands and the exit codes; every command has --help", async () => {
   const top = await runCli(["--help"]);
   assertEquals(top.code, 0);
-  for (const word of ["backup", "restore", "users", "check", "config", "credentials", "version"]) {
+  for (
+    const word of [
+      "backup",
+      "restore",
+      "users",
+      "check",
+      "config",
+      "credentials",
+      "info",
+      "version",
+    ]
+  ) {
     assertStringIncludes(top.stdout, word);
   }
   assertStringIncludes(top.stdout, "64 command-line usage error");
@@ -32,6 +43,7 @@ Deno.test("--help documents the commands and the exit codes; every command has -
       ["config", "validate"],
       ["credentials", "encrypt"],
       ["users", "restore"],
+      ["info"],
     ]
   ) {
     const r = await runCli([...cmd, "--help"]);
@@ -243,6 +255,8 @@ Deno.test("no password in config show, logs at every level, errors or --json out
       ["backup", "--all", "--json", "--verbose"],
       ["backup", "--instance", "pg", "--database", "no_such_db", "--verbose"],
       ["restore", "--instance", "pg", "--list", "--json"],
+      ["info", "--json"],
+      ["info"],
     ];
     for (const args of runs) {
       const r = await env.run(args);

@@ -14,6 +14,9 @@ import { acquireLock } from "../lib/storage/lock.ts";
 import { openMysql } from "../lib/engines/drivers.ts";
 import { lockKey } from "../lib/restore/target.ts";
 import { latestUsersBackup } from "../lib/users/store.ts";
+import { listCatalog, removeEntryFiles } from "../lib/storage/catalog.ts";
+import { LocalStorage } from "../lib/storage/local.ts";
+import { ageBackups } from "./helpers/catalog_edit.ts";
 
 /** What the rows use: the environments and the files the first rows wrote. */
 interface Fixture {
@@ -47,6 +50,30 @@ interface Case {
 }
 
 const holdStorageLock = async (f: Fixture) => (await acquireLock(f.env.storage)).release;
+
+/**
+ * A real failed backup of pg/exit_app (it carries the mark of an unfinished restore); the undo
+ * removes the mark and the failure record.
+ */
+async function failOnce(f: Fixture): Promise<() => Promise<void>> {
+  const mark = `vya-backupdb: INCOMPLETE RESTORE, do not use; ` +
+    JSON.stringify({ run: "r1", started_at: new Date().toISOString(), file: "f", created: true });
+  await f.pg.sql(`COMMENT ON DATABASE exit_app IS '${mark}'`);
+  const r = await f.env.run(["backup", "--instance", "pg", "--database", "exit_app"]);
+  assertEquals(r.code, 2, r.stdout + r.stderr);
+  return async () => {
+    await f.pg.sql("COMMENT ON DATABASE exit_app IS NULL");
+    const storage = new LocalStorage(f.env.storage);
+    const entries = await listCatalog(storage, {
+      hostname: Deno.hostname(),
+      instance: "pg",
+      database: "exit_app",
+    });
+    for (const e of entries.filter((e) => e.state === "failed")) {
+      await removeEntryFiles(storage, e);
+    }
+  };
+}
 
 const CASES: Case[] = [
   // backup
@@ -522,6 +549,54 @@ const CASES: Case[] = [
     what: "a password prompt without a terminal",
     args: () => ["credentials", "encrypt", "--id", "x", "--username", "u"],
     says: "standard input is not a terminal",
+  },
+  // info (reads the storage only)
+  {
+    command: "info",
+    code: 0,
+    what: "every configured database has a fresh good backup",
+    args: () => ["info", "--instance", "pg"],
+    says: /^exit_app +fresh /m,
+  },
+  {
+    command: "info",
+    code: 1,
+    what: "a newest good backup is older than alerts.max_age",
+    args: () => ["info", "--instance", "my"],
+    around: async (f) => {
+      await ageBackups(f.env.storage, "my", "exit_shop", 30);
+      return async () => void await ageBackups(f.env.storage, "my", "exit_shop", -30);
+    },
+    says: /^exit_shop +STALE /m,
+  },
+  {
+    command: "info",
+    code: 1,
+    what: "the newest attempt failed",
+    args: () => ["info", "--instance", "pg"],
+    around: failOnce,
+    says: /exit_app: last attempt failed .*restore that never finished/,
+  },
+  {
+    command: "info",
+    code: 2,
+    what: "an enabled instance was never backed up",
+    args: () => ["info"],
+    says: "pg-closed (postgresql): NEVER",
+  },
+  {
+    command: "info",
+    code: 3,
+    what: "unknown instance",
+    args: () => ["info", "--instance", "nope"],
+    says: "nope",
+  },
+  {
+    command: "info",
+    code: 64,
+    what: "--database without --instance",
+    args: () => ["info", "--database", "exit_app"],
+    says: "--database needs --instance",
   },
   // Last: it damages a stored backup.
   {

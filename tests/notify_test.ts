@@ -12,7 +12,7 @@ import { freePort, startHttp, startSmtp } from "./harness/alerts.ts";
 import { makeTestEnv, type TestEnv } from "./helpers/cli.ts";
 import { loadKey } from "../lib/crypto/keys.ts";
 import { setEntry } from "../lib/credentials/store.ts";
-import { listFiles } from "./backup_support.ts";
+import { ageBackups } from "./helpers/catalog_edit.ts";
 
 const SMTP_USER = "mailer";
 const SMTP_PASS = "Smtp-S3cret-pass-77310";
@@ -235,7 +235,7 @@ Deno.test("notify test: one result line per channel, exit 1 when one fails", asy
   }
 });
 
-Deno.test("stale: a database whose newest good backup is older than alerts.max_age is mailed", async () => {
+Deno.test("stale: a run whose every database succeeds mails the one database whose newest good backup is too old", async () => {
   const pg = await sharedPostgres();
   const { ok } = await databases(pg);
   const other = `nt_other_${tag()}`;
@@ -243,29 +243,27 @@ Deno.test("stale: a database whose newest good backup is older than alerts.max_a
   const smtp = await startSmtp();
   const e = await env(pg, [ok, other]);
   try {
-    assertEquals((await e.run(["backup", "--all"])).code, 0);
-    // Age the backup of `ok` by 30 hours, as if the nightly runs had stopped since.
-    const old = new Date(Date.now() - 30 * 3600_000).toISOString();
-    for (
-      const f of listFiles(e.storage).filter((p) =>
-        p.includes(`/${ok}/`) && p.endsWith(".metadata.json")
-      )
-    ) {
-      const meta = JSON.parse(await Deno.readTextFile(f));
-      Object.assign(meta, { started_at: old, finished_at: old });
-      await Deno.writeTextFile(f, JSON.stringify(meta));
-    }
+    // Only `ok` is backed up, then aged 30 hours through the storage layer, as if the nightly
+    // runs of it had stopped since.
+    assertEquals((await e.run(["backup", "--instance", "pg", "--database", ok])).code, 0);
+    assertEquals(await ageBackups(e.storage, "pg", ok, 30), 1);
     await e.writeConfig({ notify: { on: ["stale"], email: email(smtp.port, false) } });
+    // A run of another database that succeeds: nothing failed, so only staleness can mail.
     const r = await e.run(["backup", "--instance", "pg", "--database", other]);
     assertEquals(r.code, 0, r.stderr);
+    assertStringIncludes(r.stdout, "1 ok, 0 failed");
     assertEquals(smtp.mails.length, 1);
-    assertStringIncludes(smtp.mails[0].parsed.subject ?? "", "1 stale");
+    const subject = smtp.mails[0].parsed.subject ?? "";
+    assertStringIncludes(subject, "1 stale");
+    assert(!subject.includes("failed"), subject);
     const text = smtp.mails[0].parsed.text ?? "";
     assertStringIncludes(
       text,
       `STALE (newest good backup older than alerts.max_age):\n  pg/${ok}: 30 h old`,
     );
-    assert(!text.includes(`pg/${other}: 0 h`));
+    const staleSection = text.split("alerts.max_age):\n")[1].split("\n\n")[0];
+    assertEquals(staleSection.split("\n").length, 1, staleSection);
+    assertStringIncludes(text, `OK:\n  pg/${other}: `);
     // Within max_age: nothing is stale, no mail.
     await e.writeConfig({
       notify: { on: ["stale"], email: email(smtp.port, false) },
