@@ -18,9 +18,10 @@ import {
   MissingDatabaseError,
   selectDatabases,
 } from "../lib/engines/mod.ts";
-import { parseMysqlVersion } from "../lib/engines/mysql.ts";
-import { parsePgVersion } from "../lib/engines/postgres.ts";
-import { findTools, requireTools } from "../lib/tools/find.ts";
+import { parseMysqlVersion } from "../lib/engines/mysql/adapter.ts";
+import { parsePgVersion } from "../lib/engines/postgres/adapter.ts";
+import { findTools } from "../lib/engines/mod.ts";
+import { requireTools } from "../lib/tools/find.ts";
 import { ConfigError, ExitCode } from "../lib/errors.ts";
 
 async function withAdapter<T>(

@@ -24,10 +24,7 @@ import { ensurePrivateDir } from "../secure_fs.ts";
 import { VERSION } from "../version.ts";
 import { codecFor } from "../stream/codecs.ts";
 import type { DatabaseInfo, EngineAdapter, ServerVersion } from "../engines/types.ts";
-import { isSystemDatabase, selectDatabases } from "../engines/select.ts";
-import { connect } from "../engines/mod.ts";
-import { pgDumpCommand } from "../dump/postgres.ts";
-import { mysqlDumpCommand } from "../dump/mysql.ts";
+import { connect, type Engine, engineFor, selectDatabases } from "../engines/mod.ts";
 import type { DumpCommand } from "../dump/types.ts";
 import { databaseBackupPaths, encodeName } from "./layout.ts";
 import { acquireLock } from "./lock.ts";
@@ -199,9 +196,10 @@ async function backupInstance(
     const params = await request.credentials.connectionParams(instance);
     adapter = await connect(instance.type, params);
     const version = await adapter.serverVersion();
+    const engine = engineFor(version);
     const all = await adapter.listDatabases();
     let chosen = selectDatabases(
-      adapter.engine,
+      engine,
       all,
       instance.databases.include,
       instance.databases.exclude,
@@ -211,7 +209,7 @@ async function backupInstance(
       // A name given twice would be dumped twice into the same file name.
       for (const name of new Set(request.databases)) {
         const found = all.find((d) => d.name === name);
-        if (isSystemDatabase(adapter.engine, name)) {
+        if (engine.isSystemDatabase(name)) {
           // Naming a system database does not make it user data: it is never backed up.
           record({
             instance: instance.id,
@@ -421,7 +419,7 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
             sha256: written.sha256,
           },
         });
-        const warnings = dumpWarnings(stderr, version.flavor);
+        const warnings = dumpWarnings(stderr, engineFor(version));
         if (restoreWarning) warnings.push(restoreWarning);
         if (warnings.length) meta.warnings = warnings;
         await writeMetadata(paths.metadata, meta);
@@ -464,19 +462,9 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-function dumpCommandFor(job: DatabaseJob, database: string): Promise<DumpCommand> | DumpCommand {
+function dumpCommandFor(job: DatabaseJob, database: string): Promise<DumpCommand> {
   const tuning = { nice: job.request.config.backup.nice, ionice: job.request.config.backup.ionice };
-  if (job.version.flavor === "postgresql") {
-    return pgDumpCommand(job.tool.path, job.params, database, tuning);
-  }
-  return mysqlDumpCommand(
-    job.tool.path,
-    job.tool.name as "mysqldump" | "mariadb-dump",
-    job.version.flavor,
-    job.params,
-    database,
-    tuning,
-  );
+  return engineFor(job.version).dumpCommand(job.tool, job.params, database, tuning);
 }
 
 /** Threads for compression: the configured number, or one per core. */
@@ -486,14 +474,9 @@ export function compressionThreads(config: Config): number {
   return Math.max(1, navigator.hardwareConcurrency ?? 1);
 }
 
-function dumpWarnings(stderr: string, flavor: string): string[] {
+function dumpWarnings(stderr: string, engine: Engine): string[] {
   const warnings = stderr.split("\n").map((l) => l.trim()).filter((l) => /warning/i.test(l));
-  if (flavor !== "postgresql") {
-    warnings.push(
-      "FLOAT columns are dumped with 6 significant digits by mysqldump/mariadb-dump; use DOUBLE or DECIMAL for exact values",
-    );
-  }
-  return warnings;
+  return [...warnings, ...engine.dumpCaveats];
 }
 
 /** Removes `*.partial` files left by crashed runs below `dir` (the caller holds the lock). */

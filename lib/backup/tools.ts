@@ -6,7 +6,8 @@
 import { basename } from "node:path";
 import type { InstanceConfig } from "../config/types.ts";
 import type { ServerVersion } from "../engines/types.ts";
-import { findTools, requireTools } from "../tools/find.ts";
+import { findTools } from "../engines/mod.ts";
+import { requireTools } from "../tools/find.ts";
 
 /** The chosen dump tool. */
 export interface DumpTool {

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { MYSQL_DUMP_OPTIONS } from "../../lib/dump/mysql.ts";
-import { PG_DUMP_OPTIONS, pgConninfo } from "../../lib/dump/postgres.ts";
+import { MYSQL_DUMP_OPTIONS } from "../../lib/engines/mysql/dump.ts";
+import { PG_DUMP_OPTIONS, pgConninfo } from "../../lib/engines/postgres/dump.ts";
 import type { BenchServer } from "./data.ts";
 
 /** A codec as the benchmark names it. */
