@@ -337,7 +337,7 @@ for (const entry of matrixEntries(MODE)) {
                     run: `suite-${suffix}`,
                     started_at: new Date().toISOString(),
                     // Restore passes only safe characters here (see markStatements).
-                  file: "20261202_020000_suite.sql.zst",
+                    file: "20261202_020000_suite.sql.zst",
                     created: true,
                   };
                   await target.execute(target.markStatements(name, marker));
