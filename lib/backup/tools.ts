@@ -20,7 +20,7 @@ export interface DumpTool {
 }
 
 /**
- * Finds the dump tool for the server (see lib/tools/find.ts for the rules).
+ * Finds the dump tool for the server (see lib/tools/find.ts and each engine's tools.ts for the rules).
  *
  * @throws {ConfigError} naming the tool and version needed and where it looked
  */

@@ -1,5 +1,7 @@
 /**
- * Finds the client tools (dump and restore) for one instance and says why each was chosen.
+ * What finding the client tools (dump and restore) for one instance reports, and the search
+ * helpers each engine's discovery is built from (lib/engines/postgres/tools.ts,
+ * lib/engines/mysql/tools.ts; `Engine.findTools` chooses).
  *
  * Order: an explicit path (`tools: { pg_dump: … }`) wins, then `tools.dir`, then the usual places. For
  * PostgreSQL, pg_dump refuses servers newer than itself and newer tools write syntax older psql
@@ -67,6 +69,7 @@ export interface SearchOptions {
   path?: string;
 }
 
+/** Whether `path` is a regular file with an execute bit. */
 export async function isExecutable(path: string): Promise<boolean> {
   try {
     const info = await Deno.stat(path);
@@ -92,6 +95,7 @@ export async function versionOf(path: string): Promise<string | undefined> {
   }
 }
 
+/** The folders of the search path (absolute ones only, each once), from `options` or $PATH. */
 export function searchPath(options: SearchOptions): string[] {
   let path = options.path;
   if (path === undefined) {
@@ -105,6 +109,7 @@ export function searchPath(options: SearchOptions): string[] {
   return [...new Set(dirs)];
 }
 
+/** The numbers N of the entries `<prefix>N` in `parent`, ascending (none when it is absent). */
 export async function numberedDirs(parent: string, prefix: string): Promise<number[]> {
   const majors: number[] = [];
   try {
@@ -119,6 +124,7 @@ export async function numberedDirs(parent: string, prefix: string): Promise<numb
   return majors.sort((a, b) => a - b);
 }
 
+/** The path with symlinks resolved, or as given when it cannot be. */
 export async function realPath(path: string): Promise<string> {
   try {
     return await Deno.realPath(path);

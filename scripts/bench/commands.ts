@@ -97,7 +97,7 @@ export async function dumpSize(server: BenchServer, database: string): Promise<n
 /** The client loading SQL from stdin into `database`, for bash. */
 export function loadShell(server: BenchServer, database: string): string {
   if (server.engine === "postgresql") {
-    // The same flags vya's restore passes to psql (lib/restore/target_pg.ts).
+    // The same flags vya's restore passes to psql (lib/engines/postgres/target.ts).
     return [
       `${server.bin}/psql`,
       "-X",
