@@ -9,10 +9,9 @@ import type { ConnectionParams, InstanceConfig } from "./config/types.ts";
 import type { Logger } from "./log.ts";
 import { redact } from "./redact.ts";
 import { type ErrorKind, errorText, kindOf } from "./errors.ts";
-import { connect } from "./engines/mod.ts";
-import { selectDatabases } from "./engines/select.ts";
+import { connect, engineFor, selectDatabases } from "./engines/mod.ts";
 import { ConnectError, type DatabaseInfo, type ServerVersion } from "./engines/types.ts";
-import { findTools, type ToolSet } from "./tools/find.ts";
+import type { ToolSet } from "./tools/find.ts";
 
 /** The check of one instance. */
 export interface InstanceCheck {
@@ -75,10 +74,11 @@ export async function checkInstance(
     result.authenticated = true;
     try {
       const version = await adapter.serverVersion();
+      const engine = engineFor(version);
       result.server_version = version;
       const all = await adapter.listDatabases();
       result.databases = selectDatabases(
-        adapter.engine,
+        engine,
         all,
         instance.databases.include,
         instance.databases.exclude,
@@ -93,10 +93,10 @@ export async function checkInstance(
           );
         }
       }
-      result.tools = await findTools(version.flavor, version.major, instance.tools);
+      result.tools = await engine.findTools(version.major, instance.tools);
       result.errors.push(...result.tools.problems);
       if (result.tools.problems.length) result.kind = "config";
-      if (version.flavor !== instance.type && instance.type !== "mysql") {
+      if (!engine.matchesConfigured(instance.type)) {
         result.errors.push(
           `configured as ${instance.type} but the server is ${version.flavor} ${version.full}`,
         );

@@ -6,7 +6,8 @@ import { stringify } from "yaml";
 import { ConfigValidationError, parseConfig } from "../lib/config/load.ts";
 import { retentionFor } from "../lib/config/retention.ts";
 import { parseDurationSeconds } from "../lib/config/schema.ts";
-import { findTools, requireTools } from "../lib/tools/find.ts";
+import { findTools } from "../lib/engines/mod.ts";
+import { requireTools } from "../lib/tools/find.ts";
 import { ConfigError } from "../lib/errors.ts";
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "./harness/assert.ts";
 

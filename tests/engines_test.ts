@@ -10,17 +10,19 @@ import {
   assertStringIncludes,
   assertThrows,
 } from "./harness/assert.ts";
-import { sharedMariadb, sharedPostgres } from "./harness/servers.ts";
+import { sharedMariadb, sharedPostgres, type TestServer } from "./harness/servers.ts";
 import {
   connect,
   ConnectError,
   type EngineAdapter,
   MissingDatabaseError,
+  type ObjectCounts,
   selectDatabases,
 } from "../lib/engines/mod.ts";
-import { parseMysqlVersion } from "../lib/engines/mysql.ts";
-import { parsePgVersion } from "../lib/engines/postgres.ts";
-import { findTools, requireTools } from "../lib/tools/find.ts";
+import { parseMysqlVersion } from "../lib/engines/mysql/adapter.ts";
+import { parsePgVersion } from "../lib/engines/postgres/adapter.ts";
+import { findTools } from "../lib/engines/mod.ts";
+import { requireTools } from "../lib/tools/find.ts";
 import { ConfigError, ExitCode } from "../lib/errors.ts";
 
 async function withAdapter<T>(
@@ -43,49 +45,50 @@ function closedPort(): number {
   return port;
 }
 
-Deno.test("PostgreSQL: version, databases with sizes, selection without system databases", async () => {
-  const pg = await sharedPostgres();
-  await pg.sql("create database eng_pg_a; create database eng_pg_b; create database other_pg;");
-  await pg.sql(
-    "create table big as select g, repeat('x', 200) as s from generate_series(1, 20000) g",
-    {
+/** The engines' rows of the table-driven tests below: data per engine, assertions shared. */
+interface EngineRow {
+  name: string;
+  type: "postgresql" | "mariadb";
+  server: () => Promise<TestServer>;
+  /** Two databases (`a` holding a 20000-row table, `b` empty) and one not matched by `eng_*`. */
+  setup: string;
+  /** Database `a` gets its table through this SQL, run in it (or undefined: in `setup`). */
+  fill?: { database: string; sql: string };
+  /** Names the listing must hold (user and system). */
+  listed: string[];
+  /** Names it must not hold (templates). */
+  unlisted: string[];
+  /** Size rules: the empty database's size, and what the table adds. */
+  sizes: (size: (n: string) => number) => void;
+  /** System databases that `*` must not select. */
+  system: string[];
+  /** include, exclude, expected selection. */
+  selection: [string[], string[], string[]];
+  /** Objects: the fixture database, its SQL and counts; a database counted empty. */
+  objects: { database: string; sql: string; counts: ObjectCounts; empty?: string };
+}
+
+const ENGINE_ROWS: EngineRow[] = [
+  {
+    name: "PostgreSQL",
+    type: "postgresql",
+    server: sharedPostgres,
+    setup: "create database eng_pg_a; create database eng_pg_b; create database other_pg;",
+    fill: {
       database: "eng_pg_a",
+      sql: "create table big as select g, repeat('x', 200) as s from generate_series(1, 20000) g",
     },
-  );
-  await withAdapter(connect("postgresql", pg.params), async (a) => {
-    assertEquals(a.engine, "postgresql");
-    const v = await a.serverVersion();
-    assertEquals([v.flavor, v.major], ["postgresql", 15]);
-    assertMatch(v.full, /^15\.\d+/);
-    assertEquals(v.minor, Number(/^15\.(\d+)/.exec(v.full)![1]));
-
-    const all = await a.listDatabases();
-    const names = all.map((d) => d.name);
-    for (const n of ["eng_pg_a", "eng_pg_b", "other_pg", "postgres"]) assert(names.includes(n), n);
-    assert(!names.includes("template0") && !names.includes("template1"), "templates listed");
-    assertEquals(names, [...names].sort(), "sorted by name");
-    const size = (n: string) => all.find((d) => d.name === n)!.sizeBytes;
-    assert(size("eng_pg_b") > 1_000_000, `empty database size ${size("eng_pg_b")}`);
-    assert(size("eng_pg_a") > size("eng_pg_b") + 3_000_000, "the 20000-row table adds its size");
-
-    assertEquals(
-      selectDatabases(a.engine, all, ["*"], []).map((d) => d.name).includes("postgres"),
-      false,
-    );
-    assertEquals(
-      selectDatabases(a.engine, all, ["eng_pg_*", "postgres", "template1"], ["*_b"]).map((d) =>
-        d.name
-      ),
-      ["eng_pg_a"],
-    );
-  });
-});
-
-Deno.test("PostgreSQL: object counts cover tables, views, routines, triggers, sequences", async () => {
-  const pg = await sharedPostgres();
-  await pg.sql("create database eng_pg_objects");
-  await pg.sql(
-    `create extension if not exists pgcrypto; -- its functions must not be counted
+    listed: ["eng_pg_a", "eng_pg_b", "other_pg", "postgres"],
+    unlisted: ["template0", "template1"],
+    sizes: (size) => {
+      assert(size("eng_pg_b") > 1_000_000, `empty database size ${size("eng_pg_b")}`);
+      assert(size("eng_pg_a") > size("eng_pg_b") + 3_000_000, "the 20000-row table adds its size");
+    },
+    system: ["postgres"],
+    selection: [["eng_pg_*", "postgres", "template1"], ["*_b"], ["eng_pg_a"]],
+    objects: {
+      database: "eng_pg_objects",
+      sql: `create extension if not exists pgcrypto; -- its functions must not be counted
      create schema s2;
      create table t1(id serial primary key, v text);
      create table s2.t2(id int);
@@ -100,19 +103,57 @@ Deno.test("PostgreSQL: object counts cover tables, views, routines, triggers, se
      create trigger tr1 before insert on t1 for each row execute function trg();
      create trigger tr2 before update on s2.t2 for each row execute function trg();
      create table fk(id int references t1(id)); -- constraint triggers are internal`,
-    { database: "eng_pg_objects" },
-  );
+      counts: {
+        tables: 5, // t1, s2.t2, parted, parted_1, fk
+        views: 2,
+        routines: 3, // f1, p1, trg
+        triggers: 2,
+        sequences: 2, // t1_id_seq, seq_extra
+      },
+      empty: "postgres",
+    },
+  },
+  {
+    name: "MariaDB",
+    type: "mariadb",
+    server: sharedMariadb,
+    setup: `create database eng_my_a; create database eng_my_b;
+     create table eng_my_a.big(id int primary key, s varchar(255));
+     use eng_my_a;
+     insert into big select seq, repeat('x', 200) from seq_1_to_20000;
+     analyze table big;`,
+    listed: ["eng_my_a", "eng_my_b", "mysql", "information_schema", "performance_schema"],
+    unlisted: [],
+    sizes: (size) => {
+      assertEquals(size("eng_my_b"), 0);
+      assert(size("eng_my_a") > 3_000_000, `size ${size("eng_my_a")}`);
+    },
+    system: ["mysql", "sys", "information_schema", "performance_schema"],
+    selection: [["mysql", "sys", "eng_my_?"], ["eng_my_b"], ["eng_my_a"]],
+    objects: {
+      database: "eng_my_objects",
+      sql: `create table t1(id int primary key, v text);
+     create table t2(id int) with system versioning;
+     create view v1 as select * from t1;
+     create sequence s1;
+     create function f1() returns int deterministic return 1;
+     create procedure p1() select 1;
+     create trigger tr1 before insert on t1 for each row set new.v = 'x';
+     create trigger tr2 before update on t1 for each row set new.v = 'y';
+     create event e1 on schedule every 1 day disable do select 1;`,
+      counts: { tables: 2, views: 1, routines: 2, triggers: 2, events: 1, sequences: 1 },
+    },
+  },
+];
+
+Deno.test("PostgreSQL: version detected", async () => {
+  const pg = await sharedPostgres();
   await withAdapter(connect("postgresql", pg.params), async (a) => {
-    assertEquals(await a.objectCounts("eng_pg_objects"), {
-      tables: 5, // t1, s2.t2, parted, parted_1, fk
-      views: 2,
-      routines: 3, // f1, p1, trg
-      triggers: 2,
-      sequences: 2, // t1_id_seq, seq_extra
-    });
-    const empty = await a.objectCounts("postgres");
-    assertEquals(empty, { tables: 0, views: 0, routines: 0, triggers: 0, sequences: 0 });
-    await assertRejects(() => a.objectCounts("no_such_db"), MissingDatabaseError, "no_such_db");
+    assertEquals(a.engine, "postgresql");
+    const v = await a.serverVersion();
+    assertEquals([v.flavor, v.major], ["postgresql", 15]);
+    assertMatch(v.full, /^15\.\d+/);
+    assertEquals(v.minor, Number(/^15\.(\d+)/.exec(v.full)![1]));
   });
 });
 
@@ -128,62 +169,48 @@ Deno.test("MariaDB: version and flavor detected even when configured as mysql", 
   }
 });
 
-Deno.test("MariaDB: databases with sizes, system databases never selected", async () => {
-  const my = await sharedMariadb();
-  await my.sql(
-    `create database eng_my_a; create database eng_my_b;
-     create table eng_my_a.big(id int primary key, s varchar(255));
-     use eng_my_a;
-     insert into big select seq, repeat('x', 200) from seq_1_to_20000;
-     analyze table big;`,
-  );
-  await withAdapter(connect("mariadb", my.params), async (a) => {
-    const all = await a.listDatabases();
-    const names = all.map((d) => d.name);
-    for (const n of ["eng_my_a", "eng_my_b", "mysql", "information_schema", "performance_schema"]) {
-      assert(names.includes(n), `${n} missing from ${names}`);
-    }
-    const size = (n: string) => all.find((d) => d.name === n)!.sizeBytes;
-    assertEquals(size("eng_my_b"), 0);
-    assert(size("eng_my_a") > 3_000_000, `size ${size("eng_my_a")}`);
-    const everything = selectDatabases(a.engine, all, ["*"], []).map((d) => d.name);
-    for (const sys of ["mysql", "sys", "information_schema", "performance_schema"]) {
-      assert(!everything.includes(sys), `${sys} selected by *`);
-    }
-    assertEquals(
-      selectDatabases(a.engine, all, ["mysql", "sys", "eng_my_?"], ["eng_my_b"]).map((d) => d.name),
-      ["eng_my_a"],
-    );
-  });
-});
-
-Deno.test("MariaDB: object counts cover tables, views, routines, triggers, events, sequences", async () => {
-  const my = await sharedMariadb();
-  await my.sql("create database eng_my_objects");
-  await my.sql(
-    `create table t1(id int primary key, v text);
-     create table t2(id int) with system versioning;
-     create view v1 as select * from t1;
-     create sequence s1;
-     create function f1() returns int deterministic return 1;
-     create procedure p1() select 1;
-     create trigger tr1 before insert on t1 for each row set new.v = 'x';
-     create trigger tr2 before update on t1 for each row set new.v = 'y';
-     create event e1 on schedule every 1 day disable do select 1;`,
-    { database: "eng_my_objects" },
-  );
-  await withAdapter(connect("mariadb", my.params), async (a) => {
-    assertEquals(await a.objectCounts("eng_my_objects"), {
-      tables: 2,
-      views: 1,
-      routines: 2,
-      triggers: 2,
-      events: 1,
-      sequences: 1,
+for (const row of ENGINE_ROWS) {
+  Deno.test(`${row.name}: databases with sizes, sorted, system databases never selected`, async () => {
+    const server = await row.server();
+    await server.sql(row.setup);
+    if (row.fill) await server.sql(row.fill.sql, { database: row.fill.database });
+    await withAdapter(connect(row.type, server.params), async (a) => {
+      const all = await a.listDatabases();
+      const names = all.map((d) => d.name);
+      for (const n of row.listed) assert(names.includes(n), `${n} missing from ${names}`);
+      for (const n of row.unlisted) assert(!names.includes(n), `${n} listed`);
+      assertEquals(names, [...names].sort(), "sorted by name");
+      row.sizes((n) => all.find((d) => d.name === n)!.sizeBytes);
+      const everything = selectDatabases(a.engine, all, ["*"], []).map((d) => d.name);
+      for (const sys of row.system) assert(!everything.includes(sys), `${sys} selected by *`);
+      const [include, exclude, expected] = row.selection;
+      assertEquals(
+        selectDatabases(a.engine, all, include, exclude).map((d) => d.name),
+        expected,
+      );
     });
-    await assertRejects(() => a.objectCounts("no_such_db"), MissingDatabaseError, "no_such_db");
   });
-});
+
+  Deno.test(`${row.name}: object counts cover every kind of object the engine has`, async () => {
+    const server = await row.server();
+    const o = row.objects;
+    await server.sql(`create database ${o.database}`);
+    await server.sql(o.sql, { database: o.database });
+    await withAdapter(connect(row.type, server.params), async (a) => {
+      assertEquals(await a.objectCounts(o.database), o.counts);
+      if (o.empty) {
+        assertEquals(await a.objectCounts(o.empty), {
+          tables: 0,
+          views: 0,
+          routines: 0,
+          triggers: 0,
+          sequences: 0,
+        });
+      }
+      await assertRejects(() => a.objectCounts("no_such_db"), MissingDatabaseError, "no_such_db");
+    });
+  });
+}
 
 Deno.test("a wrong password gives a clear error that does not contain the password", async () => {
   const [pg, my] = await Promise.all([sharedPostgres(), sharedMariadb()]);

@@ -11,7 +11,7 @@ import { gzipSync } from "node:zlib";
 import { type MyServer, type PgServer, sharedMariadb, sharedPostgres } from "./harness/servers.ts";
 import { makeTestEnv, type TestEnv } from "./helpers/cli.ts";
 import { acquireLock } from "../lib/storage/lock.ts";
-import { openMysql } from "../lib/engines/drivers.ts";
+import { openMysql } from "../lib/engines/mysql/driver.ts";
 import { lockKey } from "../lib/restore/target.ts";
 import { latestUsersBackup } from "../lib/users/store.ts";
 import { listCatalog, removeEntryFiles } from "../lib/storage/catalog.ts";

@@ -7,7 +7,7 @@ import { assertEquals } from "./harness/assert.ts";
 import { startMariadb } from "./harness/servers.ts";
 import { makeTestEnv, type TestEnv } from "./helpers/cli.ts";
 import { myProps } from "./helpers/compare.ts";
-import { openMysql } from "../lib/engines/drivers.ts";
+import { openMysql } from "../lib/engines/mysql/driver.ts";
 
 // MariaDB keeps database comments in utf8mb3: an emoji becomes "?" on the server itself
 // (CREATE DATABASE … COMMENT '🦆' shows '?'), so the non-ASCII text is from the BMP.

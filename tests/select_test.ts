@@ -2,7 +2,7 @@
  * Database selection: include globs, then exclude globs, and never a system database.
  */
 import { assert, assertEquals } from "./harness/assert.ts";
-import { globMatch, isSystemDatabase, selectDatabases } from "../lib/engines/select.ts";
+import { globMatch, isSystemDatabase, selectDatabases } from "../lib/engines/mod.ts";
 import type { DatabaseInfo } from "../lib/engines/types.ts";
 
 const dbs = (...names: string[]): DatabaseInfo[] => names.map((name) => ({ name, sizeBytes: 1 }));

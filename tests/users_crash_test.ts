@@ -11,7 +11,7 @@ import { type MyServer, startMariadb } from "./harness/servers.ts";
 import { detach, sleep, waitTcpReady } from "./harness/process.ts";
 import { makeTestEnv, type TestEnv } from "./helpers/cli.ts";
 import { startCli } from "./backup_support.ts";
-import { openMysql } from "../lib/engines/drivers.ts";
+import { openMysql } from "../lib/engines/mysql/driver.ts";
 import { latestUsersBackup } from "../lib/users/store.ts";
 
 const ACCOUNTS = 200;

@@ -1,8 +1,8 @@
 /** Pure parts of the users backup: the file format, hash masking, SHOW GRANTS classification. */
 import { assert, assertEquals, assertStringIncludes } from "./harness/assert.ts";
 import { mysqlDifferences, restoreOrder } from "../lib/users/compare.ts";
-import { parseRoleAttributes } from "../lib/users/pg_compare.ts";
-import { myCreateStatements } from "../lib/restore/target_my.ts";
+import { parseRoleAttributes } from "../lib/engines/postgres/users_compare.ts";
+import { myCreateStatements } from "../lib/engines/mysql/target.ts";
 import {
   formatUsersFile,
   parseUsersFile,
@@ -10,8 +10,8 @@ import {
   type UsersFile,
 } from "../lib/users/format.ts";
 import { maskHashes } from "../lib/users/mask.ts";
-import { classifyGrant, stripAuthClause } from "../lib/users/mysql_grants.ts";
-import { restructurePgDumpall } from "../lib/users/pg_collect.ts";
+import { classifyGrant, stripAuthClause } from "../lib/engines/mysql/grants.ts";
+import { restructurePgDumpall } from "../lib/engines/postgres/users_collect.ts";
 
 Deno.test("users file: round trip, a marker-like line inside a statement stays data", () => {
   const file: UsersFile = {

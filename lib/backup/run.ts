@@ -22,10 +22,7 @@ import { redact } from "../redact.ts";
 import { VERSION } from "../version.ts";
 import { codecFor } from "../stream/codecs.ts";
 import type { DatabaseInfo, EngineAdapter, ServerVersion } from "../engines/types.ts";
-import { isSystemDatabase, selectDatabases } from "../engines/select.ts";
-import { connect } from "../engines/mod.ts";
-import { pgDumpCommand } from "../dump/postgres.ts";
-import { mysqlDumpCommand } from "../dump/mysql.ts";
+import { connect, type Engine, engineFor, selectDatabases } from "../engines/mod.ts";
 import type { DumpCommand } from "../dump/types.ts";
 import { databaseBackupKeys, encodeName } from "../storage/layout.ts";
 import {
@@ -205,8 +202,9 @@ async function backupInstance(
     const params = await request.credentials.connectionParams(instance);
     adapter = await connect(instance.type, params);
     const version = await adapter.serverVersion();
+    const engine = engineFor(version);
     const all = await adapter.listDatabases();
-    const chosen = chooseDatabases(instance, request, adapter, all, record);
+    const chosen = chooseDatabases(instance, request, engine, all, record);
     for (const db of chosen) pending.add(db.name);
     const tool = await resolveDumpTool(instance, version);
     const startedAt = new Date();
@@ -254,12 +252,12 @@ async function backupInstance(
 function chooseDatabases(
   instance: InstanceConfig,
   request: BackupRequest,
-  adapter: EngineAdapter,
+  engine: Engine,
   all: DatabaseInfo[],
   record: (r: ItemResult) => void,
 ): DatabaseInfo[] {
   let chosen = selectDatabases(
-    adapter.engine,
+    engine,
     all,
     instance.databases.include,
     instance.databases.exclude,
@@ -269,7 +267,7 @@ function chooseDatabases(
     // A name given twice would be dumped twice into the same file name.
     for (const name of new Set(request.databases)) {
       const found = all.find((d) => d.name === name);
-      if (isSystemDatabase(adapter.engine, name)) {
+      if (engine.isSystemDatabase(name)) {
         // Naming a system database does not make it user data: it is never backed up.
         record({
           instance: instance.id,
@@ -430,7 +428,7 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
             sha256: written.sha256,
           },
         });
-        const warnings = dumpWarnings(stderr, version.flavor);
+        const warnings = dumpWarnings(stderr, engineFor(version));
         if (restoreWarning) warnings.push(restoreWarning);
         if (warnings.length) meta.warnings = warnings;
         await writeMetadata(storage, paths.metadata, meta);
@@ -519,19 +517,9 @@ async function exists(storage: Storage, key: string): Promise<boolean> {
   return await storage.exists(key);
 }
 
-function dumpCommandFor(job: DatabaseJob, database: string): Promise<DumpCommand> | DumpCommand {
+function dumpCommandFor(job: DatabaseJob, database: string): Promise<DumpCommand> {
   const tuning = { nice: job.request.config.backup.nice, ionice: job.request.config.backup.ionice };
-  if (job.version.flavor === "postgresql") {
-    return pgDumpCommand(job.tool.path, job.params, database, tuning);
-  }
-  return mysqlDumpCommand(
-    job.tool.path,
-    job.tool.name as "mysqldump" | "mariadb-dump",
-    job.version.flavor,
-    job.params,
-    database,
-    tuning,
-  );
+  return engineFor(job.version).dumpCommand(job.tool, job.params, database, tuning);
 }
 
 /** Threads for compression: the configured number, or one per core. */
@@ -541,14 +529,9 @@ export function compressionThreads(config: Config): number {
   return Math.max(1, navigator.hardwareConcurrency ?? 1);
 }
 
-function dumpWarnings(stderr: string, flavor: string): string[] {
+function dumpWarnings(stderr: string, engine: Engine): string[] {
   const warnings = stderr.split("\n").map((l) => l.trim()).filter((l) => /warning/i.test(l));
-  if (flavor !== "postgresql") {
-    warnings.push(
-      "FLOAT columns are dumped with 6 significant digits by mysqldump/mariadb-dump; use DOUBLE or DECIMAL for exact values",
-    );
-  }
-  return warnings;
+  return [...warnings, ...engine.dumpCaveats];
 }
 
 /**

@@ -6,7 +6,8 @@
 import { basename } from "node:path";
 import type { InstanceConfig } from "../config/types.ts";
 import type { ServerVersion } from "../engines/types.ts";
-import { findTools, requireTools } from "../tools/find.ts";
+import { findTools } from "../engines/mod.ts";
+import { requireTools } from "../tools/find.ts";
 
 /** The chosen dump tool. */
 export interface DumpTool {
@@ -19,7 +20,7 @@ export interface DumpTool {
 }
 
 /**
- * Finds the dump tool for the server (see lib/tools/find.ts for the rules).
+ * Finds the dump tool for the server (see lib/tools/find.ts and each engine's tools.ts for the rules).
  *
  * @throws {ConfigError} naming the tool and version needed and where it looked
  */

@@ -4,20 +4,7 @@
  *
  * @module
  */
-import type { EngineType } from "../config/types.ts";
-import type { DatabaseInfo } from "./types.ts";
-
-/** Databases that belong to the server itself; never backed up as user data. */
-export const SYSTEM_DATABASES: Readonly<Record<EngineType, readonly string[]>> = {
-  postgresql: ["template0", "template1", "postgres"],
-  mysql: ["information_schema", "performance_schema", "mysql", "sys"],
-  mariadb: ["information_schema", "performance_schema", "mysql", "sys"],
-};
-
-/** Whether a database name is a system database of the engine. */
-export function isSystemDatabase(engine: EngineType, name: string): boolean {
-  return SYSTEM_DATABASES[engine].includes(name);
-}
+import type { DatabaseInfo, Engine } from "./types.ts";
 
 const cache = new Map<string, RegExp>();
 
@@ -81,7 +68,7 @@ export function globMatch(glob: string, name: string): boolean {
  * (all when `include` is empty), minus those matching any exclude glob, minus system databases.
  */
 export function selectDatabases(
-  engine: EngineType,
+  engine: Pick<Engine, "isSystemDatabase">,
   all: readonly DatabaseInfo[],
   include: readonly string[],
   exclude: readonly string[],
@@ -89,6 +76,12 @@ export function selectDatabases(
   return all.filter((db) =>
     (include.length === 0 || include.some((g) => globMatch(g, db.name))) &&
     !exclude.some((g) => globMatch(g, db.name)) &&
-    !isSystemDatabase(engine, db.name)
+    !engine.isSystemDatabase(db.name)
   );
+}
+
+/** Whether an account is excluded by the instance's `users.exclude` globs. */
+export function excludedAccount(patterns: readonly string[], user: string, host?: string): boolean {
+  const full = host === undefined ? user : `${user}@${host}`;
+  return patterns.some((p) => globMatch(p, full) || globMatch(p, user));
 }

@@ -1,12 +1,126 @@
 /**
- * The contract every database engine adapter fulfils: what the rest of the tool may ask a
- * server (version, databases with sizes, object counts) without knowing its driver.
+ * The engine-neutral contract: an {@linkcode Engine} per database family (PostgreSQL; MySQL and
+ * MariaDB as one family whose differences live in lib/engines/mysql/flavour.ts), chosen once
+ * from the server's flavour and version (lib/engines/mod.ts), and the {@linkcode EngineAdapter}
+ * connection it opens. backup, restore, users and check ask these, never an engine's name.
  *
  * @module
  */
-import type { EngineType } from "../config/types.ts";
+import type { ConnectionParams, EngineType, ToolsConfig } from "../config/types.ts";
 import { VyaError, type VyaErrorOptions } from "../errors.ts";
 import type { DatabaseProperties } from "../storage/metadata.ts";
+import type { DumpCommand } from "../dump/types.ts";
+import type { TargetServer } from "../restore/target.ts";
+import type { SearchOptions, ToolSet } from "../tools/find.ts";
+import type { AccountRef, Section } from "../users/format.ts";
+import type { RestoreTarget } from "../users/target.ts";
+import type { AccountSummary } from "../users/summary.ts";
+
+/** The family of an engine: what its dumps are (and which engines can restore them). */
+export type EngineFamily = "postgresql" | "mysql";
+
+/** The product a server turned out to be. */
+export type Flavor = "postgresql" | "mysql" | "mariadb";
+
+/** How a dump child is run (scheduling only). */
+export interface DumpTuning {
+  /** nice(1) level. */
+  nice?: number;
+  /** ionice(1) class. */
+  ionice?: "none" | "idle" | "best-effort";
+}
+
+/** What a users backup collected from a server. */
+export interface CollectedUsers {
+  /** Statements run before the accounts (pg_dumpall's session settings; none on MySQL). */
+  preamble: string[];
+  /** One section per account, in restore order. */
+  sections: Section[];
+  /** Summaries for the metadata (never a hash). */
+  summaries: AccountSummary[];
+  /** Things the user should know. */
+  warnings: string[];
+  /** How the accounts were read, as recorded in the metadata's `dump`. */
+  dump: { tool: string; path: string; tool_version: string; options: string[] };
+}
+
+/** What {@linkcode Engine.collectUsers} needs. */
+export interface CollectUsersOptions {
+  /** Connection parameters. */
+  params: ConnectionParams;
+  /** Server major (PostgreSQL: pg_dumpall must be at least this). */
+  serverMajor: number;
+  /** The instance's `tools` configuration. */
+  tools: ToolsConfig;
+  /** `users.exclude` globs. */
+  exclude: readonly string[];
+  /** Leave password hashes out. */
+  noPasswords?: boolean;
+}
+
+/**
+ * One database family, as the rest of the tool sees it. Stateless: {@linkcode Engine.connect}
+ * opens connections; everything else is facts and commands for the server it was chosen for.
+ */
+export interface Engine {
+  /** The family (what its dumps are). */
+  readonly family: EngineFamily;
+  /** The product it was chosen for (`mysql` also before a server said it is MariaDB). */
+  readonly flavor: Flavor;
+  /** The family's name in messages ("PostgreSQL", "MySQL/MariaDB"). */
+  readonly label: string;
+  /** Whether an instance configured as `type` may run this product (`mysql` takes MariaDB). */
+  matchesConfigured(type: EngineType): boolean;
+
+  /** Connects and checks the login (see {@linkcode EngineAdapter}). */
+  connect(params: ConnectionParams): Promise<EngineAdapter>;
+
+  /** Databases that belong to the server itself; never backed up as user data. */
+  readonly systemDatabases: readonly string[];
+  /** Whether `name` is one of {@linkcode Engine.systemDatabases}. */
+  isSystemDatabase(name: string): boolean;
+
+  /** Finds the dump, (PostgreSQL) dumpall and client tools for a server of `serverMajor`. */
+  findTools(serverMajor: number, tools: ToolsConfig, options?: SearchOptions): Promise<ToolSet>;
+
+  /** The command that dumps one database to stdout with the found dump tool. */
+  dumpCommand(
+    tool: { name: string; path: string },
+    params: ConnectionParams,
+    database: string,
+    tuning?: DumpTuning,
+  ): Promise<DumpCommand>;
+  /** Text the last lines of a complete dump contain (the tool reached its end). */
+  readonly completionMarker: string;
+  /** Caveats every dump of this family carries, as warnings. */
+  readonly dumpCaveats: readonly string[];
+
+  /** Opens the restore target (create, inspect, mark, lock, drop, load command). */
+  openRestoreTarget(params: ConnectionParams, serverMajor: number): Promise<TargetServer>;
+  /**
+   * Whether objects in its dumps name owners and grantees that must exist on the target (and
+   * `--no-owner` applies).
+   */
+  readonly ownership: boolean;
+  /** The roles the captured database properties name (owner, grantees, settings' roles). */
+  propertyRoles(props: DatabaseProperties, noOwner: boolean): string[];
+  /** The target major the dump filter adapts statements to, or undefined (none needed). */
+  filterTargetMajor(serverMajor: number): number | undefined;
+
+  /** Reads every account (role/user) of the server as the statements that recreate it. */
+  collectUsers(options: CollectUsersOptions): Promise<CollectedUsers>;
+  /** The names of the accounts a users backup would take (`user@host` where hosts exist). */
+  listAccounts(params: ConnectionParams, exclude: readonly string[]): Promise<string[]>;
+  /** Connects to a server accounts are restored onto. */
+  openUsersTarget(params: ConnectionParams): Promise<RestoreTarget>;
+  /** Whether accounts are `user@host` (MySQL/MariaDB) rather than names alone (PostgreSQL). */
+  readonly accountsHaveHosts: boolean;
+  /** Whether an account is a pseudo-account (MariaDB's PUBLIC), restored by granting only. */
+  isPseudoAccount(account: AccountRef): boolean;
+
+  /** Quotes an identifier for this family's SQL. */
+  quoteIdent(name: string): string;
+}
 
 /** One database on a server, as listed before selection. */
 export interface DatabaseInfo {
@@ -41,7 +155,7 @@ export interface ServerVersion {
   /** Minor version (PostgreSQL 15.18 → 18, MariaDB 10.11 → 11, MySQL 8.0 → 0). */
   minor: number;
   /** The actual product: a server configured as `mysql` may turn out to be MariaDB. */
-  flavor: "postgresql" | "mysql" | "mariadb";
+  flavor: Flavor;
 }
 
 /** A connection to one database server. */

@@ -7,7 +7,8 @@
  * @module
  */
 import type { InstanceConfig } from "../config/types.ts";
-import { globMatch, isSystemDatabase } from "../engines/select.ts";
+import { globMatch } from "../engines/select.ts";
+import { isSystemDatabase } from "../engines/mod.ts";
 
 /** How an item stands, worst last: the order the exit code follows. */
 export type Freshness =

@@ -12,6 +12,7 @@ import { ByteCounter } from "../stream/counter.ts";
 import { sha256File, Sha256Stream } from "../stream/sha256.ts";
 import { type DumpFacts, DumpFormatError, DumpLineReader } from "./dump_filter.ts";
 import { BadBackupError } from "./errors.ts";
+import type { Dialect } from "./sql_lexer.ts";
 import { isZip, readZipEntry, type ZipEntry, zipEntryStream } from "./zip.ts";
 
 /** How a dump file is packed. */
@@ -48,7 +49,10 @@ export interface InspectOptions {
 }
 
 const TAIL = 4096;
-const MARKERS = ["-- PostgreSQL database dump complete", "-- Dump completed"];
+const MARKERS: Record<Dialect, string> = {
+  postgresql: "-- PostgreSQL database dump complete",
+  mysql: "-- Dump completed",
+};
 
 /**
  * Refuses, before anything opens it, a path that is missing or not a regular file: opening a
@@ -192,11 +196,11 @@ export async function inspectDump(
     );
   }
   const tailText = new TextDecoder().decode(tail);
-  const complete = MARKERS.some((m) => tailText.includes(m));
+  const complete = Object.values(MARKERS).some((m) => tailText.includes(m));
   if (!complete) {
     throw new BadBackupError(
       `${path} is truncated: the dump tool's completion marker ` +
-        `("${facts.dialect === "postgresql" ? MARKERS[0] : MARKERS[1]}") is missing at its end`,
+        `("${MARKERS[facts.dialect]}") is missing at its end`,
     );
   }
   return { path, bytes: size, sha256, packing, zipEntry, rawBytes, facts, complete };

@@ -22,16 +22,14 @@ import type { BackupMetadata } from "../storage/metadata.ts";
 import type { Logger } from "../log.ts";
 import { redact } from "../redact.ts";
 import { startChild } from "../process.ts";
-import { connect } from "../engines/mod.ts";
-import type { EngineAdapter, ObjectCounts } from "../engines/types.ts";
-import { findTools, requireTools } from "../tools/find.ts";
+import { connect, type Engine, engineFor, engineOf, familyOf } from "../engines/mod.ts";
+import type { EngineAdapter, EngineFamily, ObjectCounts } from "../engines/types.ts";
+import { requireTools } from "../tools/find.ts";
 import { ByteCounter } from "../stream/counter.ts";
 import { Sha256Stream } from "../stream/sha256.ts";
 import { DumpFilter } from "./dump_filter.ts";
 import { BadBackupError, RestoreFailedError, RestoreRefusedError } from "./errors.ts";
 import { type DumpInspection, inspectDump, openDump } from "./inspect.ts";
-import { pgPropertyRoles, pgTarget } from "./target_pg.ts";
-import { myTarget } from "./target_my.ts";
 import type { TargetServer } from "./target.ts";
 import type { RestoreMarker } from "./marker.ts";
 import { LockError, OptionError } from "../errors.ts";
@@ -101,7 +99,7 @@ export interface RestoreResult {
   /** The file. */
   file: string;
   /** postgresql or mysql (the dump's family). */
-  engine: "postgresql" | "mysql";
+  engine: EngineFamily;
   /** Hex SHA-256 of the file (verified against the metadata when there is one). */
   sha256: string;
   /** Whether the file had metadata. */
@@ -124,10 +122,6 @@ export interface RestoreResult {
 
 /** Default of {@linkcode RestoreRequest.lockWaitSeconds}. */
 export const DEFAULT_LOCK_WAIT_SECONDS = 60;
-
-function family(engine: string): "postgresql" | "mysql" {
-  return engine === "postgresql" ? "postgresql" : "mysql";
-}
 
 function isEmpty(c: ObjectCounts): boolean {
   return c.tables + c.views + c.routines + (c.sequences ?? 0) + (c.events ?? 0) === 0;
@@ -192,7 +186,7 @@ export interface VerifiedSource {
   /** Its metadata, when it has some. */
   meta?: BackupMetadata;
   /** The dump's engine family. */
-  engine: "postgresql" | "mysql";
+  engine: EngineFamily;
   /** The database restored into. */
   target: string;
   /** The original tool's header is left out. */
@@ -241,14 +235,14 @@ async function verifySource(
       },
     );
   }
-  if (meta && family(meta.engine) !== engine) {
+  if (meta && familyOf(meta.engine) !== engine) {
     throw new BadBackupError(
       `${source.path}: metadata says ${meta.engine} but the file holds a ${engine} dump`,
     );
   }
-  if (engine !== family(instance.type)) {
+  if (engine !== familyOf(instance.type)) {
     throw new BadBackupError(
-      `${source.path} is a ${engine === "postgresql" ? "PostgreSQL" : "MySQL/MariaDB"} dump ` +
+      `${source.path} is a ${engineOf(engine).label} dump ` +
         `(${inspection.facts.banner}); instance ${instance.id} is ${instance.type}`,
     );
   }
@@ -272,6 +266,7 @@ async function verifySource(
 
 /** The open connections of a restore. */
 interface Session {
+  engine: Engine;
   adapter: EngineAdapter;
   server: TargetServer;
   serverMajor: number;
@@ -286,18 +281,18 @@ async function openSession(request: RestoreRequest, source: VerifiedSource): Pro
   try {
     adapter = await connect(instance.type, request.params);
     const version = await adapter.serverVersion();
-    if (family(version.flavor) !== source.engine) {
+    const engine = engineFor(version);
+    if (engine.family !== source.engine) {
       throw new BadBackupError(
         `${request.source.path} is a ${source.engine} dump but ${instance.id} runs ` +
           `${version.flavor}`,
       );
     }
-    const tools = requireTools(await findTools(adapter.engine, version.major, instance.tools));
-    server = source.engine === "postgresql"
-      ? await pgTarget(request.params, version.major)
-      : await myTarget(request.params);
+    const tools = requireTools(await engine.findTools(version.major, instance.tools));
+    server = await engine.openRestoreTarget(request.params, version.major);
     const [a, s] = [adapter, server];
     return {
+      engine,
       adapter: a,
       server: s,
       serverMajor: version.major,
@@ -397,11 +392,11 @@ async function checkRoles(session: Session, request: RestoreRequest, source: Ver
   const facts = source.inspection.facts;
   const noOwner = request.noOwner ?? false;
   const needed = new Set([
-    ...pgPropertyRoles(source.meta?.database_properties ?? {}, noOwner),
+    ...session.engine.propertyRoles(source.meta?.database_properties ?? {}, noOwner),
     ...facts.privilegeRoles,
     ...(noOwner ? [] : facts.ownerRoles),
   ]);
-  if (source.engine !== "postgresql" || needed.size === 0) return;
+  if (!session.engine.ownership || needed.size === 0) return;
   const missing = await session.server.missingRoles([...needed]);
   if (missing.length) {
     throw new RestoreRefusedError(
@@ -538,7 +533,7 @@ function planRestore(
       `skip the original tool's header (lines before line ${inspection.facts.bannerLine})`,
     );
   }
-  if (request.noOwner && source.engine === "postgresql") {
+  if (request.noOwner && session.engine.ownership) {
     actions.push(
       `skip ${
         inspection.facts.ownerRoles.size ? "the ALTER … OWNER TO statements" : "ownership"
@@ -615,7 +610,7 @@ async function applyPlan(
         ? "\n" + unmark.map((s) => s + ";\n").join("") + "COMMIT;\n"
         : "",
       ownTransaction: plan.ownTransaction,
-      noOwner: request.noOwner && source.engine === "postgresql",
+      noOwner: request.noOwner && session.engine.ownership,
       request,
     });
     if (!plan.ownTransaction) await server.execute(unmark);
@@ -714,7 +709,7 @@ async function load(session: Session, source: VerifiedSource, options: LoadOptio
     dialect: inspection.facts.dialect,
     skipHeader: source.skipHeader,
     noOwner: options.noOwner,
-    targetMajor: source.engine === "postgresql" ? session.serverMajor : undefined,
+    targetMajor: session.engine.filterTargetMajor(session.serverMajor),
     ownTransaction: options.ownTransaction,
   });
   const sha = new Sha256Stream();

@@ -1,5 +1,7 @@
 /**
- * Finds the client tools (dump and restore) for one instance and says why each was chosen.
+ * What finding the client tools (dump and restore) for one instance reports, and the search
+ * helpers each engine's discovery is built from (lib/engines/postgres/tools.ts,
+ * lib/engines/mysql/tools.ts; `Engine.findTools` chooses).
  *
  * Order: an explicit path (`tools: { pg_dump: … }`) wins, then `tools.dir`, then the usual places. For
  * PostgreSQL, pg_dump refuses servers newer than itself and newer tools write syntax older psql
@@ -11,7 +13,7 @@
  *
  * @module
  */
-import type { EngineType, ToolsConfig } from "../config/types.ts";
+import type { EngineType } from "../config/types.ts";
 import { ConfigError } from "../errors.ts";
 
 /** What a tool is used for. */
@@ -49,6 +51,14 @@ export interface ToolSet {
   problems: string[];
 }
 
+/** The candidates of one name: path and where it was found. */
+export interface Candidate {
+  /** Path to the tool. */
+  path: string;
+  /** Where it was found (tools.dir, Debian layout, PATH, ...). */
+  source: string;
+}
+
 /** Where to look besides the configuration; tests point these at fixture folders. */
 export interface SearchOptions {
   /** Folder holding `<major>/bin` (Debian layout). Default /usr/lib/postgresql. */
@@ -59,18 +69,8 @@ export interface SearchOptions {
   path?: string;
 }
 
-interface Candidate {
-  path: string;
-  source: string;
-}
-
-const PG_ROLES: Record<string, ToolRole> = {
-  pg_dump: "dump",
-  pg_dumpall: "dumpall",
-  psql: "client",
-};
-
-async function isExecutable(path: string): Promise<boolean> {
+/** Whether `path` is a regular file with an execute bit. */
+export async function isExecutable(path: string): Promise<boolean> {
   try {
     const info = await Deno.stat(path);
     return info.isFile && ((info.mode ?? 0o111) & 0o111) !== 0;
@@ -80,7 +80,7 @@ async function isExecutable(path: string): Promise<boolean> {
 }
 
 /** Runs `<tool> --version`; undefined when it does not run. */
-async function versionOf(path: string): Promise<string | undefined> {
+export async function versionOf(path: string): Promise<string | undefined> {
   try {
     const out = await new Deno.Command(path, {
       args: ["--version"],
@@ -95,14 +95,8 @@ async function versionOf(path: string): Promise<string | undefined> {
   }
 }
 
-/** The major of a PostgreSQL tool from its `--version` line ("pg_dump (PostgreSQL) 15.18 ..."). */
-export function pgToolMajor(version: string): number | undefined {
-  // Before 10 the major was two numbers (9.6); it reads as 9, too old for any supported server.
-  const match = /\(PostgreSQL\)\s+(\d+)/.exec(version) ?? /\b(\d+)\.\d+/.exec(version);
-  return match ? Number(match[1]) : undefined;
-}
-
-function searchPath(options: SearchOptions): string[] {
+/** The folders of the search path (absolute ones only, each once), from `options` or $PATH. */
+export function searchPath(options: SearchOptions): string[] {
   let path = options.path;
   if (path === undefined) {
     try {
@@ -115,7 +109,8 @@ function searchPath(options: SearchOptions): string[] {
   return [...new Set(dirs)];
 }
 
-async function numberedDirs(parent: string, prefix: string): Promise<number[]> {
+/** The numbers N of the entries `<prefix>N` in `parent`, ascending (none when it is absent). */
+export async function numberedDirs(parent: string, prefix: string): Promise<number[]> {
   const majors: number[] = [];
   try {
     for await (const entry of Deno.readDir(parent)) {
@@ -129,7 +124,8 @@ async function numberedDirs(parent: string, prefix: string): Promise<number[]> {
   return majors.sort((a, b) => a - b);
 }
 
-async function realPath(path: string): Promise<string> {
+/** The path with symlinks resolved, or as given when it cannot be. */
+export async function realPath(path: string): Promise<string> {
   try {
     return await Deno.realPath(path);
   } catch {
@@ -137,12 +133,15 @@ async function realPath(path: string): Promise<string> {
   }
 }
 
-/** Reports an explicitly configured path: it must exist, run, and (PostgreSQL) be new enough. */
-async function explicitTool(
+/**
+ * Reports an explicitly configured path: it must exist, run, and pass the engine's `vet` of its
+ * version (PostgreSQL: new enough for the server), which returns the problem or nothing.
+ */
+export async function explicitTool(
   report: ToolReport,
   name: string,
   path: string,
-  pgServerMajor?: number,
+  vet?: (version: string, report: ToolReport) => string | undefined,
 ): Promise<ToolReport> {
   report.searched.push(`tools.${name} (${path})`);
   if (!(await isExecutable(path))) {
@@ -154,199 +153,13 @@ async function explicitTool(
     report.problem = `tools.${name} (${path}) does not run: \`${path} --version\` failed`;
     return report;
   }
-  if (pgServerMajor !== undefined) {
-    const major = pgToolMajor(version);
-    if (major === undefined || major < pgServerMajor) {
-      report.problem = `tools.${name} (${path}) is ${version}; a server ${pgServerMajor} ` +
-        `needs ${name} ${pgServerMajor} or newer`;
-      report.version = version;
-      return report;
-    }
-    report.major = major;
+  const problem = vet?.(version, report);
+  if (problem) {
+    report.problem = problem;
+    report.version = version;
+    return report;
   }
   return { ...report, path, version, reason: `tools.${name}` };
-}
-
-async function findPgTool(
-  name: string,
-  serverMajor: number,
-  tools: ToolsConfig,
-  options: SearchOptions,
-): Promise<ToolReport> {
-  const report: ToolReport = { role: PG_ROLES[name], names: [name], searched: [] };
-  const explicit = tools.paths[name];
-  if (explicit) return explicitTool(report, name, explicit, serverMajor);
-
-  const candidates: Candidate[] = [];
-  if (tools.dir) {
-    candidates.push({ path: `${tools.dir}/${name}`, source: `tools.dir` });
-    report.searched.push(`tools.dir (${tools.dir})`);
-  }
-  const debian = options.debianRoot ?? "/usr/lib/postgresql";
-  for (const major of await numberedDirs(debian, "")) {
-    candidates.push({ path: `${debian}/${major}/bin/${name}`, source: "Debian layout" });
-  }
-  report.searched.push(`${debian}/<major>/bin`);
-  const rhel = options.rhelPrefix ?? "/usr/pgsql-";
-  const rhelParent = rhel.slice(0, rhel.lastIndexOf("/")) || "/";
-  const rhelBase = rhel.slice(rhel.lastIndexOf("/") + 1);
-  for (const major of await numberedDirs(rhelParent, rhelBase)) {
-    candidates.push({ path: `${rhel}${major}/bin/${name}`, source: "RHEL layout" });
-  }
-  report.searched.push(`${rhel}<major>/bin`);
-  const dirs = searchPath(options);
-  for (const dir of dirs) candidates.push({ path: `${dir}/${name}`, source: "PATH" });
-  report.searched.push(`PATH (${dirs.join(":")})`);
-
-  // tools.dir is a deliberate choice: when it holds a fitting tool, it wins over the defaults.
-  const found: { candidate: Candidate; version: string; major: number }[] = [];
-  const seen = new Set<string>();
-  for (const candidate of candidates) {
-    if (!(await isExecutable(candidate.path))) continue;
-    const real = await realPath(candidate.path);
-    // Debian's /usr/bin/pg_dump is a wrapper script; it is kept (it may be the only one) but a
-    // binary reached twice through symlinks is run once.
-    if (seen.has(real)) continue;
-    seen.add(real);
-    const version = await versionOf(candidate.path);
-    const major = version ? pgToolMajor(version) : undefined;
-    if (version && major !== undefined) found.push({ candidate, version, major });
-  }
-  const fits = found.filter((f) => f.major >= serverMajor);
-  const fromDir = fits.find((f) => f.candidate.source === "tools.dir");
-  const chosen = fromDir ??
-    fits.reduce<typeof fits[number] | undefined>(
-      (best, f) => (best === undefined || f.major < best.major ? f : best),
-      undefined,
-    );
-  if (chosen) {
-    return {
-      ...report,
-      path: chosen.candidate.path,
-      version: chosen.version,
-      major: chosen.major,
-      reason: chosen.candidate.source === "tools.dir"
-        ? `found in tools.dir`
-        : `oldest PostgreSQL ${name} >= server ${serverMajor} (${chosen.candidate.source})`,
-    };
-  }
-  const seenList = found.length
-    ? `found only ${found.map((f) => `${name} ${f.major} (${f.candidate.path})`).join(", ")}`
-    : `found no ${name}`;
-  report.problem = `no ${name} for PostgreSQL ${serverMajor} or newer: ${seenList}; looked in ` +
-    `${report.searched.join(", ")}. Install the PostgreSQL ${serverMajor} client ` +
-    `(Debian: postgresql-client-${serverMajor}) or set tools.dir or tools.${name} in the instance's configuration`;
-  return report;
-}
-
-/** Whether a MySQL-named tool is really a MariaDB build (Debian's mysqldump is mariadb-dump). */
-export function isMariadbBuild(version: string): boolean {
-  return /mariadb/i.test(version);
-}
-
-async function findMyTool(
-  role: ToolRole,
-  names: string[],
-  engine: "mysql" | "mariadb",
-  tools: ToolsConfig,
-  options: SearchOptions,
-): Promise<ToolReport> {
-  const report: ToolReport = { role, names, searched: [] };
-  for (const name of names) {
-    const explicit = tools.paths[name];
-    if (explicit) return explicitTool(report, name, explicit);
-  }
-  const dirs: { dir: string; source: string }[] = [];
-  if (tools.dir) {
-    dirs.push({ dir: tools.dir, source: "tools.dir" });
-    report.searched.push(`tools.dir (${tools.dir})`);
-  }
-  const path = searchPath(options);
-  for (const dir of path) dirs.push({ dir, source: "PATH" });
-  report.searched.push(`PATH (${path.join(":")})`);
-  // Preferred name first across all folders, then the other name: a server's own product's tool
-  // beats the other product's tool that happens to come earlier on PATH. For a MySQL server the
-  // name is not enough: Debian's /usr/bin/mysqldump is MariaDB's, which lacks MySQL's options
-  // (--set-gtid-purged), so MySQL's own build wins wherever it is and MariaDB's is the fallback.
-  let fallback: { path: string; version: string; name: string; source: string } | undefined;
-  for (const name of names) {
-    for (const { dir, source } of dirs) {
-      const candidate = `${dir}/${name}`;
-      if (!(await isExecutable(candidate))) continue;
-      const version = await versionOf(candidate);
-      if (!version) continue;
-      if (engine === "mysql" && isMariadbBuild(version)) {
-        fallback ??= { path: candidate, version, name, source };
-        continue;
-      }
-      return {
-        ...report,
-        path: candidate,
-        version,
-        reason: name === names[0] ? `${name} found in ${source}` : `${name} found in ${source} ` +
-          `(no ${names[0]})`,
-      };
-    }
-  }
-  if (fallback) {
-    // Same wording as above when the other product's name was taken; a MariaDB build answering
-    // to MySQL's name says so, since `check` is where a sysadmin learns which tool runs.
-    const why = fallback.name === names[0]
-      ? `a MariaDB build; no MySQL ${names[0]} found`
-      : `no ${names[0]}`;
-    return {
-      ...report,
-      path: fallback.path,
-      version: fallback.version,
-      reason: `${fallback.name} found in ${fallback.source} (${why})`,
-    };
-  }
-  report.problem = `no ${names.join(" or ")} found; looked in ${report.searched.join(", ")}. ` +
-    `Install the ${names[0].startsWith("mariadb") ? "MariaDB" : "MySQL"} client ` +
-    `or set tools.dir or tools.${names[0]} in the instance's configuration`;
-  return report;
-}
-
-/**
- * Finds the dump and restore tools for an instance.
- *
- * @param engine the engine as detected from the server (`mysql` vs `mariadb` matters)
- * @param serverMajor the server's major version (PostgreSQL: tools must be at least this)
- * @param tools the instance's `tools` configuration
- * @param options search locations (tests only)
- */
-export async function findTools(
-  engine: EngineType,
-  serverMajor: number,
-  tools: ToolsConfig,
-  options: SearchOptions = {},
-): Promise<ToolSet> {
-  const set: ToolSet = { engine, serverMajor, tools: {}, problems: [] };
-  if (engine === "postgresql") {
-    for (const name of Object.keys(PG_ROLES)) {
-      set.tools[PG_ROLES[name]] = await findPgTool(name, serverMajor, tools, options);
-    }
-  } else {
-    const maria = engine === "mariadb";
-    set.tools.dump = await findMyTool(
-      "dump",
-      maria ? ["mariadb-dump", "mysqldump"] : ["mysqldump", "mariadb-dump"],
-      engine,
-      tools,
-      options,
-    );
-    set.tools.client = await findMyTool(
-      "client",
-      maria ? ["mariadb", "mysql"] : ["mysql", "mariadb"],
-      engine,
-      tools,
-      options,
-    );
-  }
-  for (const report of Object.values(set.tools)) {
-    if (report?.problem) set.problems.push(report.problem);
-  }
-  return set;
 }
 
 /**

@@ -14,10 +14,9 @@ import type { Logger } from "../log.ts";
 import { redact } from "../redact.ts";
 import { VERSION } from "../version.ts";
 import { codecFor } from "../stream/codecs.ts";
-import { connect } from "../engines/mod.ts";
+import { connect, engineFor } from "../engines/mod.ts";
 import type { ServerVersion } from "../engines/types.ts";
 import { kindOf } from "../errors.ts";
-import { findTools, requireTools } from "../tools/find.ts";
 import { usersBackupKeys } from "../storage/layout.ts";
 import { openStorage } from "../storage/open.ts";
 import { keyBase, type Storage } from "../storage/storage.ts";
@@ -32,9 +31,6 @@ import { writeBackupStream } from "../backup/stream_dump.ts";
 import { compressionThreads, type InstanceContext, type ItemResult } from "../backup/run.ts";
 import { formatUsersFile, USERS_FORMAT_VERSION, type UsersFile } from "./format.ts";
 import { registerHashes } from "./mask.ts";
-import { collectMysqlAccounts, openMysql } from "./mysql_collect.ts";
-import { collectPgRoles } from "./pg_collect.ts";
-import { openPg, readRoleFacts } from "./pg_db.ts";
 import type { AccountSummary } from "./summary.ts";
 
 /** The `database` value of a users item in run results. */
@@ -79,52 +75,19 @@ async function collect(o: UsersBackupOptions, takenAt: Date): Promise<Collected>
     instance: o.instance.id,
     taken_at: takenAt.toISOString(),
   };
-  const exclude = o.instance.users.exclude;
-  if (o.version.flavor === "postgresql") {
-    const set = await findTools("postgresql", o.version.major, o.instance.tools);
-    const tools = requireTools(set);
-    const sql = await openPg(o.params);
-    try {
-      const facts = await readRoleFacts(sql);
-      const roles = await collectPgRoles(tools.dumpall!, o.params, facts, {
-        exclude,
-        noPasswords: o.noPasswords,
-      });
-      return {
-        file: { header, preamble: roles.preamble, sections: roles.sections },
-        summaries: roles.summaries,
-        warnings: roles.warnings,
-        dump: {
-          tool: "pg_dumpall",
-          path: tools.dumpall!,
-          tool_version: set.tools.dumpall?.version ?? "",
-          options: roles.options,
-        },
-      };
-    } finally {
-      await sql.end({ timeout: 1 }).catch(() => {});
-    }
-  }
-  const conn = await openMysql(o.params);
-  try {
-    const got = await collectMysqlAccounts(conn, o.version.flavor, {
-      exclude,
-      noPasswords: o.noPasswords,
-    });
-    return {
-      file: { header, preamble: [], sections: got.sections },
-      summaries: got.summaries,
-      warnings: got.warnings,
-      dump: {
-        tool: "vya-backupdb",
-        path: "",
-        tool_version: VERSION,
-        options: ["SHOW CREATE USER", "SHOW GRANTS", ...(o.noPasswords ? ["no-passwords"] : [])],
-      },
-    };
-  } finally {
-    await conn.end().catch(() => {});
-  }
+  const got = await engineFor(o.version).collectUsers({
+    params: o.params,
+    serverMajor: o.version.major,
+    tools: o.instance.tools,
+    exclude: o.instance.users.exclude,
+    noPasswords: o.noPasswords,
+  });
+  return {
+    file: { header, preamble: got.preamble, sections: got.sections },
+    summaries: got.summaries,
+    warnings: got.warnings,
+    dump: got.dump,
+  };
 }
 
 /** The metadata of a users backup about to start: failed until the file proves otherwise. */
@@ -241,26 +204,8 @@ export async function backupUsers(o: UsersBackupOptions): Promise<ItemResult> {
   }
 }
 
-async function listAccounts(o: UsersBackupOptions): Promise<string[]> {
-  if (o.version.flavor === "postgresql") {
-    const sql = await openPg(o.params);
-    try {
-      return (await readRoleFacts(sql)).map((f) => f.name);
-    } finally {
-      await sql.end({ timeout: 1 }).catch(() => {});
-    }
-  }
-  const conn = await openMysql(o.params);
-  try {
-    const got = await collectMysqlAccounts(conn, o.version.flavor, {
-      exclude: o.instance.users.exclude,
-    });
-    return got.sections.map((s) =>
-      s.account.host ? `${s.account.name}@${s.account.host}` : s.account.name
-    );
-  } finally {
-    await conn.end().catch(() => {});
-  }
+function listAccounts(o: UsersBackupOptions): Promise<string[]> {
+  return engineFor(o.version).listAccounts(o.params, o.instance.users.exclude);
 }
 
 /**

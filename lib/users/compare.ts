@@ -11,7 +11,7 @@
  * @module
  */
 import { accountLabel, type AccountRef, type Section, type Step } from "./format.ts";
-import { isWord, type Token, tokenize } from "./mysql_grants.ts";
+import { isWord, type Token, tokenize } from "../engines/sql_tokens.ts";
 
 /**
  * A statement as compared: without its `;`, blanks collapsed, and the column lists of column

@@ -78,16 +78,6 @@ export interface AccountRef {
   pseudo?: boolean;
 }
 
-/**
- * Whether an account is MariaDB's PUBLIC pseudo-role. Backups taken before the `pseudo` mark
- * hold it as a role called PUBLIC with a CREATE ROLE: recognised by name, so they restore too.
- */
-export function isPseudoAccount(a: AccountRef, engine: string): boolean {
-  if (a.pseudo) return true;
-  return engine !== "postgresql" && a.kind === "role" && (a.host ?? "") === "" &&
-    a.name.toUpperCase() === "PUBLIC";
-}
-
 /** One account's section. */
 export interface Section {
   /** The account. */

@@ -22,14 +22,8 @@ import type { ConnectionParams, InstanceConfig } from "../config/types.ts";
 import { OptionError, RefusedError, VyaError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { redact } from "../redact.ts";
-import {
-  accountLabel,
-  type AccountRef,
-  isPseudoAccount,
-  PHASES,
-  type Section,
-  type UsersFile,
-} from "./format.ts";
+import { accountLabel, type AccountRef, PHASES, type Section, type UsersFile } from "./format.ts";
+import { engineOf, familyOf } from "../engines/mod.ts";
 import { restoreOrder } from "./compare.ts";
 import { maskHashes } from "./mask.ts";
 import { latestUsersBackup, readUsersBackup } from "./store.ts";
@@ -121,9 +115,9 @@ export class ExistingAccountsError extends VyaError {
 export function selectSections(file: UsersFile, select: AccountSelection): Section[] {
   if ("all" in select) return file.sections;
   const wanted = select.user;
-  const isPg = file.header.engine === "postgresql";
+  const namesOnly = !engineOf(file.header.engine).accountsHaveHosts;
   const found = file.sections.filter((s) => {
-    if (isPg) return s.account.name === wanted;
+    if (namesOnly) return s.account.name === wanted;
     if (s.account.name === wanted) return true;
     const at = wanted.lastIndexOf("@");
     return at >= 0 && s.account.name === wanted.slice(0, at) &&
@@ -146,9 +140,7 @@ function sameAccount(a: AccountRef, b: { name: string; host?: string }): boolean
 }
 
 function checkEngine(file: UsersFile, target: RestoreTarget, log: Logger): void {
-  const fromPg = file.header.engine === "postgresql";
-  const toPg = target.engine === "postgresql";
-  if (fromPg !== toPg) {
+  if (familyOf(file.header.engine) !== familyOf(target.engine)) {
     throw new RefusedError(
       `this users backup is of a ${file.header.engine} server; the target is ${target.engine}; ` +
         "nothing was changed",
@@ -173,9 +165,10 @@ interface Plan {
 }
 
 /** The sections with MariaDB's PUBLIC marked as the pseudo-role it is (older backups). */
-function markPseudo(sections: Section[], engine: string): Section[] {
+function markPseudo(sections: Section[], engineName: string): Section[] {
+  const engine = engineOf(engineName);
   return sections.map((s) =>
-    isPseudoAccount(s.account, engine) && !s.account.pseudo
+    engine.isPseudoAccount(s.account) && !s.account.pseudo
       ? { ...s, account: { ...s.account, pseudo: true } }
       : s
   );
@@ -190,10 +183,10 @@ export async function restoreUsers(o: UsersRestoreOptions): Promise<UsersRestore
     const dbs = databaseCache(target);
     const plans = await planAccounts(chosen, o, target, dbs);
 
-    const pg = o.file.header.engine === "postgresql";
+    const namesOnly = !engineOf(o.file.header.engine).accountsHaveHosts;
     const active = restoreOrder(
       plans.filter((p) => p.outcome.status !== "skipped" && p.outcome.status !== "differs"),
-      pg,
+      namesOnly,
     );
     const result: UsersRestoreResult = {
       accounts: plans.map((p) => p.outcome),

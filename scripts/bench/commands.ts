@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { MYSQL_DUMP_OPTIONS } from "../../lib/dump/mysql.ts";
-import { PG_DUMP_OPTIONS, pgConninfo } from "../../lib/dump/postgres.ts";
+import { MYSQL_DUMP_OPTIONS } from "../../lib/engines/mysql/dump.ts";
+import { PG_DUMP_OPTIONS, pgConninfo } from "../../lib/engines/postgres/dump.ts";
 import type { BenchServer } from "./data.ts";
 
 /** A codec as the benchmark names it. */
@@ -97,7 +97,7 @@ export async function dumpSize(server: BenchServer, database: string): Promise<n
 /** The client loading SQL from stdin into `database`, for bash. */
 export function loadShell(server: BenchServer, database: string): string {
   if (server.engine === "postgresql") {
-    // The same flags vya's restore passes to psql (lib/restore/target_pg.ts).
+    // The same flags vya's restore passes to psql (lib/engines/postgres/target.ts).
     return [
       `${server.bin}/psql`,
       "-X",

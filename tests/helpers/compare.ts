@@ -11,8 +11,8 @@
 import { assert } from "../harness/assert.ts";
 import type { MyServer, PgServer } from "../harness/servers.ts";
 import type { DatabaseProperties } from "../../lib/storage/metadata.ts";
-import { openPg } from "../../lib/users/pg_db.ts";
-import { openMysql } from "../../lib/engines/drivers.ts";
+import { openPostgres as openPg } from "../../lib/engines/postgres/driver.ts";
+import { openMysql } from "../../lib/engines/mysql/driver.ts";
 import type mysql from "mysql2/promise";
 
 const decoder = new TextDecoder();

@@ -4,23 +4,24 @@
  *
  * @module
  */
-import { MARKER_TABLE } from "../restore/marker.ts";
+import { MARKER_TABLE } from "../../restore/marker.ts";
 import type mysql from "mysql2/promise";
-import type { DatabaseProperties } from "../storage/metadata.ts";
-import { openMysql } from "./drivers.ts";
-import type { ConnectionParams } from "../config/types.ts";
-import { VyaError } from "../errors.ts";
-import { redact } from "../redact.ts";
-import { connectError } from "./connect_error.ts";
-import type { DatabaseInfo, EngineAdapter, ObjectCounts, ServerVersion } from "./types.ts";
-import { MissingDatabaseError } from "./types.ts";
+import type { DatabaseProperties } from "../../storage/metadata.ts";
+import { openMysql } from "./driver.ts";
+import type { ConnectionParams } from "../../config/types.ts";
+import { VyaError } from "../../errors.ts";
+import { redact } from "../../redact.ts";
+import { connectError } from "../connect_error.ts";
+import type { DatabaseInfo, EngineAdapter, ObjectCounts, ServerVersion } from "../types.ts";
+import { MissingDatabaseError } from "../types.ts";
+import { isMariadbVersion, type MysqlFacts, mysqlFacts } from "./flavour.ts";
 
 /**
  * Parses a MySQL/MariaDB version string: `8.0.36`, `10.11.19-MariaDB-0+deb12u1`, or the
  * `5.5.5-10.11.19-MariaDB` form MariaDB sends in the protocol handshake.
  */
 export function parseMysqlVersion(full: string): ServerVersion {
-  const flavor = /mariadb/i.test(full) ? "mariadb" : "mysql";
+  const flavor = isMariadbVersion(full) ? "mariadb" : "mysql";
   const stripped = flavor === "mariadb" ? full.replace(/^5\.5\.5-/, "") : full;
   const match = /^(\d+)\.(\d+)/.exec(stripped);
   if (!match) {
@@ -38,12 +39,14 @@ class MysqlAdapter implements EngineAdapter {
   readonly engine: "mysql" | "mariadb";
   #conn: mysql.Connection;
   #version: ServerVersion;
+  #facts: MysqlFacts;
   #closed = false;
 
   constructor(conn: mysql.Connection, version: ServerVersion) {
     this.#conn = conn;
     this.#version = version;
-    this.engine = version.flavor === "mariadb" ? "mariadb" : "mysql";
+    this.#facts = mysqlFacts(version.flavor as MysqlFacts["flavor"], version.major, version.minor);
+    this.engine = this.#facts.flavor;
   }
 
   serverVersion(): Promise<ServerVersion> {
@@ -82,9 +85,7 @@ class MysqlAdapter implements EngineAdapter {
 
   async databaseProperties(database: string): Promise<DatabaseProperties> {
     // MariaDB 10.5+ has database comments (CREATE DATABASE … COMMENT); MySQL has none.
-    const v = this.#version;
-    const withComment = v.flavor === "mariadb" &&
-      (v.major > 10 || (v.major === 10 && v.minor >= 5));
+    const withComment = this.#facts.databaseComments;
     const [rows] = await this.#conn.query<mysql.RowDataPacket[]>(
       `SELECT DEFAULT_CHARACTER_SET_NAME AS cs, DEFAULT_COLLATION_NAME AS coll,
               ${withComment ? "SCHEMA_COMMENT" : "''"} AS comment
@@ -140,7 +141,7 @@ class MysqlAdapter implements EngineAdapter {
         events: Number(row.events),
       };
       // Only MariaDB has sequences; MySQL reports none, so the field is left out there.
-      if (this.engine === "mariadb") counts.sequences = Number(row.sequences);
+      if (this.#facts.sequences) counts.sequences = Number(row.sequences);
       return counts;
     } catch (error) {
       if (error instanceof VyaError) throw error;

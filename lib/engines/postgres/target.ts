@@ -5,27 +5,18 @@
  *
  * @module
  */
-import { openPostgres } from "../engines/drivers.ts";
-import type { ConnectionParams } from "../config/types.ts";
-import type { DatabaseProperties } from "../storage/metadata.ts";
-import type { ChildSpec } from "../process.ts";
-import { pgConninfo, pgEnv } from "../dump/postgres.ts";
-import { lockKey, type TargetServer } from "./target.ts";
-import { markerText, parseMarker } from "./marker.ts";
-import { RestoreRefusedError } from "./errors.ts";
+import { openPostgres } from "./driver.ts";
+import type { ConnectionParams } from "../../config/types.ts";
+import type { DatabaseProperties } from "../../storage/metadata.ts";
+import type { ChildSpec } from "../../process.ts";
+import { pgConninfo, pgEnv } from "./dump.ts";
+import { pgIdent, pgLiteral } from "./quote.ts";
+import { lockKey, type TargetServer } from "../../restore/target.ts";
+import { markerText, parseMarker } from "../../restore/marker.ts";
+import { RestoreRefusedError } from "../../restore/errors.ts";
 
 // NAMEDATALEN - 1: a longer name is cut to this many bytes by the server, without an error.
 const PG_NAME_BYTES = 63;
-
-/** Quotes an identifier. */
-export function pgIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
-
-/** Quotes a string literal (standard_conforming_strings, the default since 9.1). */
-export function pgLiteral(value: string): string {
-  return `'${value.replaceAll("'", "''")}'`;
-}
 
 // Settings whose value is a list written as is (pg_dumpall does the same).
 const LIST_SETTINGS = new Set([

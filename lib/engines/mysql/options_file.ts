@@ -14,7 +14,7 @@
  * @module
  */
 import { dirname, join } from "node:path";
-import type { ConnectionParams } from "../config/types.ts";
+import type { ConnectionParams } from "../../config/types.ts";
 
 /** A written options file and how to get rid of it. */
 export interface OptionsFile {

@@ -4,20 +4,20 @@
  *
  * @module
  */
-import { openPostgres, type PgSql } from "./drivers.ts";
-import { MARKER_PREFIX } from "../restore/marker.ts";
-import type { DatabaseProperties } from "../storage/metadata.ts";
-import type { ConnectionParams } from "../config/types.ts";
-import { VyaError } from "../errors.ts";
-import { redact } from "../redact.ts";
-import { connectError } from "./connect_error.ts";
+import { openPostgres, type PgSql } from "./driver.ts";
+import { MARKER_PREFIX } from "../../restore/marker.ts";
+import type { DatabaseProperties } from "../../storage/metadata.ts";
+import type { ConnectionParams } from "../../config/types.ts";
+import { VyaError } from "../../errors.ts";
+import { redact } from "../../redact.ts";
+import { connectError } from "../connect_error.ts";
 import {
   type DatabaseInfo,
   type EngineAdapter,
   MissingDatabaseError,
   type ObjectCounts,
   type ServerVersion,
-} from "./types.ts";
+} from "../types.ts";
 
 type Sql = PgSql;
 

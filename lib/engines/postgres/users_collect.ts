@@ -14,15 +14,15 @@
  *
  * @module
  */
-import type { ConnectionParams } from "../config/types.ts";
-import { pgConninfo, pgEnv } from "../dump/postgres.ts";
-import { runTool } from "../process.ts";
-import { redact } from "../redact.ts";
-import { DumpError } from "../backup/stream_dump.ts";
-import type { AccountRef, Phase, Section, Step } from "./format.ts";
-import { isWord, type Token, tokenize } from "./mysql_grants.ts";
-import { excludedAccount } from "./mysql_collect.ts";
-import type { AccountSummary } from "./summary.ts";
+import type { ConnectionParams } from "../../config/types.ts";
+import { pgConninfo, pgEnv } from "./dump.ts";
+import { runTool } from "../../process.ts";
+import { redact } from "../../redact.ts";
+import { DumpError } from "../../backup/stream_dump.ts";
+import type { AccountRef, Phase, Section, Step } from "../../users/format.ts";
+import { isWord, type Token, tokenize } from "../sql_tokens.ts";
+import { excludedAccount } from "../select.ts";
+import type { AccountSummary } from "../../users/summary.ts";
 
 /** pg_dumpall's last words when it finished. */
 export const PG_DUMPALL_MARKER = "PostgreSQL database cluster dump complete";

@@ -12,12 +12,12 @@
  * @module
  */
 import type mysql from "mysql2/promise";
-import { openMysql as openDriver } from "../engines/drivers.ts";
-import type { ConnectionParams } from "../config/types.ts";
-import { globMatch } from "../engines/select.ts";
-import { type AccountRef, isPseudoAccount, type Section, type Step } from "./format.ts";
-import { classifyGrant, quoteAccount, quoteIdent, withoutPassword } from "./mysql_grants.ts";
-import type { AccountSummary } from "./summary.ts";
+import { excludedAccount } from "../select.ts";
+import type { AccountRef, Section, Step } from "../../users/format.ts";
+import { classifyGrant, withoutPassword } from "./grants.ts";
+import { myIdent as quoteIdent, quoteAccount } from "./quote.ts";
+import type { MysqlFacts } from "./flavour.ts";
+import type { AccountSummary } from "../../users/summary.ts";
 
 /** Accounts every MySQL/MariaDB server makes for itself. */
 export const MYSQL_SYSTEM_ACCOUNTS: readonly string[] = [
@@ -31,15 +31,13 @@ export const MYSQL_SYSTEM_ACCOUNTS: readonly string[] = [
 /** Accounts a fresh server already has: kept in the backup, restored by `--all` only if missing. */
 const BOOTSTRAP = new Set(["root@localhost"]);
 
-/** Opens a connection whose values come back as the server wrote them (dates, big numbers). */
-export function openMysql(params: ConnectionParams): Promise<mysql.Connection> {
-  return openDriver(params, { dateStrings: true, bigNumberStrings: true, charset: "utf8mb4" });
-}
-
-/** Whether an account is excluded by the instance's `users.exclude` globs. */
-export function excludedAccount(patterns: readonly string[], user: string, host?: string): boolean {
-  const full = host === undefined ? user : `${user}@${host}`;
-  return patterns.some((p) => globMatch(p, full) || globMatch(p, user));
+/**
+ * Whether an account is MariaDB's PUBLIC pseudo-role. Backups taken before the `pseudo` mark
+ * hold it as a role called PUBLIC with a CREATE ROLE: recognised by name, so they restore too.
+ */
+export function isPseudoAccount(a: AccountRef): boolean {
+  if (a.pseudo) return true;
+  return a.kind === "role" && (a.host ?? "") === "" && a.name.toUpperCase() === "PUBLIC";
 }
 
 /** What was read from the server. */
@@ -54,18 +52,24 @@ export interface CollectedAccounts {
 
 type Row = mysql.RowDataPacket;
 
+/**
+ * Makes the session print password hashes as the backup reads them (hex, where the server
+ * would print binary): an existing account then compares equal to its backup.
+ */
+export async function hashesAsHex(conn: mysql.Connection, facts: MysqlFacts): Promise<void> {
+  if (!facts.hashesAsHex) return;
+  await conn.query("SET SESSION print_identified_with_as_hex = ON").catch(() => {});
+}
+
 /** Reads every account of the server. */
 export async function collectMysqlAccounts(
   conn: mysql.Connection,
-  flavor: "mysql" | "mariadb",
+  facts: MysqlFacts,
   options: { exclude: readonly string[]; noPasswords?: boolean },
 ): Promise<CollectedAccounts> {
-  if (flavor === "mysql") {
-    // MySQL 8 prints caching_sha2 hashes as binary; hex keeps them intact in a text file.
-    await conn.query("SET SESSION print_identified_with_as_hex = ON").catch(() => {});
-  }
+  await hashesAsHex(conn, facts);
   const [rows] = await conn.query<Row[]>(
-    flavor === "mariadb"
+    facts.rolesInUserTable
       ? `SELECT User AS user, Host AS host, is_role AS is_role, plugin,
                 authentication_string <> '' AS has_password
            FROM mysql.user ORDER BY User, Host`
@@ -74,7 +78,7 @@ export async function collectMysqlAccounts(
            FROM mysql.user ORDER BY User, Host`,
   );
   let mysqlRoles = new Set<string>();
-  if (flavor === "mysql") {
+  if (facts.roleEdges) {
     // MySQL 8 roles are accounts; those granted to someone are created first.
     const [edges] = await conn.query<Row[]>(
       "SELECT DISTINCT FROM_USER AS user, FROM_HOST AS host FROM mysql.role_edges",
@@ -93,7 +97,7 @@ export async function collectMysqlAccounts(
     const isRole = mariaRole || mysqlRoles.has(`${user}@${host}`);
     const account: AccountRef = { name: user, host, kind: isRole ? "role" : "user" };
     if (BOOTSTRAP.has(`${user}@${host}`)) account.bootstrap = true;
-    if (isPseudoAccount(account, flavor)) account.pseudo = true;
+    if (isPseudoAccount(account)) account.pseudo = true;
     const got = await readMysqlAccount(conn, account, { noPasswords: options.noPasswords });
     if (account.pseudo && got.steps.length === 0) continue; // PUBLIC holds nothing
     sections.push({ account, steps: got.steps });

@@ -4,15 +4,8 @@
  *
  * @module
  */
-import { openPostgres, type PgSql } from "../engines/drivers.ts";
-import type { ConnectionParams } from "../config/types.ts";
-import type { PgRoleFacts } from "./pg_collect.ts";
-
-/** A porsager/postgres client. */
-export type { PgSql };
-
-/** Opens one connection to `database`. */
-export const openPg: (params: ConnectionParams, database?: string) => Promise<PgSql> = openPostgres;
+import type { PgSql } from "./driver.ts";
+import type { PgRoleFacts } from "./users_collect.ts";
 
 /** Reads every non-`pg_*` role's attributes, hash method and memberships (never the hash). */
 export async function readRoleFacts(sql: PgSql): Promise<PgRoleFacts[]> {

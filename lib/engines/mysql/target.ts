@@ -6,27 +6,23 @@
  * @module
  */
 import type mysql from "mysql2/promise";
-import { openMysql } from "../engines/drivers.ts";
-import type { ConnectionParams } from "../config/types.ts";
-import type { DatabaseProperties } from "../storage/metadata.ts";
-import { writeOptionsFile } from "../dump/options_file.ts";
-import { connectError } from "../engines/connect_error.ts";
-import { lockKey, type TargetServer } from "./target.ts";
-import { MARKER_TABLE, markerText, parseMarker } from "./marker.ts";
-import { type DefinerAccount, formatDefiner } from "./mysql_body_scan.ts";
-import { RestoreRefusedError } from "./errors.ts";
-import { withTimeout } from "../timeout.ts";
-import { type ChildSpec, runTool } from "../process.ts";
+import { openMysql } from "./driver.ts";
+import type { ConnectionParams } from "../../config/types.ts";
+import type { DatabaseProperties } from "../../storage/metadata.ts";
+import { writeOptionsFile } from "./options_file.ts";
+import { connectError } from "../connect_error.ts";
+import { myIdent } from "./quote.ts";
+import { lockKey, type TargetServer } from "../../restore/target.ts";
+import { MARKER_TABLE, markerText, parseMarker } from "../../restore/marker.ts";
+import { type DefinerAccount, formatDefiner } from "../../restore/mysql_body_scan.ts";
+import { RestoreRefusedError } from "../../restore/errors.ts";
+import { withTimeout } from "../../timeout.ts";
+import { type ChildSpec, runTool } from "../../process.ts";
 
 // NAME_CHAR_LEN: the server refuses longer names; refused here first, with the reason.
 const MY_NAME_CHARS = 64;
 // ER_LOCK_WAIT_TIMEOUT: lock_wait_timeout passed while waiting for a metadata lock.
 const LOCK_WAIT_TIMEOUT = 1205;
-
-/** Quotes an identifier with backticks. */
-export function myIdent(name: string): string {
-  return "`" + name.replaceAll("`", "``") + "`";
-}
 
 /**
  * The statements that create `name` with the captured character set, collation and (MariaDB)

@@ -8,9 +8,9 @@
  *
  * @module
  */
-import type { Section } from "./format.ts";
-import { isWord, tokenize } from "./mysql_grants.ts";
-import type { PgSql } from "./pg_db.ts";
+import type { Section } from "../../users/format.ts";
+import { isWord, tokenize } from "../sql_tokens.ts";
+import type { PgSql } from "./driver.ts";
 
 /** The flags pg_dumpall prints, each as KEYWORD / NOKEYWORD, and their catalog columns. */
 const FLAGS: [string, string][] = [

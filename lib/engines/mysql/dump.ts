@@ -4,10 +4,10 @@
  *
  * @module
  */
-import type { ConnectionParams } from "../config/types.ts";
-import type { DumpCommand } from "./types.ts";
+import type { ConnectionParams } from "../../config/types.ts";
+import type { DumpCommand } from "../../dump/types.ts";
 import { writeOptionsFile } from "./options_file.ts";
-import { isMariadbBuild } from "../tools/find.ts";
+import { isMariadbVersion, type MysqlFacts } from "./flavour.ts";
 
 /** Options every MySQL/MariaDB dump gets, recorded in metadata. */
 export const MYSQL_DUMP_OPTIONS = [
@@ -34,11 +34,14 @@ async function isMysqlBuild(toolPath: string, tool: string): Promise<boolean> {
       stdout: "piped",
       stderr: "null",
     }).output();
-    return out.success && !isMariadbBuild(new TextDecoder().decode(out.stdout));
+    return out.success && !isMariadbVersion(new TextDecoder().decode(out.stdout));
   } catch {
     return false;
   }
 }
+
+/** Text the last lines of a complete mysqldump / mariadb-dump output contain. */
+export const MYSQL_COMPLETION_MARKER = "-- Dump completed";
 
 /**
  * Builds the dump command. MySQL (not MariaDB) servers get `--no-tablespaces`, which otherwise
@@ -49,18 +52,18 @@ async function isMysqlBuild(toolPath: string, tool: string): Promise<boolean> {
  */
 export async function mysqlDumpCommand(
   toolPath: string,
-  tool: "mysqldump" | "mariadb-dump",
-  flavor: "mysql" | "mariadb",
+  tool: string,
+  facts: MysqlFacts,
   params: ConnectionParams,
   database: string,
   tuning: { nice?: number; ionice?: "none" | "idle" | "best-effort" } = {},
 ): Promise<DumpCommand> {
   const options = [...MYSQL_DUMP_OPTIONS];
-  if (flavor === "mysql") {
-    // Both builds know --no-tablespaces; only MySQL's own knows --set-gtid-purged.
-    if (await isMysqlBuild(toolPath, tool)) options.push("--set-gtid-purged=OFF");
-    options.push("--no-tablespaces");
+  // Both builds know --no-tablespaces; only MySQL's own knows --set-gtid-purged.
+  if (facts.dumpGtidPurgedOff && await isMysqlBuild(toolPath, tool)) {
+    options.push("--set-gtid-purged=OFF");
   }
+  if (facts.dumpNoTablespaces) options.push("--no-tablespaces");
   const file = await writeOptionsFile(params);
   return {
     child: {
@@ -72,7 +75,7 @@ export async function mysqlDumpCommand(
     },
     tool,
     options,
-    completionMarker: "-- Dump completed",
+    completionMarker: MYSQL_COMPLETION_MARKER,
     cleanup: file.remove,
   };
 }

@@ -5,13 +5,9 @@
  *
  * @module
  */
-import type { ConnectionParams } from "../config/types.ts";
-import type { DumpCommand } from "./types.ts";
-
-/** Quotes a value for a libpq connection string. */
-export function quoteConninfo(value: string): string {
-  return `'${value.replaceAll("\\", "\\\\").replaceAll("'", "\\'")}'`;
-}
+import type { ConnectionParams } from "../../config/types.ts";
+import type { DumpCommand } from "../../dump/types.ts";
+import { quoteConninfo } from "./quote.ts";
 
 /**
  * The connection string for the client tools: host, port, user and database, never the
@@ -34,6 +30,9 @@ export function pgEnv(params: ConnectionParams): Record<string, string> {
   return { PGPASSWORD: params.password, PGPASSFILE: "/dev/null", PGSERVICEFILE: "/dev/null" };
 }
 
+/** Text the last lines of a complete pg_dump output contain. */
+export const PG_COMPLETION_MARKER = "PostgreSQL database dump complete";
+
 /** Options pg_dump gets, recorded in metadata. */
 export const PG_DUMP_OPTIONS = ["--format=plain", "--no-password"];
 
@@ -54,7 +53,7 @@ export function pgDumpCommand(
     },
     tool: "pg_dump",
     options: PG_DUMP_OPTIONS,
-    completionMarker: "PostgreSQL database dump complete",
+    completionMarker: PG_COMPLETION_MARKER,
     cleanup: () => Promise.resolve(),
   };
 }

@@ -1,0 +1,41 @@
+/**
+ * The one place MySQL/MariaDB driver connections are opened, every option explicit: no my.cnf,
+ * no default database decides where the tool connects or as whom.
+ *
+ * @module
+ */
+import type mysql from "mysql2/promise";
+import type { ConnectionParams } from "../../config/types.ts";
+
+// Loaded on first use: a run against PostgreSQL never pays for mysql2's memory and start-up
+// (tens of MiB of resident memory).
+let myDriver: Promise<typeof mysql> | undefined;
+
+/** Driver options for reading values back exactly as the server wrote them (accounts). */
+export const VERBATIM: Partial<mysql.ConnectionOptions> = {
+  dateStrings: true,
+  bigNumberStrings: true,
+  charset: "utf8mb4",
+};
+
+/**
+ * Opens a MySQL/MariaDB connection (one statement per query, utf8mb4). `options` adds or
+ * overrides driver options, e.g. {@linkcode VERBATIM} where values are copied verbatim.
+ */
+export async function openMysql(
+  params: ConnectionParams,
+  options: Partial<mysql.ConnectionOptions> = {},
+): Promise<mysql.Connection> {
+  myDriver ??= import("mysql2/promise").then((m) => m.default);
+  return await (await myDriver).createConnection({
+    host: params.host,
+    port: params.port,
+    user: params.user,
+    password: params.password,
+    connectTimeout: params.connectTimeout * 1000,
+    charset: "utf8mb4_general_ci",
+    supportBigNumbers: true,
+    multipleStatements: false,
+    ...options,
+  });
+}
