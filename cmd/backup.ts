@@ -11,14 +11,12 @@ import type { Parser } from "@optique/core/parser";
 import { integer, string } from "@optique/core/valueparser";
 import { CredentialResolver } from "../lib/credentials/resolve.ts";
 import {
-  ConfigError,
   errorText,
   EXIT_CODE_OF_KIND,
   InterruptedError,
   kindOf,
   runExitCode,
 } from "../lib/errors.ts";
-import type { Config } from "../lib/config/types.ts";
 import { startRunAlerts } from "../lib/notify/run_alerts.ts";
 import { UsageError } from "./usage.ts";
 import { usersAfterInstance } from "../lib/users/backup.ts";
@@ -81,24 +79,9 @@ export type BackupParsed = {
   dryRun?: boolean;
 };
 
-/**
- * Refuses to write backups while `storage.encryption` is set: the pipeline does not encrypt yet
- * (lib/crypto/age_stream.ts is built, not wired), and a plain file where the config promises an
- * encrypted one would be a silent leak. Remove this guard with the wiring.
- */
-export function refuseUnwiredEncryption(config: Config): void {
-  if (config.storage.encryption) {
-    throw new ConfigError(
-      "storage.encryption is set, but backups are not encrypted yet by this version",
-      { hint: "remove storage.encryption to back up unencrypted, or use a version that encrypts" },
-    );
-  }
-}
-
 /** Runs `backup`. */
 export async function runBackupCommand(parsed: BackupParsed, ctx: Context): Promise<number> {
   const { config } = await ctx.loadConfig();
-  refuseUnwiredEncryption(config);
   const instances = pickInstances(config, parsed);
   if (parsed.databases.length && !parsed.instance) {
     throw new UsageError("--database needs --instance");

@@ -23,7 +23,6 @@ import { latestUsersBackup, readUsersBackup, UsersFileError } from "../lib/users
 import type { Context } from "./context.ts";
 import { findInstance, pickInstances } from "./instances.ts";
 import { withInterruption } from "./signals.ts";
-import { refuseUnwiredEncryption } from "./backup.ts";
 
 /** The parsed `users …` command line. */
 export type UsersArgs = UsersBackupParsed | UsersRestoreParsed;
@@ -128,7 +127,6 @@ export type UsersBackupParsed = {
 /** Runs `users backup`. */
 export async function runUsersBackup(parsed: UsersBackupParsed, ctx: Context): Promise<number> {
   const { config } = await ctx.loadConfig();
-  refuseUnwiredEncryption(config);
   let instances = pickInstances(config, parsed);
   if (parsed.all) instances = instances.filter((i) => i.users.backup);
   if (instances.length === 0) {

@@ -23,6 +23,7 @@ import { openStorage } from "../storage/open.ts";
 import { keyBase, type Storage } from "../storage/storage.ts";
 import {
   type BackupMetadata,
+  encryptionRecord,
   finishedFields,
   METADATA_FORMAT_VERSION,
   writeFailureMetadata,
@@ -144,6 +145,7 @@ function initialUsersMetadata(o: UsersBackupOptions, started: Date): BackupMetad
     duration_ms: 0,
     raw_bytes: 0,
     compression: { format, level },
+    encryption: encryptionRecord(o.config.storage.encryption?.recipients),
     file: null,
     dump: { tool: "", path: "", tool_version: "", options: [] },
   };
@@ -160,7 +162,8 @@ export async function backupUsers(o: UsersBackupOptions): Promise<ItemResult> {
   const level = config.storage.compression.level;
   const started = new Date();
   const storage = o.storage ?? openStorage(config.storage);
-  const paths = usersBackupKeys(o.hostname, o.instance.id, started, format);
+  const recipients = config.storage.encryption?.recipients;
+  const paths = usersBackupKeys(o.hostname, o.instance.id, started, format, !!recipients?.length);
   const where = storage.locate(paths.dump);
   const base: ItemResult = { instance: o.instance.id, database: USERS_ITEM, status: "planned" };
   const meta = initialUsersMetadata(o, started);
@@ -186,6 +189,7 @@ export async function backupUsers(o: UsersBackupOptions): Promise<ItemResult> {
         codec: codecFor(format),
         level,
         threads,
+        recipients,
         signal: o.signal,
         // Written before the file gets its final name: a complete-looking file has metadata.
         beforeRename: async (w) => {
