@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { identitySource } from "../lib/crypto/identity_source.ts";
 import { object } from "@optique/core/constructs";
 import { message } from "@optique/core/message";
 import { optional } from "@optique/core/modifiers";
@@ -179,6 +180,8 @@ export async function runRestore(args: RestoreArgs, ctx: Context): Promise<numbe
   const params = await new CredentialResolver(config.credentials, ctx.log).connectionParams(
     instance,
   );
+  // Read only when the backup is encrypted: a plain restore never needs the key file.
+  const identities = identitySource(config.storage.encryption);
   const result = await withInterruption((signal) =>
     restore({
       instance,
@@ -192,6 +195,7 @@ export async function runRestore(args: RestoreArgs, ctx: Context): Promise<numbe
       ignoreMissingDefiners: args.ignoreMissingDefiners ?? false,
       lockWaitSeconds: args.lockWait,
       stallTimeoutMs: config.backup.stall_timeout * 1000,
+      identities,
       log: ctx.log,
       onProgress: progressPrinter(ctx),
       signal,
@@ -204,6 +208,7 @@ export async function runRestore(args: RestoreArgs, ctx: Context): Promise<numbe
     await applyWaitingGrants(instance, params, result.target, ctx.log, {
       storage: config.storage.path,
       hostname,
+      identities,
     });
   }
   if (ctx.json) ctx.outJson(result);
