@@ -57,8 +57,8 @@ nothing.`,
     brief: message`Back up databases: one compressed, checksummed file per database.`,
     description: message`Dumps each selected database with the server's own tool (pg_dump, \
 mariadb-dump/mysqldump) and streams it through compression and SHA-256 into \
-{storage}/{host}/{instance}/{database}/{YYYY-MM-DD}/{database}_{YYYYMMDDTHHMMSSZ}.sql.gz, \
-with a .sha256 (sha256sum -c works) and a .metadata.json beside it. The file is written as \
+{storage}/{host}/{instance}/{database}/{YYYY-MM-DD}/{database}_{YYYYMMDDTHHMMSSZ}.sql.gz \
+(.sql.gz.age, age-encrypted, with storage.encryption), with a .sha256 (sha256sum -c works) and a .metadata.json beside it. The file is written as \
 .partial and renamed only once the tool succeeded and printed its completion marker. One \
 database failing never stops the others. A lock per storage path makes a concurrent run exit 4. \
 A dump that sends nothing for backup.stall_timeout (default 10m) is killed and fails. \

@@ -48,7 +48,8 @@ verifies; failed or corrupted ones are skipped and named.`,
     })),
     file: optional(option("--file", string({ metavar: "PATH" }), {
       description: message`Restore this file: a backup of this tool (its metadata beside it is \
-used), a bare .sql/.sql.gz/.sql.zst dump, or a file of the original tool (needs --target).`,
+used; an age-encrypted one is decrypted with storage.encryption.identity_file), a bare \
+.sql/.sql.gz/.sql.zst dump, or a file of the original tool (needs --target).`,
     })),
     target: optional(option("--target", string({ metavar: "NAME" }), {
       description: message`Database to restore into. Default: the backup's own database.`,
@@ -239,6 +240,7 @@ async function list(ctx: Context, storage: Storage, entries: CatalogEntry[]): Pr
       status: e.status,
       bytes: e.bytes ?? null,
       compression: e.compression,
+      encrypted: e.encrypted,
       checksum: check ? (check.ok ? "ok" : "bad") : "-",
       problem: check && !check.ok ? check.reason : e.metadata?.error ?? null,
       file: e.paths.dump ?? null,
@@ -271,7 +273,7 @@ async function list(ctx: Context, storage: Storage, entries: CatalogEntry[]): Pr
       r.started_at.replace("T", " ").replace(/\.\d+Z$/, "Z"),
       r.status,
       human(r.bytes ?? undefined),
-      r.compression,
+      r.compression + (r.encrypted ? "+age" : ""),
       r.checksum + (r.problem ? ` (${r.problem})` : ""),
       r.file ?? "-",
     ]);

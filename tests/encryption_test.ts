@@ -15,6 +15,8 @@ import { myExists, pgExists } from "./helpers/restore_support.ts";
 import { myRows, pgRows } from "./helpers/compare.ts";
 import { listFiles, sha256sumCheck, tool } from "./backup_support.ts";
 import type { RunSummary } from "../lib/backup/run.ts";
+import { databaseBackupKeys, parseFileName, usersBackupKeys } from "../lib/storage/layout.ts";
+import { validateMetadata } from "../lib/storage/metadata.ts";
 import type { BackupMetadata } from "../lib/storage/metadata.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
@@ -159,6 +161,44 @@ async function rehash(dump: string, bytes: Uint8Array): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
+
+Deno.test("layout: .age names are made and parsed; metadata's encryption is validated", () => {
+  const at = new Date("2026-01-01T02:00:00Z");
+  assertEquals(
+    databaseBackupKeys("h", "pg", "shop", at, "zstd", true).dump,
+    "h/pg/shop/2026-01-01/shop_20260101T020000Z.sql.zst.age",
+  );
+  assertEquals(
+    usersBackupKeys("h", "pg", at, "gzip", true).dump,
+    "h/pg/users_20260101T020000Z.sql.gz.age",
+  );
+  assertEquals(databaseBackupKeys("h", "pg", "shop", at, "none").dump.endsWith(".sql"), true);
+  const names: [string, string, string][] = [
+    ["shop_20260101T020000Z.sql.zst.age", "dump", "zstd"],
+    ["shop_20260101T020000Z.sql.gz.age", "dump", "gzip"],
+    ["shop_20260101T020000Z.sql.age", "dump", "none"],
+    ["shop_20260101T020000Z.sql.zst.age.partial", "partial", "zstd"],
+  ];
+  for (const [name, role, format] of names) {
+    const p = parseFileName(name);
+    assertEquals([p?.role, p?.format, p?.encrypted], [role, format, true], name);
+  }
+  assertEquals(parseFileName("shop_20260101T020000Z.sql.zst")?.encrypted, false);
+  assertEquals(parseFileName("shop_20260101T020000Z.sql.age.zst"), undefined);
+  const base = {
+    format_version: 1,
+    kind: "users",
+    status: "failed",
+    instance: "pg",
+    started_at: "2026-01-01T02:00:00Z",
+    compression: { format: "zstd", level: 3 },
+    file: null,
+  };
+  const check = (encryption: unknown) => validateMetadata({ ...base, encryption }) ?? "";
+  assertEquals(check({ format: "age", recipients: ["age1x"] }), "");
+  assertMatch(check({ format: "age", recipients: [] }), /^encryption:/);
+  assertMatch(check({ format: "gpg", recipients: ["x"] }), /^encryption:/);
+});
 
 Deno.test(
   "PostgreSQL: encrypted zstd backup, age -d | zstd -d | psql by hand, restore --latest",
