@@ -1,7 +1,7 @@
 /**
  * Users backup of an instance: every account as the statements that recreate it, one section
- * per account, written compressed and checksummed with metadata listing the accounts (never a
- * hash).
+ * per account, written compressed (and age-encrypted with storage.encryption) and checksummed
+ * with metadata listing the accounts (never a hash).
  *
  * Two entry points: {@linkcode usersAfterInstance} plugs into a backup run's `afterInstance`
  * hook (so `backup --all` takes users where `users.backup` is true), and
