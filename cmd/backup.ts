@@ -11,14 +11,12 @@ import type { Parser } from "@optique/core/parser";
 import { integer, string } from "@optique/core/valueparser";
 import { CredentialResolver } from "../lib/credentials/resolve.ts";
 import {
-  ConfigError,
   errorText,
   EXIT_CODE_OF_KIND,
   InterruptedError,
   kindOf,
   runExitCode,
 } from "../lib/errors.ts";
-import type { Config } from "../lib/config/types.ts";
 import { startRunAlerts } from "../lib/notify/run_alerts.ts";
 import { afterBackupPruner } from "../lib/prune/after_backup.ts";
 import { openStorage } from "../lib/storage/open.ts";
@@ -61,8 +59,8 @@ nothing.`,
     brief: message`Back up databases: one compressed, checksummed file per database.`,
     description: message`Dumps each selected database with the server's own tool (pg_dump, \
 mariadb-dump/mysqldump) and streams it through compression and SHA-256 into \
-{storage}/{host}/{instance}/{database}/{YYYY-MM-DD}/{database}_{YYYYMMDDTHHMMSSZ}.sql.gz, \
-with a .sha256 (sha256sum -c works) and a .metadata.json beside it. The file is written as \
+{storage}/{host}/{instance}/{database}/{YYYY-MM-DD}/{database}_{YYYYMMDDTHHMMSSZ}.sql.gz \
+(.sql.gz.age, age-encrypted, with storage.encryption), with a .sha256 (sha256sum -c works) and a .metadata.json beside it. The file is written as \
 .partial and renamed only once the tool succeeded and printed its completion marker. One \
 database failing never stops the others. A lock per storage path makes a concurrent run exit 4. \
 A dump that sends nothing for backup.stall_timeout (default 10m) is killed and fails. \
@@ -83,24 +81,9 @@ export type BackupParsed = {
   dryRun?: boolean;
 };
 
-/**
- * Refuses to write backups while `storage.encryption` is set: the pipeline does not encrypt yet
- * (lib/crypto/age_stream.ts is built, not wired), and a plain file where the config promises an
- * encrypted one would be a silent leak. Remove this guard with the wiring.
- */
-export function refuseUnwiredEncryption(config: Config): void {
-  if (config.storage.encryption) {
-    throw new ConfigError(
-      "storage.encryption is set, but backups are not encrypted yet by this version",
-      { hint: "remove storage.encryption to back up unencrypted, or use a version that encrypts" },
-    );
-  }
-}
-
 /** Runs `backup`. */
 export async function runBackupCommand(parsed: BackupParsed, ctx: Context): Promise<number> {
   const { config } = await ctx.loadConfig();
-  refuseUnwiredEncryption(config);
   const instances = pickInstances(config, parsed);
   if (parsed.databases.length && !parsed.instance) {
     throw new UsageError("--database needs --instance");

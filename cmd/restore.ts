@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { identitySource } from "../lib/crypto/identity_source.ts";
 import { object } from "@optique/core/constructs";
 import { message } from "@optique/core/message";
 import { optional } from "@optique/core/modifiers";
@@ -48,7 +49,8 @@ verifies; failed or corrupted ones are skipped and named.`,
     })),
     file: optional(option("--file", string({ metavar: "PATH" }), {
       description: message`Restore this file: a backup of this tool (its metadata beside it is \
-used), a bare .sql/.sql.gz/.sql.zst dump, or a file of the original tool (needs --target).`,
+used; an age-encrypted one is decrypted with storage.encryption.identity_file), a bare \
+.sql/.sql.gz/.sql.zst dump, or a file of the original tool (needs --target).`,
     })),
     target: optional(option("--target", string({ metavar: "NAME" }), {
       description: message`Database to restore into. Default: the backup's own database.`,
@@ -180,6 +182,8 @@ export async function runRestore(args: RestoreArgs, ctx: Context): Promise<numbe
   const params = await new CredentialResolver(config.credentials, ctx.log).connectionParams(
     instance,
   );
+  // Read only when the backup is encrypted: a plain restore never needs the key file.
+  const identities = identitySource(config.storage.encryption);
   const result = await withInterruption((signal) =>
     restore({
       instance,
@@ -193,6 +197,7 @@ export async function runRestore(args: RestoreArgs, ctx: Context): Promise<numbe
       ignoreMissingDefiners: args.ignoreMissingDefiners ?? false,
       lockWaitSeconds: args.lockWait,
       stallTimeoutMs: config.backup.stall_timeout * 1000,
+      identities,
       log: ctx.log,
       onProgress: progressPrinter(ctx),
       signal,
@@ -205,6 +210,7 @@ export async function runRestore(args: RestoreArgs, ctx: Context): Promise<numbe
     await applyWaitingGrants(instance, params, result.target, ctx.log, {
       storage: config.storage.path,
       hostname,
+      identities,
     });
   }
   if (ctx.json) ctx.outJson(result);
@@ -235,6 +241,7 @@ async function list(ctx: Context, storage: Storage, entries: CatalogEntry[]): Pr
       status: e.status,
       bytes: e.bytes ?? null,
       compression: e.compression,
+      encrypted: e.encrypted,
       checksum: check ? (check.ok ? "ok" : "bad") : "-",
       problem: check && !check.ok ? check.reason : e.metadata?.error ?? null,
       file: e.paths.dump ?? null,
@@ -267,7 +274,7 @@ async function list(ctx: Context, storage: Storage, entries: CatalogEntry[]): Pr
       r.started_at.replace("T", " ").replace(/\.\d+Z$/, "Z"),
       r.status,
       human(r.bytes ?? undefined),
-      r.compression,
+      r.compression + (r.encrypted ? "+age" : ""),
       r.checksum + (r.problem ? ` (${r.problem})` : ""),
       r.file ?? "-",
     ]);

@@ -20,10 +20,10 @@ import {
   type UsersRestoreResult,
 } from "../lib/users/restore.ts";
 import { latestUsersBackup, readUsersBackup, UsersFileError } from "../lib/users/store.ts";
+import { identitySource } from "../lib/crypto/identity_source.ts";
 import type { Context } from "./context.ts";
 import { findInstance, pickInstances } from "./instances.ts";
 import { withInterruption } from "./signals.ts";
-import { refuseUnwiredEncryption } from "./backup.ts";
 
 /** The parsed `users …` command line. */
 export type UsersArgs = UsersBackupParsed | UsersRestoreParsed;
@@ -128,7 +128,6 @@ export type UsersBackupParsed = {
 /** Runs `users backup`. */
 export async function runUsersBackup(parsed: UsersBackupParsed, ctx: Context): Promise<number> {
   const { config } = await ctx.loadConfig();
-  refuseUnwiredEncryption(config);
   let instances = pickInstances(config, parsed);
   if (parsed.all) instances = instances.filter((i) => i.users.backup);
   if (instances.length === 0) {
@@ -191,7 +190,7 @@ export async function runUsersRestore(parsed: UsersRestoreParsed, ctx: Context):
       "take one with `users backup --instance " + instance.id + "`, or pass --file PATH",
     );
   }
-  const file = await readUsersBackup(path);
+  const file = await readUsersBackup(path, identitySource(config.storage.encryption));
   ctx.log.info(`users backup ${path}: checksum ok, ${file.sections.length} account(s)`);
   const params = await new CredentialResolver(config.credentials, ctx.log).connectionParams(
     instance,

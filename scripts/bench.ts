@@ -94,7 +94,7 @@ async function findDump(dir: string): Promise<string> {
     for await (const e of Deno.readDir(d)) {
       const p = join(d, e.name);
       if (e.isDirectory) await walk(p);
-      else if (/\.sql(\.gz|\.zst)?$/.test(e.name)) found.push(p);
+      else if (/\.sql(\.gz|\.zst)?(\.age)?$/.test(e.name)) found.push(p);
     }
   };
   await walk(dir);
@@ -162,6 +162,39 @@ async function setVyaCompression(ctx: EngineCtx, codec: BenchCodec, storage: str
       },
     },
   });
+}
+
+/**
+ * One `zstd3+age` row through the real backup path (dump → zstd-3 → age → SHA-256 → file) on the
+ * whole dump, beside the slice rows of scripts/bench/encryption.ts.
+ */
+async function encryptedBackupRow(ctx: EngineCtx, recipient: string): Promise<void> {
+  const storage = join(WORK, `vya-${ctx.engine}-zstd3-age`);
+  await rmrf(storage);
+  await ctx.env.writeConfig({
+    storage: {
+      path: storage,
+      compression: { format: "zstd", level: 3, threads: 0 },
+      encryption: { recipients: [recipient] },
+    },
+  });
+  const sample = await timed(
+    vyaArgv(ctx.env, ["backup", "--instance", ctx.engine, "--database", DB]),
+    {
+      env: { NO_COLOR: "1" },
+      cwd: REPO_ROOT,
+      serverPid: serverPid(ctx.server),
+      timeFile: TIME_FILE,
+    },
+  );
+  const bytes = await fileSize(await findDump(storage));
+  await rmrf(storage);
+  const contender = "vya-backupdb backup (whole dump)";
+  record({ kind: "backup", engine: ctx.engine, codec: AGE_CODEC, contender }, sample, bytes);
+  log(
+    `    ${AGE_CODEC} ${contender}: ${(mb(ctx.data.dumpBytes) / sample.wall).toFixed(1)} MB/s, ` +
+      `cpu ${(sample.user + sample.sys).toFixed(1)} s, rss ${sample.rssMiB.toFixed(0)} MiB`,
+  );
 }
 
 async function backupRound(ctx: EngineCtx, rep: number): Promise<void> {
@@ -394,6 +427,7 @@ async function main(): Promise<void> {
       for (const ctx of rotate(ctxs, rep)) {
         log(`rep ${rep + 1}/${reps} ${ctx.engine}: backup`);
         await backupRound(ctx, rep);
+        if (enc && ctx.engine === enc.engine) await encryptedBackupRow(ctx, enc.recipient);
         if (!args.values["skip-restore"]) {
           log(`rep ${rep + 1}/${reps} ${ctx.engine}: restore`);
           await restoreRound(ctx, rep);

@@ -27,6 +27,7 @@ import type { DumpCommand } from "../dump/types.ts";
 import { databaseBackupKeys, encodeName } from "../storage/layout.ts";
 import {
   type BackupMetadata,
+  encryptionRecord,
   finishedFields,
   METADATA_FORMAT_VERSION,
   writeFailureMetadata,
@@ -378,8 +379,9 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
   const format = config.storage.compression.format;
   const level = config.storage.compression.level;
   const storage = request.storage!;
+  const recipients = config.storage.encryption?.recipients;
   const pathsAt = (at: Date) =>
-    databaseBackupKeys(request.hostname, instance.id, db.name, at, format);
+    databaseBackupKeys(request.hostname, instance.id, db.name, at, format, !!recipients?.length);
   let started = new Date();
   let paths = pathsAt(started);
   // Stems have one-second resolution: a run in the same second as an earlier one would replace
@@ -413,6 +415,7 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
       codec: codecFor(format),
       level,
       threads: compressionThreads(config),
+      recipients,
       signal: request.signal,
       stallTimeoutMs: config.backup.stall_timeout * 1000,
       onProgress: (raw) => request.events?.progress?.(instance.id, db.name, raw),
@@ -480,6 +483,7 @@ function initialMetadata(db: DatabaseInfo, job: DatabaseJob, started: Date): Bac
     duration_ms: 0,
     raw_bytes: 0,
     compression: { format, level },
+    encryption: encryptionRecord(request.config.storage.encryption?.recipients),
     file: null,
     dump: { tool: tool.name, path: tool.path, tool_version: tool.version, options: [] },
   };

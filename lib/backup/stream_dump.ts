@@ -1,6 +1,6 @@
 /**
  * The data path of every backup: the dump tool's stdout → byte counter → compression →
- * SHA-256 → the storage's atomic writer (lib/storage/writer.ts: `.partial`, fsync, `.sha256`,
+ * age encryption (when recipients are given) → SHA-256 → the storage's atomic writer (lib/storage/writer.ts: `.partial`, fsync, `.sha256`,
  * metadata, rename), all Web Streams with back-pressure. Nothing is held in memory beyond the
  * streams' small buffers.
  *
@@ -15,6 +15,7 @@ import { HashingSink } from "../stream/sha256.ts";
 import { youngCollector } from "../stream/gc.ts";
 import { StallWatchdog } from "../stream/stall.ts";
 import type { Codec } from "../stream/codecs.ts";
+import { encryptStream } from "../crypto/age_stream.ts";
 import type { DumpCommand } from "../dump/types.ts";
 import type { BackupPaths } from "../storage/layout.ts";
 import type { Storage } from "../storage/storage.ts";
@@ -120,6 +121,11 @@ export interface WriteBackupOptions {
   level: number;
   /** Compression threads. */
   threads: number;
+  /**
+   * age X25519 recipients: the compressed stream is encrypted to them, and the checksum covers
+   * the encrypted file as stored. Absent: not encrypted.
+   */
+  recipients?: readonly string[];
   /** Aborts the write: the partial file is removed. */
   signal?: AbortSignal;
   /** Called with the uncompressed byte count as data flows. */
@@ -161,6 +167,8 @@ export async function writeBackupStream(
   const { storage, target, codec, level, threads, signal } = options;
   signal?.throwIfAborted();
   const where = storage.locate(target.dump);
+  // Before the file is created: bad recipients fail without leaving a .partial.
+  const encrypt = options.recipients?.length ? encryptStream(options.recipients) : undefined;
   const file = await createBackupWriter(storage, target);
   try {
     const raw = new RawTap(options.onProgress, options.watchdog);
@@ -171,7 +179,8 @@ export async function writeBackupStream(
       const compressed = codec.format === "none"
         ? counted
         : counted.pipeThrough(codec.compress(level, { threads }));
-      await compressed.pipeTo(sink.writable, { signal });
+      const stored = encrypt ? compressed.pipeThrough(encrypt) : compressed;
+      await stored.pipeTo(sink.writable, { signal });
     } catch (e) {
       if (signal?.aborted) throw new InterruptedError("backup interrupted", { cause: e });
       throw new DumpError(`writing ${where} failed: ${errorText(e)}`);

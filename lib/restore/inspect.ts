@@ -1,18 +1,24 @@
 /**
  * Reads a dump file from end to end before anything touches a server: its SHA-256 (streamed)
- * against the recorded one, full decompression (a truncated or damaged archive fails here), the
+ * against the recorded one, age decryption when it is encrypted (each chunk authenticated),
+ * full decompression (a truncated or damaged archive fails here), the
  * dump tool's banner (which engine wrote it), the completion marker at its end, and the facts
  * the restore needs (original tool header, roles, large objects).
  *
  * @module
  */
 import { basename } from "node:path";
+import type { AgeIdentities } from "../crypto/age_keys.ts";
+import { AgeError } from "../crypto/age_stream.ts";
+import { decryptIfAge, type IdentitySource } from "../crypto/identity_source.ts";
 import { type CodecFormat, detectCodec } from "../stream/codecs.ts";
+import { peekStream } from "../stream/peek.ts";
 import { ByteCounter } from "../stream/counter.ts";
 import { sha256File, Sha256Stream } from "../stream/sha256.ts";
 import { type DumpFacts, DumpFormatError, DumpLineReader } from "./dump_filter.ts";
 import { BadBackupError } from "./errors.ts";
 import type { Dialect } from "./sql_lexer.ts";
+import { VyaError } from "../errors.ts";
 import { isZip, readZipEntry, type ZipEntry, zipEntryStream } from "./zip.ts";
 
 /** How a dump file is packed. */
@@ -26,8 +32,12 @@ export interface DumpInspection {
   bytes: number;
   /** Hex SHA-256 of the file. */
   sha256: string;
-  /** How it is compressed. */
+  /** How it is compressed (inside the encryption, when encrypted). */
   packing: Packing;
+  /** Whether it is age-encrypted. */
+  encrypted: boolean;
+  /** The identities that decrypted it (encrypted files only; they print as public keys). */
+  identities?: AgeIdentities;
   /** The zip entry, for `.zip` files. */
   zipEntry?: ZipEntry;
   /** Uncompressed bytes. */
@@ -46,6 +56,13 @@ export interface InspectOptions {
   onProgress?: (bytes: number, total: number) => void;
   /** Stops the reading (SIGINT/SIGTERM): the promise rejects with the signal's reason. */
   signal?: AbortSignal;
+  /**
+   * Where the identities of an age-encrypted file come from; without it an encrypted file is
+   * refused (exit 3) naming the setting, before it is decrypted.
+   */
+  identities?: IdentitySource;
+  /** The recipients recorded in its metadata: the identity must be one of them. */
+  recipients?: readonly string[];
 }
 
 const TAIL = 4096;
@@ -136,7 +153,8 @@ export async function inspectDump(
   options: InspectOptions = {},
 ): Promise<DumpInspection> {
   const name = basename(path);
-  const packing = await detectPacking(path);
+  let packing = await detectPacking(path);
+  let identities: AgeIdentities | undefined;
   const size = (await Deno.stat(path)).size;
   const zipEntry = packing === "zip" ? await readZipEntry(path) : undefined;
   const reader = new DumpLineReader({ collectDefiners: true });
@@ -165,13 +183,20 @@ export async function inspectDump(
       sha256 = await sha256File(path);
     } else {
       const file = await openOrExplain(path);
+      const stored = file.readable.pipeThrough(counter).pipeThrough(sha);
+      const plain = await decryptIfAge(stored, path, options.identities, options.recipients);
+      identities = plain.identities;
+      const inner = identities ? await peekStream(plain.stream) : undefined;
+      if (inner) packing = detectCodec(inner.head).format;
       const codec = detectCodec(packing === "gzip" ? ".gz" : packing === "zstd" ? ".zst" : "");
-      await file.readable.pipeThrough(counter).pipeThrough(sha).pipeThrough(codec.decompress())
+      await (inner?.stream ?? plain.stream).pipeThrough(codec.decompress())
         .pipeTo(sink, { signal: options.signal });
       sha256 = await sha.digest;
     }
   } catch (e) {
     if (e instanceof BadBackupError || options.signal?.aborted) throw e;
+    // No (matching) identity: a key problem, not a damaged file.
+    if (e instanceof VyaError && e.kind === "credential") throw e;
     if (e instanceof DumpFormatError) throw new BadBackupError(`${path}: ${e.message}`);
     const why = e instanceof Error ? e.message : String(e);
     if (options.expectedSha256) {
@@ -180,6 +205,7 @@ export async function inspectDump(
         throw checksumError(name, options.expectedSha256, actual);
       }
     }
+    if (e instanceof AgeError) throw new BadBackupError(`${e.message}: it cannot be decrypted`);
     throw new BadBackupError(
       `${path} cannot be decompressed (${why}): the file is damaged ` +
         `or truncated`,
@@ -203,7 +229,19 @@ export async function inspectDump(
         `("${MARKERS[facts.dialect]}") is missing at its end`,
     );
   }
-  return { path, bytes: size, sha256, packing, zipEntry, rawBytes, facts, complete };
+  const encrypted = identities !== undefined;
+  return {
+    path,
+    bytes: size,
+    sha256,
+    packing,
+    encrypted,
+    identities,
+    zipEntry,
+    rawBytes,
+    facts,
+    complete,
+  };
 }
 
 function checksumError(path: string, expected: string, actual: string): BadBackupError {

@@ -1,8 +1,9 @@
 /**
  * One restore, as four steps in the order that keeps a server safe:
  *
- * 1. {@linkcode verifySource}: the file is read end to end (checksum, decompression, banner,
- *    completion marker) before any connection.
+ * 1. {@linkcode verifySource}: the file is read end to end (checksum, decryption of an age file
+ *    with the configured identity, decompression, banner, completion marker) before any
+ *    connection.
  * 2. {@linkcode inspectTarget}: the restore lock on the target name is taken on the server, and
  *    the target, its mark, the roles and DEFINER accounts the dump needs and the server's lock
  *    capacity are read. Nothing changes yet; every refusal here exits 3.
@@ -26,6 +27,8 @@ import { connect, type Engine, engineFor, engineOf, familyOf } from "../engines/
 import type { EngineAdapter, EngineFamily, ObjectCounts } from "../engines/types.ts";
 import { requireTools } from "../tools/find.ts";
 import { ByteCounter } from "../stream/counter.ts";
+import { decryptStream } from "../crypto/age_stream.ts";
+import type { IdentitySource } from "../crypto/identity_source.ts";
 import { Sha256Stream } from "../stream/sha256.ts";
 import { DumpFilter } from "./dump_filter.ts";
 import { BadBackupError, RestoreFailedError, RestoreRefusedError } from "./errors.ts";
@@ -78,6 +81,8 @@ export interface RestoreRequest {
    * statement for the target, or does not answer) is ended as failed; 0 or absent: never.
    */
   stallTimeoutMs?: number;
+  /** The identity file an age-encrypted backup is decrypted with (absent: refused). */
+  identities?: IdentitySource;
   /** Logger. */
   log: Logger;
   /** Progress: bytes of the file read in each phase. */
@@ -214,7 +219,15 @@ async function verifySource(
     expectedSha256: meta?.file?.sha256,
     onProgress: request.onProgress && ((n, t) => request.onProgress!("verify", n, t)),
     signal: request.signal,
+    identities: request.identities,
+    recipients: meta?.encryption?.recipients,
   });
+  if (meta && (meta.encryption !== undefined) !== inspection.encrypted) {
+    throw new BadBackupError(
+      `${source.path}: its metadata says it is ${meta.encryption ? "" : "not "}encrypted, ` +
+        `but the file is ${inspection.encrypted ? "" : "not "}an age file`,
+    );
+  }
   if (!meta) {
     notes.warn(
       `${source.path} has no metadata: integrity is checked by decompressing it entirely ` +
@@ -864,9 +877,12 @@ async function openRaw(inspection: DumpInspection): Promise<{
   }
   const file = await Deno.open(inspection.path, { read: true });
   const decompressed = (await import("../stream/codecs.ts")).codecFor(inspection.packing);
+  const { identities } = inspection;
+  const plain = (s: ReadableStream<Uint8Array>) =>
+    identities ? s.pipeThrough(decryptStream(identities, inspection.path)) : s;
   return {
     readable: file.readable,
-    decompress: (s) => Promise.resolve(s.pipeThrough(decompressed.decompress())),
+    decompress: (s) => Promise.resolve(plain(s).pipeThrough(decompressed.decompress())),
   };
 }
 

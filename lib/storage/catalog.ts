@@ -69,6 +69,8 @@ export interface CatalogEntry {
   bytes?: number;
   /** Compression, from the metadata or the dump's name. */
   compression: "gzip" | "zstd" | "none";
+  /** Whether the dump is age-encrypted (the metadata's `encryption`, else the `.age` name). */
+  encrypted: boolean;
   /** Whether the metadata pins it (never removed by retention). */
   pinned: boolean;
 }
@@ -93,8 +95,9 @@ interface Found {
   keys: EntryFiles;
   sizes: Partial<Record<FileRole, number>>;
   format?: "gzip" | "zstd" | "none";
+  encrypted?: boolean;
   /** Every dump-named file of the stem; the metadata decides which one is the backup's. */
-  dumps: { key: string; size: number; format?: "gzip" | "zstd" | "none" }[];
+  dumps: { key: string; size: number; format?: "gzip" | "zstd" | "none"; encrypted?: boolean }[];
 }
 
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
@@ -138,13 +141,21 @@ export async function listCatalog(storage: Storage, query: CatalogQuery): Promis
       found.set(id, entry);
     }
     if (parsed.role === "dump") {
-      entry.dumps.push({ key: object.key, size: object.size, format: parsed.format });
+      entry.dumps.push({
+        key: object.key,
+        size: object.size,
+        format: parsed.format,
+        encrypted: parsed.encrypted,
+      });
       continue;
     }
     if (entry.keys[parsed.role] !== undefined) continue;
     entry.keys[parsed.role] = object.key;
     entry.sizes[parsed.role] = object.size;
-    if (parsed.role === "partial") entry.format = parsed.format;
+    if (parsed.role === "partial") {
+      entry.format = parsed.format;
+      entry.encrypted = parsed.encrypted;
+    }
   }
   const entries: CatalogEntry[] = [];
   for (const item of found.values()) {
@@ -173,6 +184,7 @@ async function classify(storage: Storage, query: CatalogQuery, item: Found): Pro
     item.keys.dump = named.key;
     item.sizes.dump = named.size;
     item.format = named.format;
+    item.encrypted = named.encrypted;
   }
   const paths: EntryFiles = {};
   for (const [role, key] of Object.entries(item.keys) as [FileRole, string][]) {
@@ -245,6 +257,7 @@ async function classify(storage: Storage, query: CatalogQuery, item: Found): Pro
     problems,
     bytes: item.sizes.dump,
     compression: metadata?.compression.format ?? item.format ?? "none",
+    encrypted: metadata ? metadata.encryption !== undefined : item.encrypted === true,
     pinned: metadata?.pinned === true,
   };
 }

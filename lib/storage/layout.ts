@@ -10,6 +10,9 @@
  * {storage}/{hostname}/{instance}/users_{YYYYMMDDTHHMMSSZ}.sql.gz (and .sha256, .metadata.json)
  * ```
  *
+ * An age-encrypted dump carries `.age` after its compression's extension (`.sql.zst.age`); its
+ * `.sha256` covers the encrypted file as stored.
+ *
  * Database names become path segments through a reversible encoding: letters and digits of any
  * script, `_`, `-` (not leading) and inner dots stay as they are; every other byte (`/`, space,
  * quotes, `%`, a leading dot or dash…) becomes `%XX` of its UTF-8 encoding, so no name can leave
@@ -107,9 +110,13 @@ export function parseStamp(text: string): Date | undefined {
   return new Date(Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]));
 }
 
-/** The file extension of a dump for a compression format. */
-export function dumpExtension(format: "gzip" | "zstd" | "none"): string {
-  return format === "gzip" ? ".sql.gz" : format === "zstd" ? ".sql.zst" : ".sql";
+/** The suffix an age-encrypted dump carries after its compression's (`.sql.zst.age`). */
+export const ENCRYPTED_SUFFIX = ".age";
+
+/** The file extension of a dump for a compression format (and `.age` when encrypted). */
+export function dumpExtension(format: "gzip" | "zstd" | "none", encrypted = false): string {
+  const ext = format === "gzip" ? ".sql.gz" : format === "zstd" ? ".sql.zst" : ".sql";
+  return encrypted ? ext + ENCRYPTED_SUFFIX : ext;
 }
 
 /** The key of the folder that holds every backup of one instance. */
@@ -148,11 +155,12 @@ export function databaseBackupKeys(
   database: string,
   startedAt: Date,
   format: "gzip" | "zstd" | "none",
+  encrypted = false,
 ): BackupPaths {
   const day = startedAt.toISOString().slice(0, 10);
   const segment = storageName(database);
   const dir = `${instanceKey(hostname, instance)}/${segment}/${day}`;
-  return withStem(dir, `${segment}_${stamp(startedAt)}`, format);
+  return withStem(dir, `${segment}_${stamp(startedAt)}`, format, encrypted);
 }
 
 /** The keys of a users backup of an instance started at `startedAt`. */
@@ -161,8 +169,9 @@ export function usersBackupKeys(
   instance: string,
   startedAt: Date,
   format: "gzip" | "zstd" | "none",
+  encrypted = false,
 ): BackupPaths {
-  return withStem(instanceKey(hostname, instance), `users_${stamp(startedAt)}`, format);
+  return withStem(instanceKey(hostname, instance), `users_${stamp(startedAt)}`, format, encrypted);
 }
 
 /** Keys made into paths below a local storage folder. */
@@ -203,11 +212,16 @@ export function usersBackupPaths(
   return localPaths(storage, usersBackupKeys(hostname, instance, startedAt, format));
 }
 
-function withStem(dir: string, stem: string, format: "gzip" | "zstd" | "none"): BackupPaths {
+function withStem(
+  dir: string,
+  stem: string,
+  format: "gzip" | "zstd" | "none",
+  encrypted: boolean,
+): BackupPaths {
   return {
     dir,
     stem,
-    dump: `${dir}/${stem}${dumpExtension(format)}`,
+    dump: `${dir}/${stem}${dumpExtension(format, encrypted)}`,
     sha256: `${dir}/${stem}.sha256`,
     metadata: `${dir}/${stem}.metadata.json`,
   };
@@ -228,10 +242,12 @@ export interface ParsedFileName {
   role: FileRole;
   /** The dump's compression (dump and partial only). */
   format?: "gzip" | "zstd" | "none";
+  /** Whether the dump is age-encrypted, by its `.age` suffix (dump and partial only). */
+  encrypted?: boolean;
 }
 
 const FILE_NAME =
-  /^(.*)_(\d{8}T\d{6}Z)(\.sql(?:\.gz|\.zst)?(?:\.partial)?|\.sha256|\.metadata\.json)$/;
+  /^(.*)_(\d{8}T\d{6}Z)(\.sql(?:\.gz|\.zst)?(?:\.age)?(?:\.partial)?|\.sha256|\.metadata\.json)$/;
 
 /**
  * Splits a file name of this layout (dump, `.sha256`, `.metadata.json`, or a dump's `.partial`);
@@ -253,7 +269,8 @@ export function parseFileName(fileName: string): ParsedFileName | undefined {
   const format = ext.startsWith(".sql")
     ? (ext.includes(".gz") ? "gzip" : ext.includes(".zst") ? "zstd" : "none")
     : undefined;
-  return { stem: `${m[1]}_${m[2]}`, name: m[1], at, role, format };
+  const encrypted = format ? ext.includes(ENCRYPTED_SUFFIX) : undefined;
+  return { stem: `${m[1]}_${m[2]}`, name: m[1], at, role, format, encrypted };
 }
 
 /** Splits a file name of this layout into its stem and its timestamp (not `.partial`s). */

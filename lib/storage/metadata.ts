@@ -72,6 +72,11 @@ export interface BackupMetadata {
   raw_bytes: number;
   /** How the file is compressed. */
   compression: { format: "gzip" | "zstd" | "none"; level: number };
+  /**
+   * How the file is encrypted: age to these public keys (any one identity decrypts). Absent:
+   * not encrypted. Never holds a secret.
+   */
+  encryption?: EncryptionRecord;
   /** The file itself; null when the backup failed and no file was kept. */
   file: { name: string; bytes: number; sha256: string } | null;
   /** The tool that wrote the dump. */
@@ -93,6 +98,24 @@ export interface BackupMetadata {
   verify?: VerifyRecord;
   /** Kind-specific extra data (users backups list accounts here). */
   [extra: string]: unknown;
+}
+
+/** The encryption of a backup file, as recorded in its metadata (public keys only). */
+export interface EncryptionRecord {
+  /** The format: age-encryption.org/v1. */
+  format: "age";
+  /** The X25519 recipients (`age1…`) it was encrypted to. */
+  recipients: string[];
+}
+
+/**
+ * The record of a file encrypted to `recipients` (public keys only); undefined without any:
+ * the file is not encrypted.
+ */
+export function encryptionRecord(
+  recipients: readonly string[] | undefined,
+): EncryptionRecord | undefined {
+  return recipients?.length ? { format: "age", recipients: [...recipients] } : undefined;
 }
 
 /** The outcome of a verification, as recorded in the metadata. */
@@ -151,6 +174,15 @@ export function validateMetadata(value: unknown): string | undefined {
       !/^[0-9a-f]{64}$/.test(f.sha256)
     ) {
       return "file: expected null or { name, bytes, sha256 }";
+    }
+  }
+  if (m.encryption !== undefined) {
+    const e = m.encryption as Record<string, unknown> | null;
+    if (
+      typeof e !== "object" || e === null || e.format !== "age" || !Array.isArray(e.recipients) ||
+      e.recipients.length === 0 || !e.recipients.every((r) => typeof r === "string")
+    ) {
+      return `encryption: expected { format: "age", recipients: ["age1…", …] }`;
     }
   }
   if (m.pinned !== undefined && typeof m.pinned !== "boolean") return "pinned: expected a boolean";

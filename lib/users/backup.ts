@@ -1,7 +1,7 @@
 /**
  * Users backup of an instance: every account as the statements that recreate it, one section
- * per account, written compressed and checksummed with metadata listing the accounts (never a
- * hash).
+ * per account, written compressed (and age-encrypted with storage.encryption) and checksummed
+ * with metadata listing the accounts (never a hash).
  *
  * Two entry points: {@linkcode usersAfterInstance} plugs into a backup run's `afterInstance`
  * hook (so `backup --all` takes users where `users.backup` is true), and
@@ -22,6 +22,7 @@ import { openStorage } from "../storage/open.ts";
 import { keyBase, type Storage } from "../storage/storage.ts";
 import {
   type BackupMetadata,
+  encryptionRecord,
   finishedFields,
   METADATA_FORMAT_VERSION,
   writeFailureMetadata,
@@ -107,6 +108,7 @@ function initialUsersMetadata(o: UsersBackupOptions, started: Date): BackupMetad
     duration_ms: 0,
     raw_bytes: 0,
     compression: { format, level },
+    encryption: encryptionRecord(o.config.storage.encryption?.recipients),
     file: null,
     dump: { tool: "", path: "", tool_version: "", options: [] },
   };
@@ -123,7 +125,8 @@ export async function backupUsers(o: UsersBackupOptions): Promise<ItemResult> {
   const level = config.storage.compression.level;
   const started = new Date();
   const storage = o.storage ?? openStorage(config.storage);
-  const paths = usersBackupKeys(o.hostname, o.instance.id, started, format);
+  const recipients = config.storage.encryption?.recipients;
+  const paths = usersBackupKeys(o.hostname, o.instance.id, started, format, !!recipients?.length);
   const where = storage.locate(paths.dump);
   const base: ItemResult = { instance: o.instance.id, database: USERS_ITEM, status: "planned" };
   const meta = initialUsersMetadata(o, started);
@@ -149,6 +152,7 @@ export async function backupUsers(o: UsersBackupOptions): Promise<ItemResult> {
         codec: codecFor(format),
         level,
         threads,
+        recipients,
         signal: o.signal,
         // Written before the file gets its final name: a complete-looking file has metadata.
         beforeRename: async (w) => {

@@ -27,6 +27,7 @@ import { engineOf, familyOf } from "../engines/mod.ts";
 import { restoreOrder } from "./compare.ts";
 import { maskHashes } from "./mask.ts";
 import { latestUsersBackup, readUsersBackup } from "./store.ts";
+import type { IdentitySource } from "../crypto/identity_source.ts";
 import { isConnectionLost, openTarget, type RestoreTarget } from "./target.ts";
 
 /** Which accounts to restore. */
@@ -386,6 +387,8 @@ export interface WaitingGrantsSource {
   hostname: string;
   /** A specific users backup file instead of the latest. */
   file?: string;
+  /** The identity file an encrypted users backup is decrypted with. */
+  identities?: IdentitySource;
 }
 
 /** What {@linkcode applyWaitingGrants} did. */
@@ -416,7 +419,7 @@ export async function applyWaitingGrants(
   const path = source.file ?? await latestUsersBackup(source.storage, source.hostname, instance.id);
   const result: WaitingGrantsResult = { file: path, applied: 0, skipped: [], failed: [] };
   if (!path) return result;
-  const file = await readUsersBackup(path);
+  const file = await readUsersBackup(path, source.identities);
   const pending = markPseudo(file.sections, file.header.engine)
     .map((s) => ({ s, steps: s.steps.filter((st) => st.database === database) }))
     .filter((x) => x.steps.length > 0);

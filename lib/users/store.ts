@@ -7,12 +7,15 @@
 import { VyaError } from "../errors.ts";
 import {
   latestUsersEntry,
+  metadataBeside,
   recordedSha256,
   type Sidecars,
   sidecarsOfFile,
 } from "../storage/catalog.ts";
 import { openStorage } from "../storage/open.ts";
+import { decryptIfAge, type IdentitySource } from "../crypto/identity_source.ts";
 import { detectCodec } from "../stream/codecs.ts";
+import { peekStream } from "../stream/peek.ts";
 import { sha256Readable } from "../stream/sha256.ts";
 import { parseUsersFile, type UsersFile, UsersFormatError } from "./format.ts";
 import { registerHashes } from "./mask.ts";
@@ -66,17 +69,29 @@ export async function verifyChecksum(path: string): Promise<string> {
   return actual;
 }
 
-/** Reads a users backup: checksum first, then decompress and parse. Hashes get registered. */
-export async function readUsersBackup(path: string): Promise<UsersFile> {
+/**
+ * Reads a users backup: checksum first, then decrypt (an age file, with `identities`; its
+ * metadata's recipients checked first), decompress and parse. Hashes get registered.
+ *
+ * @throws {CredentialError} an encrypted file without a (matching) identity, before any server
+ */
+export async function readUsersBackup(
+  path: string,
+  identities?: IdentitySource,
+): Promise<UsersFile> {
   await verifyChecksum(path);
-  const codec = detectCodec(path);
   const { storage, key } = sidecarsOfFile(path);
-  const readable = await storage.open(key);
+  const recipients = (await metadataBeside(path))?.encryption?.recipients;
+  const plain = await decryptIfAge(await storage.open(key), path, identities, recipients);
   let text: string;
   try {
-    text = await new Response(readable.pipeThrough(codec.decompress())).text();
+    // The compression is read from the content: the name of an encrypted file ends in .age.
+    const peeked = await peekStream(plain.stream);
+    const codec = plain.identities ? detectCodec(peeked.head) : detectCodec(path);
+    text = await new Response(peeked.stream.pipeThrough(codec.decompress())).text();
   } catch (e) {
-    throw new UsersFileError(`${path}: cannot decompress: ${(e as Error).message}`);
+    const what = plain.identities ? "cannot decrypt and decompress" : "cannot decompress";
+    throw new UsersFileError(`${path}: ${what}: ${(e as Error).message}`);
   }
   try {
     const parsed = parseUsersFile(text);
