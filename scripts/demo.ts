@@ -136,6 +136,8 @@ async function main(): Promise<void> {
         },
       },
       metrics: { textfile: join(work, "metrics", "vya_backupdb.prom") },
+      // Manual here so the demo can show the plan first; after_backup is the nightly choice.
+      retention: { keep_last: 1, prune: "manual" },
     };
     await Deno.writeTextFile(configPath, stringify(config));
     const c = ["--config", configPath];
@@ -179,6 +181,9 @@ async function main(): Promise<void> {
       console.log(bold("$ sha256sum -c …sha256"));
       console.log(new TextDecoder().decode(sum.stdout).trim());
     }
+    step("Retention: a second backup of shop, then what prune would remove (nothing is deleted)");
+    await show([...c, "backup", "--instance", "pg-main", "--database", "shop"]);
+    await show([...c, "prune", "--instance", "pg-main", "--database", "shop", "--dry-run"]);
     await restoreAndRebuild(c, configPath, config);
     step("State of the backups: info, the monitoring check (reads the storage only)");
     await show([...c, "info"]);
