@@ -86,6 +86,13 @@ export interface RestoreRequest {
   onProgress?: (phase: "verify" | "restore", bytes: number, total: number) => void;
   /** Aborts the load (the client is killed, a created target dropped). */
   signal?: AbortSignal;
+  /**
+   * A scratch restore (`verify --restore`): the target must not exist (or be one left marked by
+   * an interrupted run), keeps its mark while `scratch` looks at the loaded database, and is
+   * dropped afterwards however that ends, by the same rule as a failed load (only if this run
+   * created it and it still carries this run's mark).
+   */
+  scratch?: (adapter: EngineAdapter, target: string) => Promise<void>;
 }
 
 /** What a restore did (or, in a dry run, would do). */
@@ -166,6 +173,7 @@ export async function restore(request: RestoreRequest): Promise<RestoreResult> {
     if (request.dryRun) return result("planned");
     await applyPlan(session, request, source, state, plan);
     const done = result("restored");
+    if (request.scratch) return done;
     done.objects = await session.adapter.objectCounts(source.target).catch(() => undefined);
     compareCounts(source.meta, done.objects, source.target, notes);
     done.duration_ms = Date.now() - started;
@@ -379,6 +387,10 @@ async function inspectTarget(
         `${state.marker.started_at ? ` (started ${state.marker.started_at}` : " ("}` +
         `${state.marker.file ? `, file ${state.marker.file})` : ")"}; it is dropped and ` +
         `restored again`,
+    );
+  } else if (exists && request.scratch) {
+    throw new RestoreRefusedError(
+      `scratch database ${target} already exists on ${instance.id}; it is left alone`,
     );
   } else if (state.hasObjects && !request.force) {
     throw new RestoreRefusedError(
@@ -597,6 +609,7 @@ async function applyPlan(
     await server.drop(target, wait);
   }
   let created = false;
+  let done = false;
   try {
     if (plan.create) {
       log.info(`creating database ${where}`);
@@ -606,7 +619,8 @@ async function applyPlan(
       created = true;
     }
     await server.execute(server.markStatements(target, plan.marker));
-    const unmark = server.unmarkStatements(target, plan.finalComment);
+    // A scratch database keeps its mark to the end: it is never a usable copy.
+    const unmark = request.scratch ? [] : server.unmarkStatements(target, plan.finalComment);
     await load(session, source, {
       prefix: plan.ownTransaction ? "BEGIN;\n" : "",
       // A newline first: a dump whose last line lacks one (and ends in a `--` comment) would
@@ -618,15 +632,18 @@ async function applyPlan(
       noOwner: request.noOwner && source.engine === "postgresql",
       request,
     });
-    if (!plan.ownTransaction) await server.execute(unmark);
-    if (await server.readMarker(target)) {
-      throw new RestoreFailedError(
-        `the dump went through but ${where} still carries the mark of an unfinished restore`,
-      );
+    if (request.scratch) await request.scratch(session.adapter, target);
+    else {
+      if (!plan.ownTransaction) await server.execute(unmark);
+      if (await server.readMarker(target)) {
+        throw new RestoreFailedError(
+          `the dump went through but ${where} still carries the mark of an unfinished restore`,
+        );
+      }
     }
-  } catch (e) {
-    await cleanUp(session, request, source, state, plan, created);
-    throw e;
+    done = true;
+  } finally {
+    if (!done || request.scratch) await cleanUp(session, request, source, state, plan, created);
   }
 }
 
@@ -665,7 +682,8 @@ async function cleanUp(
       log.error(`not dropping ${where}: another restore holds its lock now`);
       return;
     }
-    log.warn(`restore failed: dropping the partly restored database ${where}`);
+    if (request.scratch) log.info(`dropping the scratch database ${where}`);
+    else log.warn(`restore failed: dropping the partly restored database ${where}`);
     await bound(server.drop(target, request.lockWaitSeconds ?? DEFAULT_LOCK_WAIT_SECONDS))
       .catch(failed("drop"));
   } else if (plan.ownTransaction && marker?.run === plan.marker.run) {
