@@ -24,6 +24,7 @@ import { type CheckArgs, checkCommand, runCheck } from "./check.ts";
 import { type RestoreArgs, restoreCommand, runRestore } from "./restore.ts";
 import { runUsersBackup, runUsersRestore, type UsersArgs, usersCommand } from "./users.ts";
 import { type NotifyArgs, notifyCommand, runNotifyTest } from "./notify.ts";
+import { runVerify, type VerifyArgs, verifyCommand } from "./verify.ts";
 import {
   runSystemdInstall,
   runSystemdPrint,
@@ -56,6 +57,7 @@ const commands = or(
   restoreCommand,
   systemdCommand,
   usersCommand,
+  verifyCommand,
   versionCommand,
 );
 
@@ -69,6 +71,7 @@ export type CliArgs =
     | CredentialsParsed
     | RestoreArgs
     | UsersArgs
+    | VerifyArgs
     | VersionArgs
     | NotifyArgs
     | SystemdParsed
@@ -129,6 +132,8 @@ function dispatch(parsed: CliArgs, ctx: Context): Promise<number> | number {
       return runUsersBackup(parsed, ctx);
     case "users restore":
       return runUsersRestore(parsed, ctx);
+    case "verify":
+      return runVerify(parsed, ctx);
     case "notify test":
       return runNotifyTest(ctx);
     case "systemd print":

@@ -508,6 +508,7 @@ function toConfig(parsed: ConfigFile, dir: string, environment: string | undefin
       retention_overrides: Object.fromEntries(
         Object.entries(i.retention_overrides ?? {}).map(([db, r]) => [db, toRetentionSettings(r)!]),
       ),
+      ...(i.verify?.instance !== undefined && { verify: { instance: i.verify.instance } }),
     };
   });
   return {
@@ -537,6 +538,7 @@ function toConfig(parsed: ConfigFile, dir: string, environment: string | undefin
       nice: parsed.backup?.nice ?? 0,
       ionice: parsed.backup?.ionice ?? "none",
       stall_timeout: parseDurationSeconds(parsed.backup?.stall_timeout ?? DEFAULT_STALL_SECONDS)!,
+      verify: parsed.backup?.verify ?? "none",
     },
     instances,
     retention: toRetentionSettings(parsed.retention),
