@@ -44,6 +44,8 @@ export interface RunEnd {
   interrupted?: boolean;
   /** Why the run stopped as a whole (lock, configuration). */
   error?: string;
+  /** What was left out or failed besides the items ("verify failed for …"), one line each. */
+  skipped?: string[];
 }
 
 /** What the end hook did. */
@@ -95,6 +97,7 @@ export function startRunAlerts(o: RunAlertsOptions): RunAlerts {
         interrupted: end.interrupted,
         error: end.error,
         stale,
+        skipped: end.skipped,
         logTail: tail.lines(),
       });
       for (const s of stale) {
