@@ -50,7 +50,7 @@ export async function verifyRun(
   for (const item of items) {
     o.signal?.throwIfAborted();
     const restore = o.kind === "restore"
-      ? await restoreOptions(o, item.instance ?? o.instance)
+      ? await restoreOptions(o, o.instance ?? item.instance)
       : undefined;
     const outcome = await verifyItem(item, { kind: o.kind, restore, log: o.log, signal: o.signal });
     if (outcome.result !== "error" && item.recordable && item.metadataKey) {
