@@ -7,10 +7,13 @@
  */
 import { gunzipSync, gzipSync } from "node:zlib";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "./harness/assert.ts";
-import { sharedMariadb, sharedPostgres } from "./harness/servers.ts";
+import { freePort, sharedMariadb, sharedPostgres } from "./harness/servers.ts";
+import { startHttp } from "./harness/alerts.ts";
 import { type CliResult, makeTestEnv } from "./helpers/cli.ts";
 import { backupNow, myExists, pgExists } from "./helpers/restore_support.ts";
+import { startCli, waitFor } from "./backup_support.ts";
 import type { BackupMetadata } from "../lib/storage/metadata.ts";
+import { scratchName } from "../lib/verify/scratch_name.ts";
 
 const PG_FIXTURE = `
 CREATE TABLE items (id int PRIMARY KEY, name text);
@@ -234,6 +237,89 @@ Deno.test("backup.verify: checksum verifies every new backup; restore test-resto
     assertEquals(restoredEachNight.sort(), [a, b].sort());
   } finally {
     for (const db of [a, b]) await pg.sql(`DROP DATABASE IF EXISTS ${db}`);
+    await env.cleanup();
+  }
+});
+
+Deno.test("verify --restore fails on a PostgreSQL dump whose rows were altered and re-hashed; the scratch database is gone", async () => {
+  await using s = await pgSetup("vfy_alt");
+  const { dump } = await backupNow(s.env, "pg", s.db);
+  const sql = new TextDecoder().decode(gunzipSync(await Deno.readFile(dump)));
+  const altered = sql.replace(/^250\titem 250\n/m, "");
+  assert(altered !== sql, "the row to remove is in the dump");
+  await rewriteDump(dump, gzipSync(new TextEncoder().encode(altered)));
+  const checksum = await s.env.run(["verify", "--file", dump]);
+  assertEquals(checksum.code, 0, "a consistent file passes the checksum verification");
+  const r = await s.env.run(["--json", "verify", "--restore", "--file", dump]);
+  assertEquals(r.code, 1, r.stderr + r.stdout);
+  const [o] = JSON.parse(r.stdout);
+  assertEquals(o.result, "failed");
+  assertStringIncludes(o.error, "table public.items: 250 rows backed up, 249 restored");
+  assert(!await pgExists(s.pg, o.scratch));
+  assertEquals((await readMeta(dump)).verify?.kind, "restore");
+});
+
+Deno.test("verify --restore interrupted by SIGINT exits 130 and drops the scratch database", async () => {
+  await using s = await pgSetup("vfy_int");
+  await s.pg.sql(
+    "CREATE TABLE bulk AS SELECT g AS id, repeat(md5(g::text), 4) AS pad " +
+      "FROM generate_series(1, 400000) g",
+    { database: s.db },
+  );
+  const { dump } = await backupNow(s.env, "pg", s.db);
+  const stamp = /_(\d{8}T\d{6}Z)\.sql\.gz$/.exec(dump)![1];
+  const scratch = await scratchName(s.db, stamp);
+  const run = startCli(s.env, ["verify", "--restore", "--file", dump]);
+  await waitFor("the scratch database", () => pgExists(s.pg, scratch), 60_000);
+  run.kill("SIGINT");
+  const r = await run.done;
+  assertEquals(r.code, 130, r.stderr + r.stdout);
+  assert(!await pgExists(s.pg, scratch), `${scratch} left behind:\n${r.stderr}`);
+  assertEquals(
+    (await readMeta(dump)).verify,
+    undefined,
+    "an interrupted verification is not recorded",
+  );
+});
+
+Deno.test("backup.verify: a nightly verification that cannot pass fails the run (exit 1) and is in the report", async () => {
+  const pg = await sharedPostgres();
+  const db = unique("vfy_nf");
+  await pg.sql(`CREATE DATABASE ${db}`);
+  const http = startHttp();
+  const env = await makeTestEnv([
+    {
+      id: "pg",
+      server: pg,
+      extra: {
+        databases: { include: [db] },
+        users: { backup: false },
+        verify: { instance: "gone" },
+      },
+    },
+    { id: "gone", server: { ...pg, port: freePort() }, extra: { enabled: false } },
+  ]);
+  try {
+    await env.writeConfig({
+      backup: { verify: "restore" },
+      notify: { webhooks: [{ url_failure: `${http.url}/failure`, body: "json" }] },
+    });
+    const r = await env.run(["backup", "--instance", "pg"]);
+    assertEquals(r.code, 1, r.stderr + r.stdout);
+    noSecret(r, pg.password);
+    assertMatch(r.stdout, /^ok +pg\//m);
+    assertMatch(
+      r.stdout,
+      /^verify failed for pg\/vfy_nf_\w+ \(restore, could not verify\): .*refused/mi,
+    );
+    const call = http.calls.find((c) => c.path === "/failure");
+    assert(call, "failure webhook called");
+    const report = JSON.parse(call.body);
+    assertEquals(report.exit_code, 1);
+    assert(report.skipped.some((l: string) => l.startsWith(`verify failed for pg/${db}`)));
+  } finally {
+    await pg.sql(`DROP DATABASE IF EXISTS ${db}`);
+    await http.stop();
     await env.cleanup();
   }
 });
