@@ -14,6 +14,7 @@ import { backupNow, myExists, pgExists } from "./helpers/restore_support.ts";
 import { startCli, waitFor } from "./backup_support.ts";
 import type { BackupMetadata } from "../lib/storage/metadata.ts";
 import { scratchName } from "../lib/verify/scratch_name.ts";
+import { compareRestored } from "../lib/verify/compare.ts";
 
 const PG_FIXTURE = `
 CREATE TABLE items (id int PRIMARY KEY, name text);
@@ -322,4 +323,48 @@ Deno.test("backup.verify: a nightly verification that cannot pass fails the run 
     await http.stop();
     await env.cleanup();
   }
+});
+
+Deno.test("scratch names stay under both engines' limits and never share one between databases", async () => {
+  const stamp = "20261126T020000Z";
+  assertEquals(await scratchName("shop", stamp), "vya_verify_shop_20261126t020000z");
+  const long = "a".repeat(300);
+  const names = await Promise.all(
+    [long, long + "b", "Shop", "shop", "é-x", "e_x"].map((d) => scratchName(d, stamp)),
+  );
+  for (const n of names) assert(new TextEncoder().encode(n).length <= 63, n);
+  assertEquals(new Set(names).size, names.length);
+});
+
+Deno.test("compareRestored: exact counts must match, estimates within half or 1000 rows", () => {
+  const meta = {
+    objects: { tables: 3, views: 1 },
+    tables: {
+      small: { rows: 10, exact: true },
+      big: { rows: 100_000, exact: false },
+      tiny_estimate: { rows: 10, exact: false },
+    },
+  } as unknown as BackupMetadata;
+  const objects = { tables: 3, views: 1, routines: 0, triggers: 0 };
+  const rows = (small: number, big: number, tiny = 900) => ({
+    small: { rows: small, exact: true },
+    big: { rows: big, exact: true },
+    tiny_estimate: { rows: tiny, exact: true },
+  });
+  assertEquals(compareRestored(meta, objects, rows(10, 140_000)).problems, []);
+  assertEquals(compareRestored(meta, objects, rows(11, 100_000)).problems, [
+    "table small: 10 rows backed up, 11 restored",
+  ]);
+  assertEquals(compareRestored(meta, objects, rows(10, 40_000, 1011)).problems, [
+    "table big: about 100000 rows backed up (estimate), 40000 restored",
+    "table tiny_estimate: about 10 rows backed up (estimate), 1011 restored",
+  ]);
+  const { small: _, ...missing } = rows(10, 100_000);
+  assertEquals(compareRestored(meta, { ...objects, tables: 2 }, missing).problems, [
+    "the backup recorded 3 tables, the restore holds 2",
+    "table small is missing from the restore",
+  ]);
+  // The MySQL/MariaDB restore mark is a table of the scratch database: not counted.
+  const marked = { ...rows(10, 100_000), _vya_restore_incomplete: { rows: 0, exact: true } };
+  assertEquals(compareRestored(meta, { ...objects, tables: 4 }, marked).problems, []);
 });

@@ -15,6 +15,7 @@ import { readEnv } from "../env.ts";
 import { deepMerge, type Plain } from "./merge.ts";
 import { type ConfigFile, ConfigFileSchema, OVERLAY_KEYS, parseDurationSeconds } from "./schema.ts";
 import { retentionProblems, toRetentionSettings } from "./retention.ts";
+import { verifyTargetProblems } from "./verify.ts";
 import type { Config, ConfigSource, EngineType, InstanceConfig } from "./types.ts";
 import { toAlertsConfig } from "./alerts.ts";
 
@@ -189,12 +190,14 @@ export function parseConfig(text: string, file: string, env?: string): LoadedCon
 
   const dir = dirname(file);
   const config = toConfig(parsed, dir, selected);
-  const emptyPolicies = retentionProblems(config).map((p) => ({
+  // Problems only the merged whole shows: empty retention policies, verify targets.
+  const whole = [...retentionProblems(config), ...verifyTargetProblems(config)];
+  const wholeProblems = whole.map((p) => ({
     ...at(originOf(p.path, merged, selected, overlays), false),
     path: formatPath(p.path),
     message: p.message,
   }));
-  if (emptyPolicies.length) throw new ConfigValidationError(file, emptyPolicies);
+  if (wholeProblems.length) throw new ConfigValidationError(file, wholeProblems);
   const storageProblem = storageNotAFolder(config.storage.path);
   if (storageProblem) {
     throw new ConfigValidationError(file, [{
