@@ -34,7 +34,7 @@ import { pgPropertyRoles, pgTarget } from "./target_pg.ts";
 import { myTarget } from "./target_my.ts";
 import type { TargetServer } from "./target.ts";
 import type { RestoreMarker } from "./marker.ts";
-import { LockError, OptionError } from "../errors.ts";
+import { LockError, OptionError, VyaError } from "../errors.ts";
 import { formatDuration } from "../stream/stall.ts";
 import { withTimeout } from "../timeout.ts";
 
@@ -644,6 +644,9 @@ async function applyPlan(
     done = true;
   } finally {
     if (!done || request.scratch) await cleanUp(session, request, source, state, plan, created);
+  }
+  if (request.scratch && (await session.adapter.listDatabases()).some((d) => d.name === target)) {
+    throw new VyaError(`the scratch database ${where} could not be dropped (see above)`, "failed");
   }
 }
 
