@@ -27,6 +27,8 @@ import type { Context } from "./context.ts";
 import { pickInstances } from "./instances.ts";
 import { formatBytes, ProgressLine } from "./progress.ts";
 import { withInterruption } from "./signals.ts";
+import { nightlyVerify, verifyFailureLine } from "../lib/verify/nightly.ts";
+import type { VerifyOutcome } from "../lib/verify/verify.ts";
 
 /** Parser of the `backup` command. */
 export const backupCommand: Parser<"sync", BackupParsed, unknown> = command(
@@ -152,10 +154,44 @@ export async function runBackupCommand(parsed: BackupParsed, ctx: Context): Prom
     throw new InterruptedError("backup interrupted; partial files removed");
   }
   printSummary(ctx, summary);
-  const code = runExitCode(summary.results.map(itemOutcome));
-  const skipped = pruner?.skipped(summary.results);
+  let code: number = runExitCode(summary.results.map(itemOutcome));
+  const verified = parsed.dryRun ? [] : await withInterruption((signal) =>
+    nightlyVerify({
+      config,
+      hostname: Deno.hostname(),
+      results: summary.results,
+      servers: { params: (i) => credentials.connectionParams(i) },
+      log,
+      signal,
+    })
+  );
+  if (verified === undefined) {
+    await alerts?.finish({
+      results: summary.results,
+      exitCode: EXIT_CODE_OF_KIND.interrupted,
+      interrupted: true,
+      skipped: pruner?.skipped(summary.results),
+    });
+    throw new InterruptedError("verification interrupted");
+  }
+  const verifyFailures = printVerified(ctx, verified);
+  // A backup that does not verify is a failed night, whatever the dumps did.
+  if (verifyFailures.length && code === 0) code = 1;
+  const skipped = [...(pruner?.skipped(summary.results) ?? []), ...verifyFailures];
   await alerts?.finish({ results: summary.results, exitCode: code, skipped });
   return code;
+}
+
+function printVerified(ctx: Context, verified: VerifyOutcome[]): string[] {
+  const lines: string[] = [];
+  for (const v of verified) {
+    const line = verifyFailureLine(v);
+    if (line) lines.push(line);
+    if (ctx.json) continue;
+    if (line) ctx.out(line);
+    else ctx.out(`verified ${v.instance}/${v.database} (${v.kind})  ${v.file}`);
+  }
+  return lines;
 }
 
 function logResult(ctx: Context, r: ItemResult): void {

@@ -34,6 +34,7 @@ import {
   runPrune,
   unpinCommand,
 } from "./prune.ts";
+import { runVerify, type VerifyArgs, verifyCommand } from "./verify.ts";
 import {
   runSystemdInstall,
   runSystemdPrint,
@@ -70,6 +71,7 @@ const commands = or(
   systemdCommand,
   unpinCommand,
   usersCommand,
+  verifyCommand,
   versionCommand,
 );
 
@@ -84,6 +86,7 @@ export type CliArgs =
     | InfoArgs
     | RestoreArgs
     | UsersArgs
+    | VerifyArgs
     | VersionArgs
     | NotifyArgs
     | PruneArgs
@@ -148,6 +151,8 @@ function dispatch(parsed: CliArgs, ctx: Context): Promise<number> | number {
       return runUsersRestore(parsed, ctx);
     case "info":
       return runInfo(parsed, ctx);
+    case "verify":
+      return runVerify(parsed, ctx);
     case "notify test":
       return runNotifyTest(ctx);
     case "prune":

@@ -202,6 +202,8 @@ async function restoreAndRebuild(
   configPath: string,
   config: { instances: { port: number }[] },
 ): Promise<void> {
+  step("Verify: restore each newest backup into a scratch database, compare, drop it");
+  await show([...c, "verify", "--restore", "--instance", "pg-main"]);
   step("Restore");
   await show([...c, "restore", "--instance", "pg-main", "--list"]);
   await show([

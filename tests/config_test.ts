@@ -348,3 +348,34 @@ Deno.test("durations accept weeks and days besides h/m/s", () => {
     undefined,
   ]);
 });
+
+Deno.test("backup.verify and verify.instance: defaults, values, and a target that is missing or of another engine", () => {
+  assertEquals(parseConfig(BASE, FILE).config.backup.verify, "none");
+  const text = BASE.replace("storage:\n", "backup: { verify: restore }\nstorage:\n")
+    .replace(
+      "    credential: pg-main\n",
+      "    credential: pg-main\n    verify: { instance: maria }\n",
+    );
+  assertEquals(
+    parseConfig(text.replace("instance: maria", "instance: pg-main"), FILE).config
+      .instances[0].verify,
+    { instance: "pg-main" },
+  );
+  assertEquals(
+    parseConfig(text.replace("instance: maria", "instance: pg-main"), FILE).config
+      .backup.verify,
+    "restore",
+  );
+  assertStringIncludes(
+    errorOf(text),
+    `instances[0].verify.instance: "maria" is a mariadb instance; pg-main is postgresql`,
+  );
+  assertStringIncludes(
+    errorOf(text.replace("instance: maria", "instance: nope")),
+    `instances[0].verify.instance: no instance has the id "nope"`,
+  );
+  assertStringIncludes(
+    errorOf(text.replace("verify: restore", "verify: sometimes")),
+    "backup.verify: expected one of none, checksum, restore",
+  );
+});

@@ -248,6 +248,42 @@ const CASES: Case[] = [
     args: () => ["users", "backup", "--instance", "pg", "--all"],
     says: "--instance and --all exclude each other",
   },
+  // verify
+  {
+    command: "verify",
+    code: 0,
+    what: "every backup verified",
+    args: (f) => ["verify", "--file", f.pgDump],
+    says: /^ok +pg\/exit_app/m,
+  },
+  {
+    command: "verify",
+    code: 1,
+    what: "a backup failed verification",
+    args: (f) => ["verify", "--file", f.corruptDump],
+    says: "does not match its checksum",
+  },
+  {
+    command: "verify",
+    code: 2,
+    what: "--restore: server unreachable",
+    args: (f) => ["verify", "--restore", "--instance", "pg-closed", "--file", f.pgDump],
+    says: /connection refused/i,
+  },
+  {
+    command: "verify",
+    code: 3,
+    what: "nothing to verify",
+    args: () => ["verify", "--instance", "pg", "--database", "no_such_db"],
+    says: "no backups to verify of no_such_db",
+  },
+  {
+    command: "verify",
+    code: 64,
+    what: "options that do not combine",
+    args: () => ["verify", "--all", "--latest"],
+    says: "at most one of --latest, --all or --file",
+  },
   // restore
   {
     command: "restore",

@@ -491,7 +491,8 @@ function initialMetadata(db: DatabaseInfo, job: DatabaseJob, started: Date): Bac
 
 /**
  * What the server says of the database before it is dumped: refuses a half-restored one, fills
- * `meta`'s object counts and properties, and returns (and logs) the engine's restore warning.
+ * `meta`'s object and row counts and properties, and returns (and logs) the engine's restore
+ * warning.
  */
 async function inspectBeforeDump(
   db: DatabaseInfo,
@@ -508,6 +509,7 @@ async function inspectBeforeDump(
     );
   }
   meta.objects = { ...(await job.adapter.objectCounts(db.name)) };
+  meta.tables = await job.adapter.tableRows(db.name);
   meta.database_properties = await job.adapter.databaseProperties(db.name);
   const restoreWarning = await job.adapter.restoreWarning?.(db.name);
   if (restoreWarning) {

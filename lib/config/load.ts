@@ -15,6 +15,7 @@ import { readEnv } from "../env.ts";
 import { deepMerge, type Plain } from "./merge.ts";
 import { type ConfigFile, ConfigFileSchema, OVERLAY_KEYS, parseDurationSeconds } from "./schema.ts";
 import { retentionProblems, toRetentionSettings } from "./retention.ts";
+import { verifyTargetProblems } from "./verify.ts";
 import type { Config, ConfigSource, EngineType, InstanceConfig } from "./types.ts";
 import { toAlertsConfig } from "./alerts.ts";
 
@@ -189,12 +190,14 @@ export function parseConfig(text: string, file: string, env?: string): LoadedCon
 
   const dir = dirname(file);
   const config = toConfig(parsed, dir, selected);
-  const emptyPolicies = retentionProblems(config).map((p) => ({
+  // Problems only the merged whole shows: empty retention policies, verify targets.
+  const whole = [...retentionProblems(config), ...verifyTargetProblems(config)];
+  const wholeProblems = whole.map((p) => ({
     ...at(originOf(p.path, merged, selected, overlays), false),
     path: formatPath(p.path),
     message: p.message,
   }));
-  if (emptyPolicies.length) throw new ConfigValidationError(file, emptyPolicies);
+  if (wholeProblems.length) throw new ConfigValidationError(file, wholeProblems);
   const storageProblem = storageNotAFolder(config.storage.path);
   if (storageProblem) {
     throw new ConfigValidationError(file, [{
@@ -508,6 +511,7 @@ function toConfig(parsed: ConfigFile, dir: string, environment: string | undefin
       retention_overrides: Object.fromEntries(
         Object.entries(i.retention_overrides ?? {}).map(([db, r]) => [db, toRetentionSettings(r)!]),
       ),
+      ...(i.verify?.instance !== undefined && { verify: { instance: i.verify.instance } }),
     };
   });
   return {
@@ -537,6 +541,7 @@ function toConfig(parsed: ConfigFile, dir: string, environment: string | undefin
       nice: parsed.backup?.nice ?? 0,
       ionice: parsed.backup?.ionice ?? "none",
       stall_timeout: parseDurationSeconds(parsed.backup?.stall_timeout ?? DEFAULT_STALL_SECONDS)!,
+      verify: parsed.backup?.verify ?? "none",
     },
     instances,
     retention: toRetentionSettings(parsed.retention),

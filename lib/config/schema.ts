@@ -97,7 +97,10 @@ const backup = v.strictObject({
   ionice: v.optional(
     v.picklist(["none", "idle", "best-effort"], "expected one of none, idle, best-effort"),
   ),
-}, "expected a mapping { jobs, nice, ionice, stall_timeout }");
+  verify: v.optional(
+    v.picklist(["none", "checksum", "restore"], "expected one of none, checksum, restore"),
+  ),
+}, "expected a mapping { jobs, nice, ionice, stall_timeout, verify }");
 
 // --- retention (issue 11) ---
 
@@ -198,6 +201,9 @@ const instance = v.strictObject({
   tools: v.optional(tools),
   retention: v.optional(retention),
   retention_overrides: v.optional(retentionOverrides),
+  verify: v.optional(v.strictObject({
+    instance: v.optional(nonEmpty("an instance id")),
+  }, "expected a mapping { instance }")),
 }, "expected a mapping with id, type, host, port, credential");
 
 /** The part of the file that an environment overlay may also set. */
@@ -307,6 +313,8 @@ export interface BackupFile {
   nice?: number;
   /** ionice class of dump children. */
   ionice?: "none" | "idle" | "best-effort";
+  /** What the nightly run verifies after its backups. */
+  verify?: "none" | "checksum" | "restore";
 }
 
 /** One entry of `instances:` as written. */
@@ -335,4 +343,6 @@ export interface InstanceFile {
   retention?: RetentionFile;
   /** Per-database retention, over the instance's. */
   retention_overrides?: { [database: string]: RetentionFile };
+  /** Where `verify --restore` restores this instance's backups (default: itself). */
+  verify?: { instance?: string };
 }

@@ -67,6 +67,11 @@ export interface BackupConfig {
   ionice: "none" | "idle" | "best-effort";
   /** Seconds without a byte from a dump tool after which the dump is killed as stalled; 0 = never. */
   stall_timeout: number;
+  /**
+   * After the backups of a run: none; checksum (each new backup read back whole); restore
+   * (checksum, and the newest backup of one database, rotating, restored into a scratch database).
+   */
+  verify: "none" | "checksum" | "restore";
 }
 
 /**
@@ -138,6 +143,8 @@ export interface InstanceConfig {
   retention?: RetentionSettings;
   /** Per database name, a `retention:` block over the instance's. */
   retention_overrides?: Record<string, RetentionSettings>;
+  /** `verify.instance`: another instance `verify --restore` restores onto (default: this one). */
+  verify?: { instance?: string };
 }
 
 /** The effective configuration of one run. */

@@ -146,6 +146,20 @@ export interface ObjectCounts {
   sequences?: number;
 }
 
+/** One table's row count: counted exactly (`COUNT(*)`), or the server's own estimate. */
+export interface TableRows {
+  /** Rows. */
+  rows: number;
+  /** true: `COUNT(*)`; false: the engine's statistics (PostgreSQL reltuples, InnoDB TABLE_ROWS). */
+  exact: boolean;
+}
+
+/**
+ * Default of {@linkcode EngineAdapter.tableRows}'s `exactMaxBytes`: tables up to this size on
+ * disk are counted exactly, larger ones estimated, so a backup never scans a big table twice.
+ */
+export const EXACT_ROWS_MAX_BYTES = 64 * 1024 * 1024;
+
 /** A server's version, parsed from its version string. */
 export interface ServerVersion {
   /** The full version string as the server reports it. */
@@ -171,6 +185,15 @@ export interface EngineAdapter {
   listDatabases(): Promise<DatabaseInfo[]>;
   /** Counts the objects in one database. */
   objectCounts(database: string): Promise<ObjectCounts>;
+  /**
+   * Rows of every base table of a database, keyed by name (PostgreSQL `schema.table`,
+   * MySQL/MariaDB `table`): `COUNT(*)` for tables up to `exactMaxBytes` on disk (default
+   * {@linkcode EXACT_ROWS_MAX_BYTES}; Infinity counts every table), the engine's estimate above.
+   */
+  tableRows(
+    database: string,
+    options?: { exactMaxBytes?: number },
+  ): Promise<Record<string, TableRows>>;
   /**
    * The properties a database must be recreated with, which its dump leaves out (PostgreSQL:
    * owner, encoding, locale, connection limit, comment, grants, settings; MySQL/MariaDB:

@@ -44,7 +44,7 @@ export interface RunEnd {
   interrupted?: boolean;
   /** Why the run stopped as a whole (lock, configuration). */
   error?: string;
-  /** What the run left out on purpose ("retention skipped for shop: today's backup failed"). */
+  /** What was left out on purpose or failed besides the items ("retention skipped for shop: today's backup failed", "verify failed for …"), one line each. */
   skipped?: string[];
 }
 

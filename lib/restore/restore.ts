@@ -35,7 +35,7 @@ import { BadBackupError, RestoreFailedError, RestoreRefusedError } from "./error
 import { type DumpInspection, inspectDump, openDump } from "./inspect.ts";
 import type { TargetServer } from "./target.ts";
 import type { RestoreMarker } from "./marker.ts";
-import { LockError, OptionError } from "../errors.ts";
+import { LockError, OptionError, VyaError } from "../errors.ts";
 import { formatDuration } from "../stream/stall.ts";
 import { withTimeout } from "../timeout.ts";
 
@@ -89,6 +89,13 @@ export interface RestoreRequest {
   onProgress?: (phase: "verify" | "restore", bytes: number, total: number) => void;
   /** Aborts the load (the client is killed, a created target dropped). */
   signal?: AbortSignal;
+  /**
+   * A scratch restore (`verify --restore`): the target must not exist (or be one left marked by
+   * an interrupted run), keeps its mark while `scratch` looks at the loaded database, and is
+   * dropped afterwards however that ends, by the same rule as a failed load (only if this run
+   * created it and it still carries this run's mark).
+   */
+  scratch?: (adapter: EngineAdapter, target: string) => Promise<void>;
 }
 
 /** What a restore did (or, in a dry run, would do). */
@@ -165,6 +172,7 @@ export async function restore(request: RestoreRequest): Promise<RestoreResult> {
     if (request.dryRun) return result("planned");
     await applyPlan(session, request, source, state, plan);
     const done = result("restored");
+    if (request.scratch) return done;
     done.objects = await session.adapter.objectCounts(source.target).catch(() => undefined);
     compareCounts(source.meta, done.objects, source.target, notes);
     done.duration_ms = Date.now() - started;
@@ -388,6 +396,10 @@ async function inspectTarget(
         `${state.marker.file ? `, file ${state.marker.file})` : ")"}; it is dropped and ` +
         `restored again`,
     );
+  } else if (exists && request.scratch) {
+    throw new RestoreRefusedError(
+      `scratch database ${target} already exists on ${instance.id}; it is left alone`,
+    );
   } else if (state.hasObjects && !request.force) {
     throw new RestoreRefusedError(
       `database ${target} already exists on ${instance.id} and holds ` +
@@ -605,6 +617,7 @@ async function applyPlan(
     await server.drop(target, wait);
   }
   let created = false;
+  let done = false;
   try {
     if (plan.create) {
       log.info(`creating database ${where}`);
@@ -614,7 +627,8 @@ async function applyPlan(
       created = true;
     }
     await server.execute(server.markStatements(target, plan.marker));
-    const unmark = server.unmarkStatements(target, plan.finalComment);
+    // A scratch database keeps its mark to the end: it is never a usable copy.
+    const unmark = request.scratch ? [] : server.unmarkStatements(target, plan.finalComment);
     await load(session, source, {
       prefix: plan.ownTransaction ? "BEGIN;\n" : "",
       // A newline first: a dump whose last line lacks one (and ends in a `--` comment) would
@@ -626,15 +640,21 @@ async function applyPlan(
       noOwner: request.noOwner && session.engine.ownership,
       request,
     });
-    if (!plan.ownTransaction) await server.execute(unmark);
-    if (await server.readMarker(target)) {
-      throw new RestoreFailedError(
-        `the dump went through but ${where} still carries the mark of an unfinished restore`,
-      );
+    if (request.scratch) await request.scratch(session.adapter, target);
+    else {
+      if (!plan.ownTransaction) await server.execute(unmark);
+      if (await server.readMarker(target)) {
+        throw new RestoreFailedError(
+          `the dump went through but ${where} still carries the mark of an unfinished restore`,
+        );
+      }
     }
-  } catch (e) {
-    await cleanUp(session, request, source, state, plan, created);
-    throw e;
+    done = true;
+  } finally {
+    if (!done || request.scratch) await cleanUp(session, request, source, state, plan, created);
+  }
+  if (request.scratch && (await session.adapter.listDatabases()).some((d) => d.name === target)) {
+    throw new VyaError(`the scratch database ${where} could not be dropped (see above)`, "failed");
   }
 }
 
@@ -673,7 +693,8 @@ async function cleanUp(
       log.error(`not dropping ${where}: another restore holds its lock now`);
       return;
     }
-    log.warn(`restore failed: dropping the partly restored database ${where}`);
+    if (request.scratch) log.info(`dropping the scratch database ${where}`);
+    else log.warn(`restore failed: dropping the partly restored database ${where}`);
     await bound(server.drop(target, request.lockWaitSeconds ?? DEFAULT_LOCK_WAIT_SECONDS))
       .catch(failed("drop"));
   } else if (plan.ownTransaction && marker?.run === plan.marker.run) {

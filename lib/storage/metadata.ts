@@ -83,6 +83,12 @@ export interface BackupMetadata {
   dump: { tool: string; path: string; tool_version: string; options: string[] };
   /** Objects counted on the server just before the dump. */
   objects?: Record<string, number>;
+  /**
+   * Rows of each base table counted on the server just before the dump (PostgreSQL
+   * `schema.table`, MySQL/MariaDB `table`): `exact` for a `COUNT(*)`, false for the engine's
+   * estimate (tables over 64 MiB). `verify --restore` compares them. Absent before it existed.
+   */
+  tables?: Record<string, { rows: number; exact: boolean }>;
   /** Properties the database is recreated with. */
   database_properties?: DatabaseProperties;
   /** Anything the user should know about this backup. */

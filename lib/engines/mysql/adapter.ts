@@ -12,8 +12,14 @@ import type { ConnectionParams } from "../../config/types.ts";
 import { VyaError } from "../../errors.ts";
 import { redact } from "../../redact.ts";
 import { connectError } from "../connect_error.ts";
-import type { DatabaseInfo, EngineAdapter, ObjectCounts, ServerVersion } from "../types.ts";
-import { MissingDatabaseError } from "../types.ts";
+import type {
+  DatabaseInfo,
+  EngineAdapter,
+  ObjectCounts,
+  ServerVersion,
+  TableRows,
+} from "../types.ts";
+import { EXACT_ROWS_MAX_BYTES, MissingDatabaseError } from "../types.ts";
 import { isMariadbVersion, type MysqlFacts, mysqlFacts } from "./flavour.ts";
 
 /**
@@ -146,6 +152,40 @@ class MysqlAdapter implements EngineAdapter {
     } catch (error) {
       if (error instanceof VyaError) throw error;
       throw queryError(error, `cannot count objects in ${database}`);
+    }
+  }
+
+  async tableRows(
+    database: string,
+    options: { exactMaxBytes?: number } = {},
+  ): Promise<Record<string, TableRows>> {
+    const limit = options.exactMaxBytes ?? EXACT_ROWS_MAX_BYTES;
+    try {
+      // TABLE_ROWS is InnoDB's sampled estimate (it can be off by half); DATA_LENGTH its size.
+      const [tables] = await this.#conn.query<mysql.RowDataPacket[]>(
+        `SELECT TABLE_NAME AS name, TABLE_ROWS AS estimate, DATA_LENGTH AS bytes
+           FROM information_schema.TABLES
+          WHERE TABLE_SCHEMA = ? AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')
+          ORDER BY TABLE_NAME`,
+        [database],
+      );
+      const out: Record<string, TableRows> = {};
+      for (const t of tables) {
+        const name = String(t.name);
+        if (Number(t.bytes ?? 0) <= limit || t.estimate === null) {
+          // ?? quotes identifiers (backticks doubled) in mysql2.
+          const [[row]] = await this.#conn.query<mysql.RowDataPacket[]>(
+            "SELECT COUNT(*) AS n FROM ??.??",
+            [database, name],
+          );
+          out[name] = { rows: Number(row.n), exact: true };
+        } else {
+          out[name] = { rows: Number(t.estimate), exact: false };
+        }
+      }
+      return out;
+    } catch (error) {
+      throw queryError(error, `cannot count rows in ${database}`);
     }
   }
 

@@ -14,9 +14,11 @@ import { connectError } from "../connect_error.ts";
 import {
   type DatabaseInfo,
   type EngineAdapter,
+  EXACT_ROWS_MAX_BYTES,
   MissingDatabaseError,
   type ObjectCounts,
   type ServerVersion,
+  type TableRows,
 } from "../types.ts";
 
 type Sql = PgSql;
@@ -222,6 +224,45 @@ class PostgresAdapter implements EngineAdapter {
       };
     } catch (error) {
       throw queryError(error, `cannot count objects in ${database}`);
+    } finally {
+      await sql.end({ timeout: 5 }).catch(() => {});
+    }
+  }
+
+  async tableRows(
+    database: string,
+    options: { exactMaxBytes?: number } = {},
+  ): Promise<Record<string, TableRows>> {
+    const limit = options.exactMaxBytes ?? EXACT_ROWS_MAX_BYTES;
+    const sql = await openChecked(this.#params, database);
+    try {
+      // Tables that hold rows: ordinary ones and partitions (a partitioned parent holds none
+      // of its own), outside system schemas and extensions, as objectCounts sees them.
+      const tables = await sql`
+        select n.nspname as schema, c.relname as name, c.reltuples::float8 as estimate,
+               pg_table_size(c.oid)::float8 as bytes
+          from pg_class c join pg_namespace n on n.oid = c.relnamespace
+         where c.relkind = 'r'
+           and n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast')
+           and n.nspname !~ '^pg_(toast_)?temp_'
+           and c.oid not in (select objid from pg_depend
+                              where deptype = 'e' and classid = 'pg_class'::regclass)
+         order by 1, 2`;
+      const out: Record<string, TableRows> = {};
+      for (const t of tables) {
+        // reltuples is -1 for a table never vacuumed or analyzed: no estimate, so it is counted.
+        if (t.bytes <= limit || t.estimate < 0) {
+          const [row] = await sql`select count(*)::float8 as n from ${sql(t.schema)}.${
+            sql(t.name)
+          }`;
+          out[`${t.schema}.${t.name}`] = { rows: row.n, exact: true };
+        } else {
+          out[`${t.schema}.${t.name}`] = { rows: Math.round(t.estimate), exact: false };
+        }
+      }
+      return out;
+    } catch (error) {
+      throw queryError(error, `cannot count rows in ${database}`);
     } finally {
       await sql.end({ timeout: 5 }).catch(() => {});
     }
