@@ -29,6 +29,7 @@ import {
 } from "./harness/matrix.ts";
 import {
   ConnectError,
+  DIALECTS,
   type Engine,
   type EngineAdapter,
   engineFor,
@@ -301,6 +302,13 @@ for (const entry of matrixEntries(MODE)) {
               assertEquals(out.code, 0, out.stderr);
               assertEquals(cmd.completionMarker, engine.completionMarker);
               assertStringIncludes(out.stdout.slice(-500), engine.completionMarker);
+              // The restore tells the file's family from its banner: only its own dialect's.
+              const lines = out.stdout.split("\n", 20);
+              for (const dialect of DIALECTS) {
+                const banners = lines.filter((l) => dialect.isBanner(l)).length;
+                assertEquals(banners, dialect === engine.dialect ? 1 : 0, dialect.label);
+              }
+              assertStringIncludes(out.stdout.slice(-500), engine.dialect.completionMarker);
               assertStringIncludes(out.stdout, "two ü");
               assertEquals(cmd.tool, basename(paths.dump!));
             } finally {

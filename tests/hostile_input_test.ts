@@ -9,6 +9,8 @@ import { assert, assertEquals, assertMatch, assertStringIncludes } from "./harne
 import { cliArgs, makeTestEnv, REPO_ROOT, runCli, type TestEnv } from "./helpers/cli.ts";
 import { DumpLineReader, MAX_HELD_LINE } from "../lib/restore/dump_filter.ts";
 import { SqlLexer } from "../lib/restore/sql_lexer.ts";
+import { DIALECTS } from "../lib/engines/dialect.ts";
+import { postgresDialect } from "../lib/engines/postgres/dialect.ts";
 
 const MiB = 1024 * 1024;
 // Deno itself, the CLI's modules and one held line: far below what a 50 MB line would take.
@@ -210,7 +212,7 @@ Deno.test("a line longer than the reader holds passes through whole, lexed acros
   ].join("\n");
   const bytes = new TextEncoder().encode(dump);
   for (const size of [4093, 65536, 3 * MAX_HELD_LINE]) {
-    const reader = new DumpLineReader({ dialect: "postgresql", noOwner: true });
+    const reader = new DumpLineReader({ dialect: postgresDialect, noOwner: true });
     const out: Uint8Array[] = [];
     let held = 0;
     for (let i = 0; i < bytes.length; i += size) {
@@ -238,7 +240,7 @@ Deno.test("the lexer reaches the same state whether a line is fed whole or in pi
     "y' ; /* open",
     "close */ ;",
   ];
-  for (const dialect of ["postgresql", "mysql"] as const) {
+  for (const dialect of DIALECTS) {
     const whole = new SqlLexer(dialect);
     const states: boolean[] = [];
     for (const l of lines) {
@@ -252,7 +254,7 @@ Deno.test("the lexer reaches the same state whether a line is fed whole or in pi
         let i = 0;
         for (; i + cut < b.length; i += cut) pieces.feed(b, i, i + cut, false);
         pieces.feed(b, i, b.length);
-        assertEquals(pieces.atBoundary, states[n], `${dialect} cut ${cut} line ${n + 1}`);
+        assertEquals(pieces.atBoundary, states[n], `${dialect.family} cut ${cut} line ${n + 1}`);
       });
     }
   }

@@ -4,6 +4,7 @@
  */
 import { assertEquals } from "./harness/assert.ts";
 import { DumpLineReader } from "../lib/restore/dump_filter.ts";
+import { postgresDialect } from "../lib/engines/postgres/dialect.ts";
 
 const DUMP = [
   "CREATE DATABASE old;",
@@ -33,7 +34,7 @@ const DUMP = [
 ].join("\n");
 
 function run(chunkSize: number, options: { skipHeader?: boolean; noOwner?: boolean }) {
-  const reader = new DumpLineReader({ dialect: "postgresql", ...options });
+  const reader = new DumpLineReader({ dialect: postgresDialect, ...options });
   const bytes = new TextEncoder().encode(DUMP);
   const out: Uint8Array[] = [];
   for (let i = 0; i < bytes.length; i += chunkSize) {
@@ -79,7 +80,7 @@ Deno.test("filter: settings an older target does not know are left out, nothing 
     "",
   ].join("\n");
   const filtered = (targetMajor: number) => {
-    const reader = new DumpLineReader({ dialect: "postgresql", targetMajor });
+    const reader = new DumpLineReader({ dialect: postgresDialect, targetMajor });
     const out: string[] = [];
     const decode = (s: Uint8Array) => out.push(new TextDecoder().decode(s));
     reader.push(new TextEncoder().encode(dump), decode);

@@ -27,6 +27,8 @@ export type {
   ServerVersion,
 } from "./types.ts";
 export { ConnectError, MissingDatabaseError } from "./types.ts";
+export { DIALECTS } from "./dialect.ts";
+export type { BodyTreatment, LexicalRules, SqlDialect } from "./dialect.ts";
 export { excludedAccount, globMatch } from "./select.ts";
 
 const cache = new Map<string, Engine>();

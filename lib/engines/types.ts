@@ -15,6 +15,7 @@ import type { SearchOptions, ToolSet } from "../tools/find.ts";
 import type { AccountRef, Section } from "../users/format.ts";
 import type { RestoreTarget } from "../users/target.ts";
 import type { AccountSummary } from "../users/summary.ts";
+import type { SqlDialect } from "./dialect.ts";
 
 /** The family of an engine: what its dumps are (and which engines can restore them). */
 export type EngineFamily = "postgresql" | "mysql";
@@ -92,6 +93,8 @@ export interface Engine {
   ): Promise<DumpCommand>;
   /** Text the last lines of a complete dump contain (the tool reached its end). */
   readonly completionMarker: string;
+  /** Its dumps' SQL: banner, completion marker, lexical rules (lib/engines/dialect.ts). */
+  readonly dialect: SqlDialect;
   /** Caveats every dump of this family carries, as warnings. */
   readonly dumpCaveats: readonly string[];
 

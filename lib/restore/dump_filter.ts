@@ -7,13 +7,17 @@
  *
  * @module
  */
-import { type Dialect, SqlLexer } from "./sql_lexer.ts";
+import { DIALECTS, type SqlDialect } from "../engines/dialect.ts";
+import { SqlLexer } from "./sql_lexer.ts";
 import { type DefinerAccount, type ForeignStatement, MysqlBodyScanner } from "./mysql_body_scan.ts";
 
 /** What a pass over a dump found. */
 export interface DumpFacts {
-  /** Engine family from the banner; undefined when no banner was found. */
-  dialect?: Dialect;
+  /**
+   * The dialect whose banner was found (its `family` says which engines restore the file);
+   * undefined when no banner was found.
+   */
+  dialect?: SqlDialect;
   /** The banner line (`-- PostgreSQL database dump`, `-- MySQL dump …`, `-- MariaDB dump …`). */
   banner?: string;
   /** 1-based line number of the banner. */
@@ -51,7 +55,7 @@ export interface DumpFacts {
 /** What the filter does besides looking. */
 export interface DumpFilterOptions {
   /** The dialect when known; otherwise both are tried until a banner decides. */
-  dialect?: Dialect;
+  dialect?: SqlDialect;
   /** Leave out every line before the banner (the original tool's header). */
   skipHeader?: boolean;
   /** PostgreSQL: leave out `ALTER … OWNER TO …;` statements (outside COPY data). */
@@ -92,8 +96,6 @@ export class DumpFormatError extends Error {
     this.name = "DumpFormatError";
   }
 }
-const PG_BANNER = "-- PostgreSQL database dump";
-const MY_BANNER = /^-- (MySQL|MariaDB) dump\b/;
 const decoder = new TextDecoder();
 
 type Mode = "header" | "body" | "copy" | "pass";
@@ -169,7 +171,7 @@ export class DumpLineReader {
     this.#options = options;
     this.#lexers = options.dialect
       ? [new SqlLexer(options.dialect)]
-      : [new SqlLexer("postgresql"), new SqlLexer("mysql")];
+      : DIALECTS.map((dialect) => new SqlLexer(dialect));
     if (options.collectDefiners) this.#definers = new MysqlBodyScanner();
   }
 
@@ -376,15 +378,12 @@ export class DumpLineReader {
     const text = decoder.decode(line).replace(/\r?\n$/, "");
     for (const lexer of this.#lexers) {
       if (!lexer.atBoundary) continue;
-      const isPg = lexer.dialect === "postgresql" && text.startsWith(PG_BANNER) &&
-        !text.startsWith(PG_BANNER + " complete");
-      const isMy = lexer.dialect === "mysql" && MY_BANNER.test(text);
-      if (isPg || isMy) {
+      if (lexer.dialect.isBanner(text)) {
         this.#lexer = lexer;
         this.facts.dialect = lexer.dialect;
         this.facts.banner = text;
         this.facts.bannerLine = this.facts.lines;
-        this.#mode = lexer.dialect === "mysql" ? "pass" : "body";
+        this.#mode = lexer.dialect.body === "passThrough" ? "pass" : "body";
         // The banner's own line ends here: the scanner starts at the next line.
         this.#definers?.push(new Uint8Array([NL]));
         return true;
@@ -403,7 +402,7 @@ export class DumpLineReader {
     }
     for (const l of this.#lexers) {
       if (l.atBoundary && trimmed.startsWith("\\")) continue;
-      if (l.dialect === "mysql" && l.atBoundary) {
+      if (l.dialect.lexical.delimiterCommand && l.atBoundary) {
         const m = /^DELIMITER\s+(\S+)/i.exec(trimmed);
         if (m) {
           l.setDelimiter(m[1]);
@@ -458,10 +457,10 @@ export class DumpLineReader {
       }
       if (first === 0x41 && /^ALTER (DATABASE|SYSTEM)\b/i.test(text)) this.#foreign(line);
       const owner = OWNER_RE.exec(text);
-      if (owner && topLevelAt(text, text.lastIndexOf(" OWNER TO "))) {
+      if (owner && topLevelAt(lexer.dialect, text, text.lastIndexOf(" OWNER TO "))) {
         for (const r of parseRoleList(owner[1])) this.facts.ownerRoles.add(r);
         if (this.#options.noOwner) return false;
-      } else this.#privileges(text);
+      } else this.#privileges(lexer.dialect, text);
       if (first === 0x53 && this.#newerSetting(text)) return false;
       if (first === 0x53 && text.startsWith("SELECT pg_catalog.lo_create(")) {
         this.facts.largeObjects = true;
@@ -485,7 +484,7 @@ export class DumpLineReader {
     return m !== null && (PG_SETTING_SINCE[m[1]] ?? 0) > major;
   }
 
-  #privileges(text: string): void {
+  #privileges(dialect: SqlDialect, text: string): void {
     const add = (list: string) => {
       for (const r of parseRoleList(list)) {
         if (r.toUpperCase() !== "PUBLIC") this.facts.privilegeRoles.add(r);
@@ -499,9 +498,9 @@ export class DumpLineReader {
       if (inner) text = inner[1];
     }
     const grant = GRANT_RE.exec(text);
-    if (grant && topLevelAt(text, text.lastIndexOf(" TO "))) add(grant[1]);
+    if (grant && topLevelAt(dialect, text, text.lastIndexOf(" TO "))) add(grant[1]);
     const revoke = REVOKE_RE.exec(text);
-    if (revoke && topLevelAt(text, text.lastIndexOf(" FROM "))) add(revoke[1]);
+    if (revoke && topLevelAt(dialect, text, text.lastIndexOf(" FROM "))) add(revoke[1]);
   }
 }
 
@@ -522,9 +521,9 @@ function isIndexConstraint(line: Uint8Array): boolean {
 }
 
 /** Whether position `at` of a one-line statement is outside quotes and comments. */
-function topLevelAt(text: string, at: number): boolean {
+function topLevelAt(dialect: SqlDialect, text: string, at: number): boolean {
   if (at < 0) return false;
-  const lexer = new SqlLexer("postgresql");
+  const lexer = new SqlLexer(dialect);
   lexer.feed(new TextEncoder().encode(text.slice(0, at)));
   return lexer.atTopLevel;
 }

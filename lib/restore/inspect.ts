@@ -17,7 +17,7 @@ import { ByteCounter } from "../stream/counter.ts";
 import { sha256File, Sha256Stream } from "../stream/sha256.ts";
 import { type DumpFacts, DumpFormatError, DumpLineReader } from "./dump_filter.ts";
 import { BadBackupError } from "./errors.ts";
-import type { Dialect } from "./sql_lexer.ts";
+import { DIALECTS } from "../engines/dialect.ts";
 import { VyaError } from "../errors.ts";
 import { isZip, readZipEntry, type ZipEntry, zipEntryStream } from "./zip.ts";
 
@@ -66,10 +66,6 @@ export interface InspectOptions {
 }
 
 const TAIL = 4096;
-const MARKERS: Record<Dialect, string> = {
-  postgresql: "-- PostgreSQL database dump complete",
-  mysql: "-- Dump completed",
-};
 
 /**
  * Refuses, before anything opens it, a path that is missing or not a regular file: opening a
@@ -222,11 +218,11 @@ export async function inspectDump(
     );
   }
   const tailText = new TextDecoder().decode(tail);
-  const complete = Object.values(MARKERS).some((m) => tailText.includes(m));
+  const complete = DIALECTS.some((d) => tailText.includes(d.completionMarker));
   if (!complete) {
     throw new BadBackupError(
       `${path} is truncated: the dump tool's completion marker ` +
-        `("${MARKERS[facts.dialect]}") is missing at its end`,
+        `("${facts.dialect.completionMarker}") is missing at its end`,
     );
   }
   const encrypted = identities !== undefined;

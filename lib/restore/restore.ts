@@ -243,7 +243,7 @@ async function verifySource(
         `server's defaults`,
     );
   }
-  const engine = inspection.facts.dialect!;
+  const engine = inspection.facts.dialect!.family;
   const foreign = inspection.facts.foreign;
   if (foreign) {
     throw new BadBackupError(

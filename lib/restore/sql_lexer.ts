@@ -1,14 +1,13 @@
 /**
  * Just enough of a SQL lexer to know, line by line, where statements begin and end in a dump:
- * quotes, identifiers, dollar quotes (PostgreSQL), comments, and MySQL's `DELIMITER` command.
- * Dumps are line-oriented, so the state is carried from one line to the next and a line can be
- * asked whether it starts at a statement boundary. It never rewrites anything.
+ * quotes, identifiers, dollar quotes, comments, and the client's `DELIMITER` command, each as
+ * the dialect's lexical rules say (lib/engines/dialect.ts). Dumps are line-oriented, so the
+ * state is carried from one line to the next and a line can be asked whether it starts at a
+ * statement boundary. It never rewrites anything.
  *
  * @module
  */
-
-/** The SQL dialect of a dump. */
-export type Dialect = "postgresql" | "mysql";
+import type { SqlDialect } from "../engines/dialect.ts";
 
 const SQ = 0x27; // '
 const DQ = 0x22; // "
@@ -54,7 +53,15 @@ function isTagStart(b: number): boolean {
 /** Lexical state of a dump, fed one line at a time. */
 export class SqlLexer {
   /** The dialect being read. */
-  readonly dialect: Dialect;
+  readonly dialect: SqlDialect;
+  // The dialect's lexical rules, copied once: the lexer is hot and reads them on every byte.
+  readonly #allEscapes: boolean;
+  readonly #eStrings: boolean;
+  readonly #dollarQuotes: boolean;
+  readonly #nested: boolean;
+  readonly #hashComments: boolean;
+  readonly #dashSpace: boolean;
+  readonly #backticks: boolean;
   #quote = 0;
   #backslash = false;
   #dollarTag: Uint8Array | null = null;
@@ -70,8 +77,16 @@ export class SqlLexer {
   #before: number[] = [0x20, 0x20];
 
   /** Creates a lexer at the start of a file. */
-  constructor(dialect: Dialect) {
+  constructor(dialect: SqlDialect) {
     this.dialect = dialect;
+    const rules = dialect.lexical;
+    this.#allEscapes = rules.backslashEscapesInStrings;
+    this.#eStrings = rules.escapeStringPrefix;
+    this.#dollarQuotes = rules.dollarQuotes;
+    this.#nested = rules.nestedBlockComments;
+    this.#hashComments = rules.hashLineComments;
+    this.#dashSpace = rules.dashCommentNeedsSpace;
+    this.#backticks = rules.backtickIdentifiers;
   }
 
   /**
@@ -89,8 +104,8 @@ export class SqlLexer {
   }
 
   /**
-   * Changes the statement delimiter (MySQL `DELIMITER x`); the caller recognises the command,
-   * which is a client command and not SQL.
+   * Changes the statement delimiter (`DELIMITER x`, where the dialect has the command); the
+   * caller recognises the command, which is a client command and not SQL.
    */
   setDelimiter(text: string): void {
     this.#delimiter = new TextEncoder().encode(text);
@@ -110,7 +125,6 @@ export class SqlLexer {
       to = line.length;
       this.#hold = EMPTY;
     }
-    const mysql = this.dialect === "mysql";
     let i = from + this.#skip;
     this.#skip = 0;
     // A position before `from` is in an earlier piece of the same line (or in no line at all).
@@ -120,12 +134,12 @@ export class SqlLexer {
       const next = this.#lineComment
         ? this.#inLineComment(line, i, to)
         : this.#blockDepth > 0
-        ? this.#inBlockComment(line, i, to, final, mysql)
+        ? this.#inBlockComment(line, i, to, final)
         : this.#dollarTag !== null
         ? this.#inDollarQuote(line, i, to, final)
         : this.#quote !== 0
         ? this.#inQuote(line, i)
-        : this.#inCode(line, i, from, to, final, prior, mysql);
+        : this.#inCode(line, i, from, to, final, prior);
       if (next === STOP) {
         stop = true;
         break;
@@ -160,9 +174,9 @@ export class SqlLexer {
     return nl + 1;
   }
 
-  #inBlockComment(line: Uint8Array, i: number, to: number, final: boolean, mysql: boolean): number {
+  #inBlockComment(line: Uint8Array, i: number, to: number, final: boolean): number {
     const b = line[i];
-    if (b === STAR || (!mysql && b === SLASH)) {
+    if (b === STAR || (this.#nested && b === SLASH)) {
       if (!this.#has(line, i, to, final, 2)) return final ? i + 1 : STOP;
       if (b === STAR && line[i + 1] === SLASH) {
         this.#blockDepth--;
@@ -203,19 +217,19 @@ export class SqlLexer {
     to: number,
     final: boolean,
     prior: number[],
-    mysql: boolean,
   ): number {
     const b = line[i];
     if (isSpace(b)) return i + 1;
     if (b === DASH) {
       // MySQL needs a space or the end of the line after "--".
-      if (!this.#has(line, i, to, final, mysql ? 3 : 2) && !final) return STOP;
-      if (line[i + 1] === DASH && i + 1 < to && (!mysql || i + 2 >= to || isSpace(line[i + 2]))) {
+      const space = this.#dashSpace;
+      if (!this.#has(line, i, to, final, space ? 3 : 2) && !final) return STOP;
+      if (line[i + 1] === DASH && i + 1 < to && (!space || i + 2 >= to || isSpace(line[i + 2]))) {
         this.#lineComment = true;
         return i;
       }
     }
-    if (mysql && b === HASH) {
+    if (this.#hashComments && b === HASH) {
       this.#lineComment = true;
       return i;
     }
@@ -234,17 +248,17 @@ export class SqlLexer {
       }
     }
     this.#inStatement = true;
-    if (b === SQ || b === DQ || (mysql && b === BT)) {
+    if (b === SQ || b === DQ || (this.#backticks && b === BT)) {
       this.#quote = b;
       const prev = byteAt(line, from, prior, i - 1);
       const prev2 = byteAt(line, from, prior, i - 2);
       // MySQL strings take backslash escapes; PostgreSQL only E'…' strings.
-      this.#backslash = mysql
+      this.#backslash = this.#allEscapes
         ? b !== BT
-        : b === SQ && (prev === 0x45 || prev === 0x65) && !isIdentChar(prev2);
+        : this.#eStrings && b === SQ && (prev === 0x45 || prev === 0x65) && !isIdentChar(prev2);
       return i + 1;
     }
-    if (!mysql && b === DOLLAR && !isIdentChar(byteAt(line, from, prior, i - 1))) {
+    if (this.#dollarQuotes && b === DOLLAR && !isIdentChar(byteAt(line, from, prior, i - 1))) {
       const end = this.#dollarTagEnd(line, i, to);
       if (end < 0) {
         if (!final) {

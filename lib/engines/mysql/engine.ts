@@ -10,6 +10,7 @@ import type { Engine } from "../types.ts";
 import { VERSION } from "../../version.ts";
 import { connectMysql } from "./adapter.ts";
 import { openMysql, VERBATIM } from "./driver.ts";
+import { mysqlDialect } from "./dialect.ts";
 import { MYSQL_COMPLETION_MARKER, mysqlDumpCommand } from "./dump.ts";
 import type { MysqlFacts } from "./flavour.ts";
 import { myIdent } from "./quote.ts";
@@ -40,6 +41,7 @@ export function mysqlEngine(facts: MysqlFacts): Engine {
     dumpCommand: (tool, params, database, tuning) =>
       mysqlDumpCommand(tool.path, tool.name, facts, params, database, tuning),
     completionMarker: MYSQL_COMPLETION_MARKER,
+    dialect: mysqlDialect,
     dumpCaveats: [FLOAT_CAVEAT],
     openRestoreTarget: (params) => myTarget(params),
     ownership: false,

@@ -8,6 +8,7 @@
 import type { Engine } from "../types.ts";
 import { connectPostgres } from "./adapter.ts";
 import { openPostgres } from "./driver.ts";
+import { postgresDialect } from "./dialect.ts";
 import { PG_COMPLETION_MARKER, pgDumpCommand } from "./dump.ts";
 import { pgIdent } from "./quote.ts";
 import { pgPropertyRoles, pgTarget } from "./target.ts";
@@ -33,6 +34,7 @@ export const postgresEngine: Engine = {
   dumpCommand: (tool, params, database, tuning) =>
     Promise.resolve(pgDumpCommand(tool.path, params, database, tuning)),
   completionMarker: PG_COMPLETION_MARKER,
+  dialect: postgresDialect,
   dumpCaveats: [],
   openRestoreTarget: pgTarget,
   ownership: true,
