@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { familyOfType } from "../engines/family.ts";
 import type { Config } from "./types.ts";
 
 /** One problem, at a path of the configuration. */
@@ -16,7 +17,6 @@ export interface VerifyTargetProblem {
 
 /** Every `verify.instance` that names no instance, itself, or one of another engine. */
 export function verifyTargetProblems(config: Config): VerifyTargetProblem[] {
-  const family = (t: string) => t === "postgresql" ? "postgresql" : "mysql";
   const problems: VerifyTargetProblem[] = [];
   config.instances.forEach((inst, i) => {
     const id = inst.verify?.instance;
@@ -24,7 +24,7 @@ export function verifyTargetProblems(config: Config): VerifyTargetProblem[] {
     const path = ["instances", i, "verify", "instance"];
     const target = config.instances.find((t) => t.id === id);
     if (!target) problems.push({ path, message: `no instance has the id "${id}"` });
-    else if (family(target.type) !== family(inst.type)) {
+    else if (familyOfType(target.type) !== familyOfType(inst.type)) {
       problems.push({
         path,
         message: `"${id}" is a ${target.type} instance; ${inst.id} is ${inst.type}`,

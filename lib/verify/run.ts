@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { familyOfType } from "../engines/family.ts";
 import type { Config, ConnectionParams, InstanceConfig } from "../config/types.ts";
 import { ConfigError, type ItemOutcome, LockError } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -76,8 +77,7 @@ export function verifyTargetOf(config: Config, instanceId: string): InstanceConf
   const other = own.verify?.instance;
   if (other === undefined) return own;
   const target = config.instances.find((i) => i.id === other);
-  const family = (t: string) => t === "postgresql" ? "postgresql" : "mysql";
-  if (!target || family(target.type) !== family(own.type)) {
+  if (!target || familyOfType(target.type) !== familyOfType(own.type)) {
     throw new ConfigError(
       `instances.${own.id}.verify.instance: ${other} is ${
         target ? `a ${target.type} instance` : "not a configured instance"
