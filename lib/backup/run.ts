@@ -27,9 +27,8 @@ import type { DumpCommand } from "../dump/types.ts";
 import { databaseBackupKeys, encodeName } from "../storage/layout.ts";
 import {
   type BackupMetadata,
-  encryptionRecord,
   finishedFields,
-  METADATA_FORMAT_VERSION,
+  pendingMetadata,
   writeFailureMetadata,
   writeMetadata,
 } from "../storage/metadata.ts";
@@ -468,25 +467,18 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
 function initialMetadata(db: DatabaseInfo, job: DatabaseJob, started: Date): BackupMetadata {
   const { instance, request, version, tool } = job;
   const { format, level } = request.config.storage.compression;
-  return {
-    format_version: METADATA_FORMAT_VERSION,
+  return pendingMetadata({
     kind: "database",
-    tool_version: VERSION,
-    status: "failed",
-    engine: version.flavor,
-    server_version: version.full,
+    server: version,
     hostname: request.hostname,
     instance: instance.id,
     database: db.name,
-    started_at: started.toISOString(),
-    finished_at: started.toISOString(),
-    duration_ms: 0,
-    raw_bytes: 0,
+    started,
     compression: { format, level },
-    encryption: encryptionRecord(request.config.storage.encryption?.recipients),
-    file: null,
+    recipients: request.config.storage.encryption?.recipients,
     dump: { tool: tool.name, path: tool.path, tool_version: tool.version, options: [] },
-  };
+    toolVersion: VERSION,
+  });
 }
 
 /**

@@ -303,3 +303,53 @@ export async function writeFailureMetadata(
     );
   }
 }
+
+/** What a backup about to start is known by. */
+export interface PendingBackup {
+  /** Database or users backup. */
+  kind: BackupMetadata["kind"];
+  /** The server's flavour and version string. */
+  server: { flavor: string; full: string };
+  /** Machine and instance. */
+  hostname: string;
+  /** Instance id. */
+  instance: string;
+  /** Absent for users backups. */
+  database?: string;
+  /** When it started. */
+  started: Date;
+  /** How the file is compressed. */
+  compression: BackupMetadata["compression"];
+  /** age recipients, when the file is encrypted. */
+  recipients?: readonly string[];
+  /** The dump tool, as far as known before it runs. */
+  dump: BackupMetadata["dump"];
+  /** The tool version writing the record. */
+  toolVersion: string;
+}
+
+/**
+ * The metadata of a backup about to start: `failed` until the file proves otherwise, so that a
+ * record written on any failure path never claims a good backup.
+ */
+export function pendingMetadata(p: PendingBackup): BackupMetadata {
+  return {
+    format_version: METADATA_FORMAT_VERSION,
+    kind: p.kind,
+    tool_version: p.toolVersion,
+    status: "failed",
+    engine: p.server.flavor,
+    server_version: p.server.full,
+    hostname: p.hostname,
+    instance: p.instance,
+    ...(p.database !== undefined && { database: p.database }),
+    started_at: p.started.toISOString(),
+    finished_at: p.started.toISOString(),
+    duration_ms: 0,
+    raw_bytes: 0,
+    compression: p.compression,
+    encryption: encryptionRecord(p.recipients),
+    file: null,
+    dump: p.dump,
+  };
+}

@@ -22,9 +22,8 @@ import { openStorage } from "../storage/open.ts";
 import { keyBase, type Storage } from "../storage/storage.ts";
 import {
   type BackupMetadata,
-  encryptionRecord,
   finishedFields,
-  METADATA_FORMAT_VERSION,
+  pendingMetadata,
   writeFailureMetadata,
   writeMetadata,
 } from "../storage/metadata.ts";
@@ -94,24 +93,17 @@ async function collect(o: UsersBackupOptions, takenAt: Date): Promise<Collected>
 /** The metadata of a users backup about to start: failed until the file proves otherwise. */
 function initialUsersMetadata(o: UsersBackupOptions, started: Date): BackupMetadata {
   const { format, level } = o.config.storage.compression;
-  return {
-    format_version: METADATA_FORMAT_VERSION,
+  return pendingMetadata({
     kind: "users",
-    tool_version: VERSION,
-    status: "failed",
-    engine: o.version.flavor,
-    server_version: o.version.full,
+    server: o.version,
     hostname: o.hostname,
     instance: o.instance.id,
-    started_at: started.toISOString(),
-    finished_at: started.toISOString(),
-    duration_ms: 0,
-    raw_bytes: 0,
+    started,
     compression: { format, level },
-    encryption: encryptionRecord(o.config.storage.encryption?.recipients),
-    file: null,
+    recipients: o.config.storage.encryption?.recipients,
     dump: { tool: "", path: "", tool_version: "", options: [] },
-  };
+    toolVersion: VERSION,
+  });
 }
 
 /**
