@@ -8,6 +8,7 @@ import { MARKER_TABLE } from "../../restore/marker.ts";
 import type mysql from "mysql2/promise";
 import type { DatabaseProperties } from "../../storage/metadata.ts";
 import { openMysql } from "./driver.ts";
+import { myIdent } from "./quote.ts";
 import type { ConnectionParams } from "../../config/types.ts";
 import { VyaError } from "../../errors.ts";
 import { redact } from "../../redact.ts";
@@ -173,10 +174,9 @@ class MysqlAdapter implements EngineAdapter {
       for (const t of tables) {
         const name = String(t.name);
         if (Number(t.bytes ?? 0) <= limit || t.estimate === null) {
-          // ?? quotes identifiers (backticks doubled) in mysql2.
+          // Quoted here: mysql2's ?? splits identifiers on dots, and names may hold dots.
           const [[row]] = await this.#conn.query<mysql.RowDataPacket[]>(
-            "SELECT COUNT(*) AS n FROM ??.??",
-            [database, name],
+            `SELECT COUNT(*) AS n FROM ${myIdent(database)}.${myIdent(name)}`,
           );
           out[name] = { rows: Number(row.n), exact: true };
         } else {

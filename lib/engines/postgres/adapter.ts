@@ -5,6 +5,7 @@
  * @module
  */
 import { openPostgres, type PgSql } from "./driver.ts";
+import { pgIdent } from "./quote.ts";
 import { MARKER_PREFIX } from "../../restore/marker.ts";
 import type { DatabaseProperties } from "../../storage/metadata.ts";
 import type { ConnectionParams } from "../../config/types.ts";
@@ -252,9 +253,10 @@ class PostgresAdapter implements EngineAdapter {
       for (const t of tables) {
         // reltuples is -1 for a table never vacuumed or analyzed: no estimate, so it is counted.
         if (t.bytes <= limit || t.estimate < 0) {
-          const [row] = await sql`select count(*)::float8 as n from ${sql(t.schema)}.${
-            sql(t.name)
-          }`;
+          // Quoted here: postgres.js's sql(name) splits identifiers on dots.
+          const [row] = await sql.unsafe(
+            `select count(*)::float8 as n from ${pgIdent(t.schema)}.${pgIdent(t.name)}`,
+          );
           out[`${t.schema}.${t.name}`] = { rows: row.n, exact: true };
         } else {
           out[`${t.schema}.${t.name}`] = { rows: Math.round(t.estimate), exact: false };
