@@ -39,22 +39,43 @@ const REQUIRED = [`it's "quoted"`, "back`tick", "with space", "ação"];
 const pgIdent = (n: string) => `"${n.replaceAll('"', '""')}"`;
 const myIdent = (n: string) => `\`${n.replaceAll("`", "``")}\``;
 
+/** One engine: its server and how it creates database `name` holding one marker row. */
+interface LayoutRow {
+  /** Engine label and what its names try, part of the test name. */
+  name: string;
+  server: () => Promise<PgServer | MyServer>;
+  create: (server: PgServer | MyServer, name: string, marker: string) => Promise<void>;
+}
+
+const LAYOUT_ROWS: LayoutRow[] = [
+  {
+    name: "PostgreSQL names with quotes, slashes, dots and unicode",
+    server: sharedPostgres,
+    create: async (server, name, marker) => {
+      await server.sql(`CREATE DATABASE ${pgIdent(name)}`);
+      await server.sql(`CREATE TABLE t (v text); INSERT INTO t VALUES ('${marker}');`, {
+        database: name,
+      });
+    },
+  },
+  {
+    name: "MariaDB names with quotes, backticks, spaces and unicode",
+    server: sharedMariadb,
+    create: async (server, name, marker) => {
+      await server.sql(
+        `CREATE DATABASE ${myIdent(name)}; CREATE TABLE ${myIdent(name)}.t (v TEXT);
+           INSERT INTO ${myIdent(name)}.t VALUES ('${marker}');`,
+      );
+    },
+  },
+];
+
 /** Creates every name the engine accepts, each with a marker row; returns those created. */
-async function createAll(server: PgServer | MyServer): Promise<string[]> {
+async function createAll(row: LayoutRow, server: PgServer | MyServer): Promise<string[]> {
   const created: string[] = [];
   for (const [i, name] of NAMES.entries()) {
     try {
-      if (server.engine === "postgresql") {
-        await server.sql(`CREATE DATABASE ${pgIdent(name)}`);
-        await server.sql(`CREATE TABLE t (v text); INSERT INTO t VALUES ('marker-${i}');`, {
-          database: name,
-        });
-      } else {
-        await server.sql(
-          `CREATE DATABASE ${myIdent(name)}; CREATE TABLE ${myIdent(name)}.t (v TEXT);
-           INSERT INTO ${myIdent(name)}.t VALUES ('marker-${i}');`,
-        );
-      }
+      await row.create(server, name, `marker-${i}`);
       created.push(name);
     } catch (e) {
       if (REQUIRED.includes(name)) throw e;
@@ -63,8 +84,9 @@ async function createAll(server: PgServer | MyServer): Promise<string[]> {
   return created;
 }
 
-async function checkNames(server: PgServer | MyServer): Promise<void> {
-  const names = await createAll(server);
+async function checkNames(row: LayoutRow): Promise<void> {
+  const server = await row.server();
+  const names = await createAll(row, server);
   const env = await makeTestEnv([
     { id: "inst", server, extra: { users: { backup: false }, databases: { include: names } } },
   ]);
@@ -112,10 +134,8 @@ async function checkNames(server: PgServer | MyServer): Promise<void> {
   }
 }
 
-Deno.test("backup layout: PostgreSQL names with quotes, slashes, dots and unicode stay in their folders", async () => {
-  await checkNames(await sharedPostgres());
-});
-
-Deno.test("backup layout: MariaDB names with quotes, backticks, spaces and unicode stay in their folders", async () => {
-  await checkNames(await sharedMariadb());
-});
+for (const row of LAYOUT_ROWS) {
+  Deno.test(`backup layout: ${row.name} stay in their folders`, async () => {
+    await checkNames(row);
+  });
+}

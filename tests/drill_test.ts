@@ -70,6 +70,61 @@ async function rebuild(env: TestEnv, b: PgServer | MyServer): Promise<{
   return { usersRestore, restores };
 }
 
+/** One engine's drill: fixture, checks and comparisons are the engine's own, the steps shared. */
+interface DrillRow<S extends PgServer | MyServer> {
+  /** Engine label, part of the test name. */
+  name: string;
+  start: () => Promise<S>;
+  /** Step 1: fills A with accounts, privileges and the two databases. */
+  fixture: (a: S) => Promise<void>;
+  /** What `users restore --all` and the restores must have said. */
+  restoreChecks: (usersRestore: CliResult, restores: CliResult[]) => void;
+  /** Every login account logs in to B with its original password; wrong ones are refused. */
+  logins: (b: S) => Promise<void>;
+  /** B's accounts/roles equal A's. */
+  accounts: (a: S, b: S) => Promise<void>;
+  /** What is compared per database between B and A, by label. */
+  perDatabase: [label: string, read: (server: S, db: string) => Promise<unknown>][];
+  /** The comparisons compare like with like; these make sure there was something to lose. */
+  extraChecks: (a: S, b: S) => Promise<void>;
+}
+
+async function drill<S extends PgServer | MyServer>(row: DrillRow<S>): Promise<void> {
+  const a = await row.start();
+  let b: S | undefined;
+  let env: TestEnv | undefined;
+  try {
+    await row.fixture(a);
+    env = await makeTestEnv([{ id: INSTANCE, server: a }]);
+
+    b = await row.start();
+    const { usersRestore, restores } = await rebuild(env, b);
+    row.restoreChecks(usersRestore, restores);
+    await row.logins(b);
+    await row.accounts(a, b);
+    for (const db of DATABASES) {
+      for (const [label, read] of row.perDatabase) {
+        assertEquals(await read(b, db), await read(a, db), `${db}: ${label}`);
+      }
+    }
+    await row.extraChecks(a, b);
+  } finally {
+    await env?.cleanup();
+    await a.stop();
+    await b?.stop();
+  }
+}
+
+/** A row with its server type erased, so that both engines fit in one table. */
+interface DrillCase {
+  name: string;
+  drill: () => Promise<void>;
+}
+
+function drillCase<S extends PgServer | MyServer>(row: DrillRow<S>): DrillCase {
+  return { name: row.name, drill: () => drill(row) };
+}
+
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL
 
@@ -182,34 +237,34 @@ const PG_LOGINS: [string, string, string][] = [
   ["app", "app-pw", "ledger-db"],
 ];
 
-Deno.test("drill: PostgreSQL server rebuilt from nothing through the CLI", async () => {
-  const a = await startPostgres();
-  let b: PgServer | undefined;
-  let env: TestEnv | undefined;
-  try {
+const POSTGRES_DRILL: DrillRow<PgServer> = {
+  name: "PostgreSQL",
+  start: startPostgres,
+  fixture: async (a) => {
     await a.sql(PG_ROLES);
     await a.sql(PG_SHOP, { database: "shop" });
     await a.sql(PG_LEDGER, { database: "ledger-db" });
-    env = await makeTestEnv([{ id: INSTANCE, server: a }]);
-
-    b = await startPostgres();
-    const { usersRestore } = await rebuild(env, b);
+  },
+  restoreChecks: (usersRestore) => {
     assertMatch(usersRestore.stdout, /skipped +postgres/);
-
+  },
+  logins: async (b) => {
     for (const [user, password, db] of PG_LOGINS) {
       assertEquals(await pgLogin(b, user, password, db), user, `${user} logs in to ${db}`);
     }
     const refused = await pgLogin(b, "app", "wrong", "shop").then(() => false, () => true);
     assert(refused, "a wrong password is refused");
-
+  },
+  accounts: async (a, b) => {
     assertEquals(await pgRoles(b), await pgRoles(a));
-    for (const db of DATABASES) {
-      assertEquals(await pgProps(b, db), await pgProps(a, db), `${db}: database properties`);
-      assertEquals(await pgObjectAcls(b, db), await pgObjectAcls(a, db), `${db}: privileges`);
-      assertEquals(await pgSchema(b, db), await pgSchema(a, db), `${db}: schema`);
-      assertEquals(await pgRows(b, db), await pgRows(a, db), `${db}: rows`);
-    }
-    // The comparisons above compare like with like; these make sure there was something to lose.
+  },
+  perDatabase: [
+    ["database properties", pgProps],
+    ["privileges", pgObjectAcls],
+    ["schema", pgSchema],
+    ["rows", pgRows],
+  ],
+  extraChecks: async (_a, b) => {
     const shop = await pgProps(b, "shop");
     assertEquals([shop.owner, shop.connection_limit, shop.comment], [
       "owner",
@@ -220,12 +275,8 @@ Deno.test("drill: PostgreSQL server rebuilt from nothing through the CLI", async
     assertEquals(rows['public."Mixed ""Case"" Table"'].split(":")[0], "3");
     assertEquals(rows["sequence public.counter"], "42:true");
     assertStringIncludes(await pgObjectAcls(b, "shop"), "app=X*/owner");
-  } finally {
-    await env?.cleanup();
-    await a.stop();
-    await b?.stop();
-  }
-});
+  },
+};
 
 // ---------------------------------------------------------------------------------------------
 // MariaDB
@@ -298,21 +349,18 @@ const MY_LOGINS: [string, string][] = [
   ["col", "col-pw"],
 ];
 
-Deno.test("drill: MariaDB server rebuilt from nothing through the CLI", async () => {
-  const a = await startMariadb();
-  let b: MyServer | undefined;
-  let env: TestEnv | undefined;
-  try {
+const MARIADB_DRILL: DrillRow<MyServer> = {
+  name: "MariaDB",
+  start: startMariadb,
+  fixture: async (a) => {
     await a.sql(`
       CREATE DATABASE shop CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
       CREATE DATABASE \`ledger-db\` CHARACTER SET latin1 COLLATE latin1_general_cs;
       ${MY_ACCOUNTS}`);
     for (const db of DATABASES) await a.sql(MY_CONTENT, { database: db });
     await a.sql(MY_GRANTS);
-    env = await makeTestEnv([{ id: INSTANCE, server: a }]);
-
-    b = await startMariadb();
-    const { usersRestore, restores } = await rebuild(env, b);
+  },
+  restoreChecks: (usersRestore, restores) => {
     // Table, column and routine privileges cannot exist before their database.
     assertMatch(usersRestore.stdout, /waiting for their database/);
     assertMatch(
@@ -326,7 +374,8 @@ Deno.test("drill: MariaDB server rebuilt from nothing through the CLI", async ()
       assert(waiting.length > 0, `grants wait for ${db}`);
       assertStringIncludes(restores[i].stderr, `applied ${waiting.length} privilege(s) on ${db}`);
     }
-
+  },
+  logins: async (b) => {
     for (const [user, password] of MY_LOGINS) {
       const r = await mariaLogin(b, user, password);
       assertEquals(r.code, 0, `${user}: ${r.stderr}`);
@@ -334,18 +383,21 @@ Deno.test("drill: MariaDB server rebuilt from nothing through the CLI", async ()
     }
     assert((await mariaLogin(b, "app", "wrong")).code !== 0, "a wrong password is refused");
     assertStringIncludes((await mariaLogin(b, "locked", "locked-pw")).stderr, "locked");
-
+  },
+  accounts: async (a, b) => {
     // Every account (host-limited ones included): plugin, hash, limits, lock, grants, roles.
     const accounts = await mariaAccounts(a);
     for (const name of ["'app'@'10.0.%'", "'ops'@'localhost'", "'reader'@''", "'writer'@''"]) {
       assert(name in accounts, `${name} compared`);
     }
     assertEquals(await mariaAccounts(b), accounts);
-    for (const db of DATABASES) {
-      assertEquals(await myProps(b, db), await myProps(a, db), `${db}: database properties`);
-      assertEquals(await mySchema(b, db), await mySchema(a, db), `${db}: schema`);
-      assertEquals(await myRows(b, db), await myRows(a, db), `${db}: rows`);
-    }
+  },
+  perDatabase: [
+    ["database properties", myProps],
+    ["schema", mySchema],
+    ["rows", myRows],
+  ],
+  extraChecks: async (_a, b) => {
     assertEquals((await myProps(b, "ledger-db")).collation, "latin1_general_cs");
     assertEquals(
       await b.sql("SELECT emoji FROM `weird``name` WHERE id = 1", { database: "shop" }),
@@ -355,9 +407,13 @@ Deno.test("drill: MariaDB server rebuilt from nothing through the CLI", async ()
       Object.keys(await myRows(b, "shop")).sort(),
       ["child", "weird`name"],
     );
-  } finally {
-    await env?.cleanup();
-    await a.stop();
-    await b?.stop();
-  }
-});
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+
+const DRILL_ROWS: DrillCase[] = [drillCase(POSTGRES_DRILL), drillCase(MARIADB_DRILL)];
+
+for (const row of DRILL_ROWS) {
+  Deno.test(`drill: ${row.name} server rebuilt from nothing through the CLI`, () => row.drill());
+}
