@@ -53,9 +53,12 @@ const LAYOUT_ROWS: LayoutRow[] = [
     server: sharedPostgres,
     create: async (server, name, marker) => {
       await server.sql(`CREATE DATABASE ${pgIdent(name)}`);
-      await server.sql(`CREATE TABLE t (v text); INSERT INTO t VALUES ('${marker}');`, {
-        database: name,
-      });
+      // A table name with a dot too: the per-table row count must quote it as one name.
+      await server.sql(
+        `CREATE TABLE t (v text); INSERT INTO t VALUES ('${marker}');
+         CREATE TABLE "dot.ted" (v int); INSERT INTO "dot.ted" VALUES (1);`,
+        { database: name },
+      );
     },
   },
   {
@@ -64,7 +67,9 @@ const LAYOUT_ROWS: LayoutRow[] = [
     create: async (server, name, marker) => {
       await server.sql(
         `CREATE DATABASE ${myIdent(name)}; CREATE TABLE ${myIdent(name)}.t (v TEXT);
-           INSERT INTO ${myIdent(name)}.t VALUES ('${marker}');`,
+           INSERT INTO ${myIdent(name)}.t VALUES ('${marker}');
+           CREATE TABLE ${myIdent(name)}.\`dot.ted\` (v INT);
+           INSERT INTO ${myIdent(name)}.\`dot.ted\` VALUES (1);`,
       );
     },
   },
