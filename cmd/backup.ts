@@ -23,6 +23,7 @@ import { startRunAlerts } from "../lib/notify/run_alerts.ts";
 import { UsageError } from "./usage.ts";
 import { usersAfterInstance } from "../lib/users/backup.ts";
 import { itemOutcome, type ItemResult, runBackup, type RunSummary } from "../lib/backup/run.ts";
+import { offHostCopies } from "../lib/backup/upload.ts";
 import type { Context } from "./context.ts";
 import { pickInstances } from "./instances.ts";
 import { formatBytes, ProgressLine } from "./progress.ts";
@@ -111,6 +112,7 @@ export async function runBackupCommand(parsed: BackupParsed, ctx: Context): Prom
     ? undefined
     : startRunAlerts({ config, hostname: Deno.hostname(), log: ctx.log, credentials });
   const log = alerts?.log ?? ctx.log;
+  const offHost = parsed.dryRun ? undefined : offHostCopies(config.storage, credentials, log);
   const done: ItemResult[] = [];
   const summary = await withInterruption((signal) =>
     runBackup({
@@ -125,6 +127,7 @@ export async function runBackupCommand(parsed: BackupParsed, ctx: Context): Prom
       log,
       signal,
       afterInstance: usersAfterInstance,
+      afterCommit: offHost?.afterCommit,
       events: {
         start: (instance, database) => started.set(`${instance}/${database}`, performance.now()),
         progress: (instance, database, raw) => {
@@ -157,6 +160,7 @@ export async function runBackupCommand(parsed: BackupParsed, ctx: Context): Prom
     });
     throw new InterruptedError("backup interrupted; partial files removed");
   }
+  await offHost?.catchUp(summary.results, Deno.hostname(), instances.map((i) => i.id));
   printSummary(ctx, summary);
   const code = runExitCode(summary.results.map(itemOutcome));
   await alerts?.finish({ results: summary.results, exitCode: code });
