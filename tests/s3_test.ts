@@ -2,14 +2,21 @@
  * S3 storage against a real S3 server (npm s3rver on 127.0.0.1, tests/harness/s3.ts), with
  * Debian's boto3 as the independent client that checks what we wrote.
  */
-import { assert, assertEquals, assertRejects, assertStringIncludes } from "./harness/assert.ts";
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertRejects,
+  assertStringIncludes,
+} from "./harness/assert.ts";
 import { boto3, listAllKeys, openUploads, S3RVER_KEY, startS3, type TestS3 } from "./harness/s3.ts";
 import { partSizeFor, S3_LOCK_KEY, S3Storage } from "../lib/storage/s3.ts";
 import { LockError } from "../lib/errors.ts";
 import { loadKey } from "../lib/crypto/keys.ts";
 import { setEntry } from "../lib/credentials/store.ts";
-import { type PgServer, startPostgres } from "./harness/servers.ts";
-import { makeTestEnv } from "./helpers/cli.ts";
+import { type PgServer, sharedPostgres, startPostgres } from "./harness/servers.ts";
+import { parse } from "yaml";
+import { cliArgs, makeTestEnv, REPO_ROOT } from "./helpers/cli.ts";
 import { pgLogin, pgRows } from "./helpers/compare.ts";
 
 function storageOf(s3: TestS3, prefix = "db/"): S3Storage {
@@ -312,3 +319,183 @@ async function exists(path: string): Promise<boolean> {
     return false;
   }
 }
+
+/** Waits until s3rver holds an open multipart upload with at least one part, then returns. */
+async function waitForPart(s3: TestS3, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  const root = `${s3.dir}/${s3.bucket}/._S3rver_uploads`;
+  while (Date.now() < end) {
+    try {
+      for (const u of Deno.readDirSync(root)) {
+        for (const f of Deno.readDirSync(`${root}/${u.name}`)) if (/^\d+$/.test(f.name)) return;
+      }
+    } catch { /* not yet */ }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error("no multipart upload started");
+}
+
+Deno.test("s3 cli: the S3 server stopped mid-upload fails the item with the remote named; the local backup stays good; the next run uploads it", async () => {
+  const [pg, s3] = await Promise.all([startPostgres(), startS3()]);
+  const env = await s3Env(pg, s3);
+  try {
+    await pg.sql("CREATE DATABASE big");
+    // About 80 MB of hex text: 40+ MB gzipped, several 8 MiB parts.
+    await pg.sql(
+      `CREATE TABLE t (v text); INSERT INTO t SELECT md5(i::text) || md5((i * 7)::text)
+       FROM generate_series(1, 1200000) i;`,
+      { database: "big" },
+    );
+    const run = new Deno.Command(Deno.execPath(), {
+      args: cliArgs(env.configPath, ["backup", "--all"]),
+      cwd: REPO_ROOT,
+      env: { NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    await waitForPart(s3, 120_000);
+    await s3.stop();
+    const out = await run.output();
+    const text = new TextDecoder();
+    const stdout = text.decode(out.stdout), stderr = text.decode(out.stderr);
+    assert(out.code === 1 || out.code === 2, `exit ${out.code}\n${stdout}${stderr}`);
+    assertMatch(stdout, /FAILED +pg\/big: off-host copy to s3:\/\/backups\/db failed: .*kept/);
+    assertNoSecret(stdout, stderr);
+
+    // Locally: a good backup, its checksum verifies.
+    const sums: string[] = [];
+    for await (
+      const e of Deno.readDir(
+        `${env.storage}/${HOST}/pg/big/${new Date().toISOString().slice(0, 10)}`,
+      )
+    ) {
+      if (e.name.endsWith(".sha256")) sums.push(e.name);
+    }
+    assertEquals(sums.length, 1);
+    const local = `${env.storage}/${HOST}/pg/big/${new Date().toISOString().slice(0, 10)}/${
+      sums[0]
+    }`;
+    assertEquals((await sha256sumC(local)).code, 0);
+    const stem = sums[0].replace(/\.sha256$/, "");
+
+    // Remotely: nothing of it, and no backup listed.
+    await s3.start();
+    assertEquals((await listAllKeys(s3)).filter((k) => k.includes(stem)), []);
+    const list = await env.run([
+      "restore",
+      "--instance",
+      "pg",
+      "--database",
+      "big",
+      "--list",
+      "--from",
+      "remote",
+    ]);
+    assertEquals(list.code, 0, list.stderr + list.stdout);
+    assertStringIncludes(list.stdout, "no backups found");
+
+    // The next run uploads it (and its own backups).
+    const again = await env.run(["backup", "--all"]);
+    assertEquals(again.code, 0, again.stderr + again.stdout);
+    const keys = await listAllKeys(s3);
+    for (const suffix of [".sql.gz", ".sha256", ".metadata.json"]) {
+      assert(keys.some((k) => k.endsWith(`/${stem}${suffix}`)), `${stem}${suffix} in ${keys}`);
+    }
+    const listed = await env.run([
+      "restore",
+      "--instance",
+      "pg",
+      "--database",
+      "big",
+      "--list",
+      "--from",
+      "remote",
+      "--json",
+    ]);
+    assertEquals(
+      (JSON.parse(listed.stdout) as { status: string }[]).filter((r) => r.status === "ok").length,
+      2,
+    );
+  } finally {
+    await env.cleanup();
+    await Promise.all([pg.stop(), s3.close()]);
+  }
+});
+
+Deno.test("s3 cli: check reports the remote reachable, authenticated and writable, and says what is wrong", async () => {
+  const [pg, s3] = await Promise.all([sharedPostgres(), startS3()]);
+  const env = await s3Env(pg, s3);
+  try {
+    const ok = await env.run(["check"]);
+    assertEquals(ok.code, 0, ok.stderr + ok.stdout);
+    assertStringIncludes(ok.stdout, `remote s3://${s3.bucket}/db: ok`);
+    assertStringIncludes(ok.stdout, "reachable: yes, authenticated: yes, writable: yes");
+    assertEquals(await listAllKeys(s3), [], "the probe object is removed");
+
+    const doc = parse(await Deno.readTextFile(env.configPath)) as {
+      storage: { remote: Record<string, unknown> };
+    };
+    doc.storage.remote.bucket = "no-such-bucket";
+    await env.writeConfig({ storage: doc.storage });
+    const missing = await env.run(["check"]);
+    assertEquals(missing.code, 1, missing.stdout);
+    assertMatch(missing.stdout, /remote s3:\/\/no-such-bucket\/db: PROBLEM/);
+    assertStringIncludes(missing.stdout, "bucket missing");
+
+    doc.storage.remote.bucket = s3.bucket;
+    await env.writeConfig({ storage: doc.storage });
+    await s3.stop();
+    const down = await env.run(["check"]);
+    assertEquals(down.code, 1, down.stdout);
+    assertStringIncludes(down.stdout, "reachable: no");
+    assertStringIncludes(down.stdout, s3.endpoint.replace("http://", ""));
+    assertNoSecret(ok.stdout, ok.stderr, missing.stdout, missing.stderr, down.stdout, down.stderr);
+  } finally {
+    await env.cleanup();
+    await s3.close();
+  }
+});
+
+Deno.test("s3 config: the remote block is validated with errors naming the field", async () => {
+  const pg = await sharedPostgres();
+  const env = await makeTestEnv([{ id: "pg", server: pg }]);
+  try {
+    const remote = {
+      type: "s3",
+      endpoint: "http://127.0.0.1:9",
+      region: "us-east-1",
+      bucket: "backups",
+      prefix: "db/",
+      credential: "s3-backups",
+    };
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ remote: { ...remote, prefix: "/" } }, /storage\.remote\.prefix: expected a key prefix/],
+      [
+        { remote: { ...remote, prefix: "a/../b" } },
+        /storage\.remote\.prefix: expected a key prefix/,
+      ],
+      [{ remote: { ...remote, type: "gcs" } }, /storage\.remote\.type: expected one of s3/],
+      [{ remote: { ...remote, endpoint: "http://u:p@h" } }, /storage\.remote\.endpoint/],
+      [{ remote: { ...remote, secret: "x" } }, /storage\.remote\.secret: unknown key/],
+      [{ keep_local: false }, /storage\.keep_local: keep_local: false needs storage\.remote/],
+    ];
+    for (const [storage, error] of cases) {
+      await env.writeConfig({ storage: { path: env.storage, ...storage } });
+      const r = await env.run(["config", "validate"]);
+      assertEquals(r.code, 3, r.stdout + r.stderr);
+      assertMatch(r.stdout + r.stderr, error);
+    }
+    await env.writeConfig({ storage: { path: env.storage, remote } });
+    const ok = await env.run(["config", "show", "--json"]);
+    assertEquals(ok.code, 0, ok.stderr);
+    const shown = JSON.parse(ok.stdout).storage;
+    assertEquals([shown.keep_local, shown.remote.path_style, shown.remote.prefix], [
+      true,
+      false,
+      "db/",
+    ]);
+  } finally {
+    await env.cleanup();
+  }
+});

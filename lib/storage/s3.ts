@@ -245,6 +245,15 @@ export class S3Storage implements Storage {
     }
   }
 
+  /** HEAD on the bucket: throws a RemoteError (with its HTTP status) when it is not usable. */
+  async headBucket(): Promise<void> {
+    await this.#call(
+      "reaching the bucket",
+      "",
+      (c, sdk) => c.send(new sdk.HeadBucketCommand({ Bucket: this.bucket })),
+    );
+  }
+
   async stat(key: string): Promise<StoredObject | undefined> {
     const h = await this.head(key);
     return h && { key: h.key, size: h.size, mtime: h.mtime };
@@ -300,7 +309,19 @@ export class S3Storage implements Storage {
   async create(key: string, options: S3CreateOptions = {}): Promise<AtomicWriter> {
     const { client } = await this.#sdk();
     const { Upload } = await import("@aws-sdk/lib-storage");
-    const pipe = new TransformStream<Uint8Array, Uint8Array>();
+    // Erroring the pipe through its controller fails a write blocked on backpressure at once;
+    // aborting its writable would wait for that write, which a dead upload never takes.
+    let pipeControl!: TransformStreamDefaultController<Uint8Array>;
+    const pipe = new TransformStream<Uint8Array, Uint8Array>({
+      start: (c) => {
+        pipeControl = c;
+      },
+    });
+    const breakPipe = (reason: unknown) => {
+      try {
+        pipeControl.error(reason);
+      } catch { /* already closed */ }
+    };
     const upload = new Upload({
       client,
       params: {
@@ -316,14 +337,15 @@ export class S3Storage implements Storage {
     const done = upload.done().then(() => {}, (e) => {
       throw remoteError(`uploading ${this.locate(key)}`, e);
     });
-    done.catch(() => {}); // observed by seal(); never an unhandled rejection
+    // A failed upload stops reading its body: the writer must see the failure, not block.
+    done.catch((e) => breakPipe(e));
     let state: "open" | "sealed" | "aborted" = "open";
     const abort = async () => {
       if (state === "aborted") return;
       const was = state;
       state = "aborted";
       if (was === "open") {
-        await pipe.writable.abort().catch(() => {});
+        breakPipe(new Error("upload aborted"));
         await upload.abort().catch(() => {});
         await done.catch(() => {});
       } else {
