@@ -477,7 +477,7 @@ Deno.test("s3 config: the remote block is validated with errors naming the field
       ],
       [{ remote: { ...remote, type: "gcs" } }, /storage\.remote\.type: expected one of s3/],
       [{ remote: { ...remote, endpoint: "http://u:p@h" } }, /storage\.remote\.endpoint/],
-      [{ remote: { ...remote, secret: "x" } }, /storage\.remote\.secret: unknown key/],
+      [{ remote: { ...remote, access_key: "x" } }, /storage\.remote\.access_key: unknown key/],
       [{ keep_local: false }, /storage\.keep_local: keep_local: false needs storage\.remote/],
     ];
     for (const [storage, error] of cases) {
