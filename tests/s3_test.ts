@@ -499,3 +499,43 @@ Deno.test("s3 config: the remote block is validated with errors naming the field
     await env.cleanup();
   }
 });
+
+Deno.test("s3 cli: keep_local: false removes the local copy only once the remote one is confirmed", async () => {
+  const [pg, s3] = await Promise.all([startPostgres(), startS3()]);
+  const env = await s3Env(pg, s3, { keep_local: false });
+  try {
+    await pg.sql("CREATE DATABASE shop");
+    await pg.sql(SHOP.replace("ALTER TABLE items OWNER TO app;", ""), { database: "shop" });
+    const r = await env.run(["backup", "--all"]);
+    assertEquals(r.code, 0, r.stderr + r.stdout);
+    const keys = await listAllKeys(s3);
+    assertEquals(keys.filter((k) => k.endsWith(".metadata.json")).length, 2, keys.join("\n"));
+    const left: string[] = [];
+    for await (const e of walk(env.storage)) left.push(e);
+    assertEquals(left.filter((f) => /\.(sql\.gz|sha256|metadata\.json)$/.test(f)), []);
+    // Reading defaults to the remote then, although the local folder exists.
+    const list = await env.run(["restore", "--instance", "pg", "--list"]);
+    assertStringIncludes(list.stdout, `s3://${s3.bucket}/db/${HOST}/pg/shop/`);
+    // With the remote down nothing is removed: the backup stays local until it is uploaded.
+    await s3.stop();
+    const down = await env.run(["backup", "--all"]);
+    assert(down.code === 1 || down.code === 2, down.stdout + down.stderr);
+    const kept: string[] = [];
+    for await (const e of walk(env.storage)) kept.push(e);
+    assertEquals(kept.filter((f) => f.endsWith(".sql.gz")).length, 2, kept.join("\n"));
+  } finally {
+    await env.cleanup();
+    await Promise.all([pg.stop(), s3.close()]);
+  }
+});
+
+async function* walk(dir: string): AsyncGenerator<string> {
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isDirectory) yield* walk(`${dir}/${e.name}`);
+      else yield `${dir}/${e.name}`;
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}

@@ -53,11 +53,12 @@ export type ReadFrom = "local" | "remote";
 
 /**
  * The storage to read from: `from` when given (remote without `storage.remote` is an option
- * error), else local when the local folder exists, else the remote, else local (which then
- * lists nothing and says so).
+ * error), else local when the local folder exists (and `keep_local` is not false: then the local
+ * folder holds only what is not uploaded yet), else the remote, else local (which then lists
+ * nothing and says so).
  */
 export async function openReadStorage(
-  config: Pick<StorageConfig, "path" | "remote">,
+  config: Pick<StorageConfig, "path" | "remote" | "keep_local">,
   credentials: RemoteCredentials,
   from?: ReadFrom,
 ): Promise<Storage> {
@@ -73,6 +74,7 @@ export async function openReadStorage(
     return remote;
   }
   if (from === "local" || !remote) return local;
+  if (config.keep_local === false) return remote;
   try {
     const info = await Deno.stat(config.path);
     if (info.isDirectory) return local;
