@@ -16,7 +16,7 @@ import { loadKey } from "../lib/crypto/keys.ts";
 import { setEntry } from "../lib/credentials/store.ts";
 import { type PgServer, sharedPostgres, startPostgres } from "./harness/servers.ts";
 import { parse } from "yaml";
-import { cliArgs, makeTestEnv, REPO_ROOT } from "./helpers/cli.ts";
+import { cliArgs, makeTestEnv, REPO_ROOT, runCli } from "./helpers/cli.ts";
 import { pgLogin, pgRows } from "./helpers/compare.ts";
 
 function storageOf(s3: TestS3, prefix = "db/"): S3Storage {
@@ -539,3 +539,36 @@ async function* walk(dir: string): AsyncGenerator<string> {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
 }
+
+Deno.test("s3 cli: AWS_* variables and ~/.aws files change nothing, even with every permission", async () => {
+  const [pg, s3] = await Promise.all([sharedPostgres(), startS3()]);
+  const env = await s3Env(pg, s3);
+  try {
+    const home = `${env.dir}/home`;
+    await Deno.mkdir(`${home}/.aws`, { recursive: true });
+    const bogus = "[default]\nregion = xx-bogus-1\nendpoint_url = http://127.0.0.1:1\n" +
+      "aws_access_key_id = AKIABOGUS\naws_secret_access_key = bogus\nmax_attempts = nope\n" +
+      "s3 =\n  addressing_style = virtual\n";
+    await Deno.writeTextFile(`${home}/.aws/config`, bogus);
+    await Deno.writeTextFile(`${home}/.aws/credentials`, bogus);
+    const r = await runCli(["--config", env.configPath, "check"], {
+      permissions: ["-A"],
+      env: {
+        HOME: home,
+        AWS_ACCESS_KEY_ID: "AKIABOGUS",
+        AWS_SECRET_ACCESS_KEY: "bogus",
+        AWS_ENDPOINT_URL: "http://127.0.0.1:1",
+        AWS_ENDPOINT_URL_S3: "http://127.0.0.1:1",
+        AWS_REGION: "xx-bogus-1",
+        AWS_PROFILE: "missing-profile",
+        AWS_MAX_ATTEMPTS: "nope",
+        AWS_USE_DUALSTACK_ENDPOINT: "true",
+      },
+    });
+    assertEquals(r.code, 0, r.stdout + r.stderr);
+    assertStringIncludes(r.stdout, "reachable: yes, authenticated: yes, writable: yes");
+  } finally {
+    await env.cleanup();
+    await s3.close();
+  }
+});
