@@ -35,6 +35,7 @@ export interface TestS3 {
 }
 
 const running = new Set<Deno.ChildProcess>();
+const dataDirs = new Set<string>();
 let hooked = false;
 
 /** Starts s3rver with `bucket` (default "backups") on a free port. */
@@ -53,9 +54,16 @@ export async function startS3(bucket = "backups"): Promise<TestS3> {
           c.kill("SIGKILL");
         } catch { /* gone */ }
       }
+      // A failed test may not reach close(): its data folder goes with the process.
+      for (const d of dataDirs) {
+        try {
+          Deno.removeSync(d, { recursive: true });
+        } catch { /* gone */ }
+      }
     });
   }
   const dir = await Deno.makeTempDir({ prefix: "vya-s3rver-" });
+  dataDirs.add(dir);
   const port = freePort();
   let child: Deno.ChildProcess | undefined;
   const start = async () => {
@@ -105,6 +113,7 @@ export async function startS3(bucket = "backups"): Promise<TestS3> {
     async close() {
       await stop();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
+      dataDirs.delete(dir);
     },
   };
 }
