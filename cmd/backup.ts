@@ -23,6 +23,7 @@ import { openStorage } from "../lib/storage/open.ts";
 import { UsageError } from "./usage.ts";
 import { usersAfterInstance } from "../lib/users/backup.ts";
 import { itemOutcome, type ItemResult, runBackup, type RunSummary } from "../lib/backup/run.ts";
+import { offHostCopies } from "../lib/backup/upload.ts";
 import type { Context } from "./context.ts";
 import { pickInstances } from "./instances.ts";
 import { formatBytes, ProgressLine } from "./progress.ts";
@@ -103,6 +104,7 @@ export async function runBackupCommand(parsed: BackupParsed, ctx: Context): Prom
   const pruner = parsed.dryRun
     ? undefined
     : afterBackupPruner({ config, storage, hostname: Deno.hostname(), log });
+  const offHost = parsed.dryRun ? undefined : offHostCopies(config.storage, credentials, log);
   const done: ItemResult[] = [];
   const summary = await withInterruption((signal) =>
     runBackup({
@@ -119,6 +121,7 @@ export async function runBackupCommand(parsed: BackupParsed, ctx: Context): Prom
       signal,
       afterInstance: usersAfterInstance,
       afterItem: pruner?.afterItem,
+      afterCommit: offHost?.afterCommit,
       events: {
         start: (instance, database) => started.set(`${instance}/${database}`, performance.now()),
         progress: (instance, database, raw) => {
@@ -153,6 +156,7 @@ export async function runBackupCommand(parsed: BackupParsed, ctx: Context): Prom
     });
     throw new InterruptedError("backup interrupted; partial files removed");
   }
+  await offHost?.catchUp(summary.results, Deno.hostname(), instances.map((i) => i.id));
   printSummary(ctx, summary);
   let code: number = runExitCode(summary.results.map(itemOutcome));
   const verified = parsed.dryRun ? [] : await withInterruption((signal) =>

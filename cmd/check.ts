@@ -12,6 +12,8 @@ import { string } from "@optique/core/valueparser";
 import { checkInstance, type InstanceCheck } from "../lib/check.ts";
 import { CredentialResolver } from "../lib/credentials/resolve.ts";
 import { runExitCode } from "../lib/errors.ts";
+import { openRemoteStorage } from "../lib/storage/open.ts";
+import { checkRemote, type RemoteCheck } from "../lib/storage/remote_check.ts";
 import type { Context } from "./context.ts";
 import { findInstance } from "./instances.ts";
 import { formatBytes } from "./progress.ts";
@@ -55,11 +57,27 @@ export async function runCheck(parsed: { instance?: string }, ctx: Context): Pro
     results.push(r);
     if (!ctx.json) printCheck(ctx, r);
   }
-  if (ctx.json) ctx.outJson(results);
+  const remoteStorage = openRemoteStorage(config.storage, resolver);
+  const remote = remoteStorage && await checkRemote(remoteStorage);
+  if (remote && !ctx.json) printRemote(ctx, remote);
+  // With a remote, JSON output is { instances, remote }; without, the list of instances.
+  if (ctx.json) ctx.outJson(remote ? { instances: results, remote } : results);
   // The code a backup of the same instances would end with.
   return runExitCode(
-    results.map((r) => r.ok ? { status: "ok" } : { status: "failed", kind: r.kind ?? "failed" }),
+    [...results, ...(remote ? [remote] : [])].map((r) =>
+      r.ok ? { status: "ok" } : { status: "failed", kind: r.kind ?? "failed" }
+    ),
   );
+}
+
+function printRemote(ctx: Context, r: RemoteCheck): void {
+  const yes = (b: boolean) => b ? "yes" : "no";
+  ctx.out(`remote ${r.location}: ${r.ok ? "ok" : "PROBLEM"}`);
+  ctx.out(
+    `  reachable: ${yes(r.reachable)}, authenticated: ${yes(r.authenticated)}, ` +
+      `writable: ${yes(r.writable)}`,
+  );
+  for (const e of r.errors) ctx.out(`  error: ${e}`);
 }
 
 function printCheck(ctx: Context, r: InstanceCheck): void {

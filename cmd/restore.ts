@@ -9,13 +9,14 @@ import { object } from "@optique/core/constructs";
 import { message } from "@optique/core/message";
 import { optional } from "@optique/core/modifiers";
 import { command, constant, option } from "@optique/core/primitives";
-import { integer, string } from "@optique/core/valueparser";
+import { choice, integer, string } from "@optique/core/valueparser";
 import type { Parser } from "@optique/core/parser";
 import { ExitCode, InterruptedError, runExitCode } from "../lib/errors.ts";
 import { UsageError } from "./usage.ts";
 import { CredentialResolver } from "../lib/credentials/resolve.ts";
 import { type CatalogEntry, checkEntry, listCatalog, listHosts } from "../lib/storage/catalog.ts";
-import { openStorage } from "../lib/storage/open.ts";
+import { openReadStorage, type ReadFrom } from "../lib/storage/open.ts";
+import { downloadLatest } from "../lib/restore/remote_source.ts";
 import type { Storage } from "../lib/storage/storage.ts";
 import { restore } from "../lib/restore/restore.ts";
 import type { Context } from "./context.ts";
@@ -51,6 +52,11 @@ verifies; failed or corrupted ones are skipped and named.`,
       description: message`Restore this file: a backup of this tool (its metadata beside it is \
 used; an age-encrypted one is decrypted with storage.encryption.identity_file), a bare \
 .sql/.sql.gz/.sql.zst dump, or a file of the original tool (needs --target).`,
+    })),
+    from: optional(option("--from", choice(["local", "remote"] as const), {
+      description: message`Read backups from the local folder or from storage.remote (S3). \
+Default: local when storage.path exists, else remote. From S3 the chosen backup is downloaded \
+into a private temporary folder and verified before the server is touched.`,
     })),
     target: optional(option("--target", string({ metavar: "NAME" }), {
       description: message`Database to restore into. Default: the backup's own database.`,
@@ -107,6 +113,7 @@ export type RestoreArgs = {
   list?: boolean;
   latest?: boolean;
   file?: string;
+  from?: ReadFrom;
   target?: string;
   force?: boolean;
   dryRun?: boolean;
@@ -145,7 +152,8 @@ export async function runRestore(args: RestoreArgs, ctx: Context): Promise<numbe
   }
   const { config } = await ctx.loadConfig();
   const instance = findInstance(config, args.instance);
-  const storage = openStorage(config.storage);
+  const credentials = new CredentialResolver(config.credentials, ctx.log);
+  const storage = await openReadStorage(config.storage, credentials, args.from);
   if (args.list) {
     // Listing reads the storage only: without --allow-sys=hostname every host folder is listed.
     const own = hostnameIfPermitted();
@@ -166,7 +174,16 @@ export async function runRestore(args: RestoreArgs, ctx: Context): Promise<numbe
   }
   const hostname = Deno.hostname();
 
-  const source = await selectSource(
+  // From S3 the backup is downloaded and verified first; the folder goes when the restore ends.
+  const remote = args.latest && storage.kind !== "local"
+    ? await downloadLatest(
+      storage,
+      { hostname, instance: instance.id, database: args.database! },
+      ctx.log,
+    )
+    : undefined;
+  await using _download = remote?.download;
+  const source = remote?.source ?? await selectSource(
     args.latest
       ? {
         latest: true,
@@ -179,9 +196,7 @@ export async function runRestore(args: RestoreArgs, ctx: Context): Promise<numbe
     ctx.log,
   );
 
-  const params = await new CredentialResolver(config.credentials, ctx.log).connectionParams(
-    instance,
-  );
+  const params = await credentials.connectionParams(instance);
   // Read only when the backup is encrypted: a plain restore never needs the key file.
   const identities = identitySource(config.storage.encryption);
   const result = await withInterruption((signal) =>
@@ -232,7 +247,8 @@ export async function runRestore(args: RestoreArgs, ctx: Context): Promise<numbe
 async function list(ctx: Context, storage: Storage, entries: CatalogEntry[]): Promise<number> {
   const rows = [];
   for (const e of entries) {
-    const check = e.keys.dump && e.metadata?.status === "ok"
+    // A remote backup is not downloaded to be listed: its checksum is checked on restore.
+    const check = e.keys.dump && e.metadata?.status === "ok" && storage.kind === "local"
       ? await checkEntry(storage, e)
       : undefined;
     rows.push({

@@ -8,7 +8,7 @@ import { message } from "@optique/core/message";
 import { optional } from "@optique/core/modifiers";
 import { command, constant, option } from "@optique/core/primitives";
 import type { Parser } from "@optique/core/parser";
-import { string } from "@optique/core/valueparser";
+import { choice, string } from "@optique/core/valueparser";
 import { CredentialResolver } from "../lib/credentials/resolve.ts";
 import { ExitCode, InterruptedError, type ItemOutcome, runExitCode } from "../lib/errors.ts";
 import { itemOutcome } from "../lib/backup/run.ts";
@@ -21,6 +21,8 @@ import {
 } from "../lib/users/restore.ts";
 import { latestUsersBackup, readUsersBackup, UsersFileError } from "../lib/users/store.ts";
 import { identitySource } from "../lib/crypto/identity_source.ts";
+import { openReadStorage, type ReadFrom } from "../lib/storage/open.ts";
+import { downloadLatestUsers } from "../lib/restore/remote_source.ts";
 import type { Context } from "./context.ts";
 import { findInstance, pickInstances } from "./instances.ts";
 import { withInterruption } from "./signals.ts";
@@ -82,6 +84,11 @@ a role name for PostgreSQL.`,
         })),
         file: optional(option("--file", string({ metavar: "PATH" }), {
           description: message`This users backup file.`,
+        })),
+        from: optional(option("--from", choice(["local", "remote"] as const), {
+          description: message`With --latest: read the local folder or storage.remote (S3; \
+downloaded into a private temporary folder and verified). Default: local when storage.path \
+exists, else remote.`,
         })),
         dryRun: optional(option("--dry-run", {
           description: message`Print the statements that would run (hashes masked); change \
@@ -166,6 +173,7 @@ export type UsersRestoreParsed = {
   user?: string;
   latest?: boolean;
   file?: string;
+  from?: ReadFrom;
   dryRun?: boolean;
   skipExisting?: boolean;
   replace?: boolean;
@@ -182,19 +190,30 @@ export async function runUsersRestore(parsed: UsersRestoreParsed, ctx: Context):
   }
   const { config } = await ctx.loadConfig();
   const instance = findInstance(config, parsed.instance);
-  const path = parsed.file ??
-    await latestUsersBackup(config.storage.path, Deno.hostname(), instance.id);
+  const credentials = new CredentialResolver(config.credentials, ctx.log);
+  const storage = parsed.file === undefined
+    ? await openReadStorage(config.storage, credentials, parsed.from)
+    : undefined;
+  // From S3 the file is downloaded (and removed when done); readUsersBackup then verifies it.
+  await using download = storage && storage.kind !== "local"
+    ? await downloadLatestUsers(storage, Deno.hostname(), instance.id)
+    : undefined;
+  const path = parsed.file ?? download?.path ??
+    (storage?.kind === "local"
+      ? await latestUsersBackup(config.storage.path, Deno.hostname(), instance.id)
+      : undefined);
   if (!path) {
     throw new UsersFileError(
-      `no users backup of ${instance.id} under ${config.storage.path}`,
+      `no users backup of ${instance.id} under ${storage?.location ?? config.storage.path}`,
       "take one with `users backup --instance " + instance.id + "`, or pass --file PATH",
     );
   }
   const file = await readUsersBackup(path, identitySource(config.storage.encryption));
-  ctx.log.info(`users backup ${path}: checksum ok, ${file.sections.length} account(s)`);
-  const params = await new CredentialResolver(config.credentials, ctx.log).connectionParams(
-    instance,
+  ctx.log.info(
+    `users backup ${download?.entry.paths.dump ?? path}: checksum ok, ` +
+      `${file.sections.length} account(s)`,
   );
+  const params = await credentials.connectionParams(instance);
   const existing: ExistingPolicy = parsed.replace
     ? "replace"
     : parsed.skipExisting

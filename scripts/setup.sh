@@ -9,7 +9,7 @@ set -euo pipefail
 
 DENO_VERSION=2.9.6
 APT_PACKAGES=(postgresql postgresql-client postgresql-contrib mariadb-server mariadb-client
-  zstd python3-cryptography gzip time prometheus prometheus-node-exporter systemd age)
+  zstd python3-cryptography gzip time prometheus prometheus-node-exporter systemd age python3-boto3)
 
 say() { echo "setup: $*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -41,7 +41,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# --- S3 test server (npm s3rver, run by node; tests/harness/s3.ts) -----------------------------
+S3RVER_VERSION=3.7.1
+S3RVER_DIR=${VYA_S3RVER_DIR:-/opt/vya-tools/s3rver}
+if ! grep -qs "\"version\": \"$S3RVER_VERSION\"" "$S3RVER_DIR/node_modules/s3rver/package.json"; then
+  say "installing s3rver@$S3RVER_VERSION into $S3RVER_DIR"
+  as_root mkdir -p "$S3RVER_DIR"
+  (cd "$S3RVER_DIR" && as_root npm install --no-audit --no-fund --silent "s3rver@$S3RVER_VERSION" >/dev/null)
+fi
+
 # --- sanity -------------------------------------------------------------------------------
 ls -d /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { say "initdb not found under /usr/lib/postgresql"; exit 1; }
 command -v mariadb-install-db >/dev/null 2>&1 || { say "mariadb-install-db not found"; exit 1; }
 command -v age >/dev/null 2>&1 || { say "age not found (the age CLI checks our encrypted files)"; exit 1; }
+[ -x "$S3RVER_DIR/node_modules/.bin/s3rver" ] || { say "s3rver not found in $S3RVER_DIR"; exit 1; }
+/usr/bin/python3 -c 'import boto3' 2>/dev/null || { say "python3-boto3 not importable by /usr/bin/python3"; exit 1; }

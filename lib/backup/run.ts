@@ -24,7 +24,7 @@ import { codecFor } from "../stream/codecs.ts";
 import type { DatabaseInfo, EngineAdapter, ServerVersion } from "../engines/types.ts";
 import { connect, type Engine, engineFor, selectDatabases } from "../engines/mod.ts";
 import type { DumpCommand } from "../dump/types.ts";
-import { databaseBackupKeys, encodeName } from "../storage/layout.ts";
+import { type BackupPaths, databaseBackupKeys, encodeName } from "../storage/layout.ts";
 import {
   type BackupMetadata,
   finishedFields,
@@ -68,6 +68,11 @@ export interface BackupRequest {
   signal?: AbortSignal;
   /** Called as a database starts, progresses and ends. */
   events?: BackupEvents;
+  /**
+   * Runs after a database's backup is committed locally (the off-host upload hooks in here). A
+   * throw fails the item with its message; the local backup stays as it is.
+   */
+  afterCommit?: (keys: BackupPaths) => Promise<void>;
   /** Runs after an instance's databases, with its connection (users backup hooks in here). */
   afterInstance?: (ctx: InstanceContext) => Promise<ItemResult[]>;
   /**
@@ -436,14 +441,14 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
         await writeMetadata(storage, paths.metadata, meta);
       },
     });
-    return {
+    return await afterCommit(job, db, paths, {
       ...base,
       status: "ok",
       bytes: result.fileBytes,
       raw_bytes: result.rawBytes,
       sha256: result.sha256,
       duration_ms: meta.duration_ms,
-    };
+    });
   } catch (e) {
     if (request.signal?.aborted) throw e;
     const message = redact(e instanceof Error ? e.message : String(e));
@@ -460,6 +465,30 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
       error: message,
       duration_ms: meta.duration_ms,
     };
+  }
+}
+
+/**
+ * Runs the request's afterCommit hook on a committed backup. Its failure fails the item but is
+ * kept out of backupDatabaseOnce's catch, which would mark the good local backup failed.
+ */
+async function afterCommit(
+  job: DatabaseJob,
+  db: DatabaseInfo,
+  paths: BackupPaths,
+  done: ItemResult,
+): Promise<ItemResult> {
+  try {
+    await job.request.afterCommit?.(paths);
+    return done;
+  } catch (e) {
+    if (job.request.signal?.aborted) throw e;
+    const error = redact(e instanceof Error ? e.message : String(e));
+    job.request.log.error(`${job.instance.id}/${db.name}: ${error}`, {
+      instance: job.instance.id,
+      database: db.name,
+    });
+    return { ...done, status: "failed", error };
   }
 }
 

@@ -523,6 +523,14 @@ function toConfig(parsed: ConfigFile, dir: string, environment: string | undefin
         level: format === "none" ? 0 : parsed.storage?.compression?.level ?? defaultLevel,
         threads: parsed.storage?.compression?.threads ?? 0,
       },
+      keep_local: parsed.storage?.keep_local ?? true,
+      ...(parsed.storage?.remote && {
+        remote: {
+          ...parsed.storage.remote,
+          path_style: parsed.storage.remote.path_style ?? false,
+          retention: toRetentionSettings(parsed.storage.remote.retention),
+        },
+      }),
       ...(parsed.storage?.encryption && {
         encryption: {
           recipients: parsed.storage.encryption.recipients,

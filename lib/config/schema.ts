@@ -63,12 +63,6 @@ const encryption = v.strictObject({
   identity_file: v.optional(nonEmpty("a file path")),
 }, "expected a mapping { recipients, identity_file }");
 
-const storage = v.strictObject({
-  path: v.optional(nonEmpty("a folder path")),
-  compression: v.optional(compression),
-  encryption: v.optional(encryption),
-}, "expected a mapping { path, compression, encryption }");
-
 const credentials = v.strictObject({
   file: v.optional(nonEmpty("a file path")),
   key_file: v.optional(nonEmpty("a file path")),
@@ -153,6 +147,67 @@ const retentionOverrides = v.record(
 );
 
 // --- end of retention ---
+
+// --- off-host copies (issue 13) ---
+
+/** Kinds accepted in `storage.remote.type`. */
+export const REMOTE_TYPES = ["s3"] as const;
+
+// A prefix of `/`-separated segments, none empty, `.` or `..` (leading and trailing `/` are
+// dropped): the tool owns everything under it and nothing else, so it is never the whole bucket.
+function validPrefix(prefix: string): boolean {
+  const segments = prefix.replace(/^\/+|\/+$/g, "").split("/");
+  return !prefix.includes("\0") && segments.every((s) => s !== "" && s !== "." && s !== "..");
+}
+
+const remote = v.strictObject(
+  {
+    type: v.picklist(REMOTE_TYPES, `expected one of ${REMOTE_TYPES.join(", ")}`),
+    endpoint: v.pipe(
+      nonEmpty("an endpoint URL"),
+      v.regex(
+        /^https?:\/\/[^\s/@]+(?::\d+)?\/?$/,
+        "expected an endpoint such as https://s3.eu-west-1.amazonaws.com or http://127.0.0.1:9000 (no user, no path)",
+      ),
+    ),
+    region: nonEmpty("a region such as eu-west-1"),
+    bucket: v.pipe(
+      nonEmpty("a bucket name"),
+      v.regex(
+        /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
+        "expected a bucket name of 3-63 lowercase letters, digits, '.' and '-'",
+      ),
+    ),
+    prefix: v.pipe(
+      nonEmpty("a key prefix such as db/ (nothing outside it is listed or deleted)"),
+      v.check(
+        validPrefix,
+        "expected a key prefix such as db/ or backups/db/ (no empty, '.' or '..' segment)",
+      ),
+    ),
+    path_style: v.optional(v.boolean("expected true or false")),
+    credential: nonEmpty("a credential id (username = access key id, password = secret key)"),
+    retention: v.optional(retention),
+  },
+  "expected a mapping { type, endpoint, region, bucket, prefix, path_style, credential, retention }",
+);
+
+const storage = v.pipe(
+  v.strictObject({
+    path: v.optional(nonEmpty("a folder path")),
+    keep_local: v.optional(v.boolean("expected true or false")),
+    compression: v.optional(compression),
+    encryption: v.optional(encryption),
+    remote: v.optional(remote),
+  }, "expected a mapping { path, keep_local, compression, encryption, remote }"),
+  v.forward(
+    v.check(
+      (s) => s.keep_local !== false || s.remote !== undefined,
+      "keep_local: false needs storage.remote (the backups must be kept somewhere)",
+    ),
+    ["keep_local"],
+  ),
+);
 
 /** Client tools an instance's `tools:` may name (besides `dir`). */
 export const TOOL_NAMES = [
@@ -293,6 +348,30 @@ export interface StorageFile {
   };
   /** age recipients (public keys) and where the identity is. */
   encryption?: { recipients: string[]; identity_file?: string };
+  /** false: the local copy is removed once the remote one is confirmed (needs `remote`). */
+  keep_local?: boolean;
+  /** The off-host copy. */
+  remote?: RemoteFile;
+}
+
+/** `storage.remote:` as written. */
+export interface RemoteFile {
+  /** Kind of remote storage. */
+  type: typeof REMOTE_TYPES[number];
+  /** `https://host[:port]` of the S3 API. */
+  endpoint: string;
+  /** Signing region. */
+  region: string;
+  /** Bucket. */
+  bucket: string;
+  /** Key prefix the tool owns, required and non-empty. */
+  prefix: string;
+  /** Path-style URLs (self-hosted servers). */
+  path_style?: boolean;
+  /** Credentials entry: username = access key id, password = secret key. */
+  credential: string;
+  /** The remote's retention, instead of the local policy. */
+  retention?: RetentionFile;
 }
 
 /** `credentials:` as written. */

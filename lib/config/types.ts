@@ -39,6 +39,33 @@ export interface StorageConfig {
   compression: CompressionConfig;
   /** age encryption of dump files; absent = not encrypted. */
   encryption?: EncryptionConfig;
+  /**
+   * Whether backups stay in `path` after their remote copy is confirmed (default true; false
+   * needs `remote`).
+   */
+  keep_local: boolean;
+  /** The off-host copy every backup is uploaded to; absent = local only. */
+  remote?: RemoteConfig;
+}
+
+/** An S3-compatible bucket (`storage.remote`). */
+export interface RemoteConfig {
+  /** Kind: only "s3". */
+  type: "s3";
+  /** `https://host[:port]` of the S3 API. */
+  endpoint: string;
+  /** Signing region. */
+  region: string;
+  /** Bucket name. */
+  bucket: string;
+  /** Key prefix the tool owns (as written; nothing outside it is listed or deleted). */
+  prefix: string;
+  /** Path-style URLs (`endpoint/bucket/key`). */
+  path_style: boolean;
+  /** Credentials entry: username = access key id, password = secret access key. */
+  credential: string;
+  /** The remote's own retention (absent: the local policy). */
+  retention?: RetentionSettings;
 }
 
 /** age encryption at rest (`storage.encryption`). */
