@@ -19,6 +19,7 @@ import {
 } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { redact } from "../redact.ts";
+import { withTimeout } from "../timeout.ts";
 import { VERSION } from "../version.ts";
 import { codecFor } from "../stream/codecs.ts";
 import type { DatabaseInfo, EngineAdapter, ServerVersion } from "../engines/types.ts";
@@ -435,7 +436,10 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
             sha256: written.sha256,
           },
         });
+        const rows = await countRows(job, db.name);
+        if (rows.tables) meta.tables = rows.tables;
         const warnings = dumpWarnings(stderr, engineFor(version));
+        if (rows.warning) warnings.push(rows.warning);
         if (restoreWarning) warnings.push(restoreWarning);
         if (warnings.length) meta.warnings = warnings;
         await writeMetadata(storage, paths.metadata, meta);
@@ -492,6 +496,34 @@ async function afterCommit(
   }
 }
 
+/** How long the per-table row counts may take before the backup goes on without them. */
+const ROW_COUNT_TIMEOUT_MS = 60_000;
+
+/**
+ * Per-table row counts for `verify --restore`, taken right after the dump: they never hold up
+ * the dump behind a lock, and a count that cannot be taken costs the backup nothing but a
+ * warning (verify then compares what it has).
+ */
+async function countRows(
+  job: DatabaseJob,
+  database: string,
+): Promise<{ tables?: BackupMetadata["tables"]; warning?: string }> {
+  try {
+    const tables = await withTimeout(
+      job.adapter.tableRows(database),
+      ROW_COUNT_TIMEOUT_MS,
+      `row counts of ${database}`,
+    );
+    return { tables };
+  } catch (e) {
+    const warning = `row counts not recorded: ${
+      redact(e instanceof Error ? e.message : String(e))
+    }`;
+    job.request.log.warn(warning, { instance: job.instance.id, database });
+    return { warning };
+  }
+}
+
 /** The metadata of a dump about to start: failed until the dump proves otherwise. */
 function initialMetadata(db: DatabaseInfo, job: DatabaseJob, started: Date): BackupMetadata {
   const { instance, request, version, tool } = job;
@@ -530,7 +562,6 @@ async function inspectBeforeDump(
     );
   }
   meta.objects = { ...(await job.adapter.objectCounts(db.name)) };
-  meta.tables = await job.adapter.tableRows(db.name);
   meta.database_properties = await job.adapter.databaseProperties(db.name);
   const restoreWarning = await job.adapter.restoreWarning?.(db.name);
   if (restoreWarning) {

@@ -161,6 +161,10 @@ class MysqlAdapter implements EngineAdapter {
     options: { exactMaxBytes?: number } = {},
   ): Promise<Record<string, TableRows>> {
     const limit = options.exactMaxBytes ?? EXACT_ROWS_MAX_BYTES;
+    // Counting must never hold up the backup behind another session's lock.
+    await this.#conn.query(
+      "SET @vya_lock_wait = @@SESSION.lock_wait_timeout, SESSION lock_wait_timeout = 3",
+    );
     try {
       // TABLE_ROWS is InnoDB's sampled estimate (it can be off by half); DATA_LENGTH its size.
       const [tables] = await this.#conn.query<mysql.RowDataPacket[]>(
@@ -175,10 +179,15 @@ class MysqlAdapter implements EngineAdapter {
         const name = String(t.name);
         if (Number(t.bytes ?? 0) <= limit || t.estimate === null) {
           // Quoted here: mysql2's ?? splits identifiers on dots, and names may hold dots.
-          const [[row]] = await this.#conn.query<mysql.RowDataPacket[]>(
+          const row = await this.#conn.query<mysql.RowDataPacket[]>(
             `SELECT COUNT(*) AS n FROM ${myIdent(database)}.${myIdent(name)}`,
-          );
-          out[name] = { rows: Number(row.n), exact: true };
+          ).then(([[r]]) => r, (e) => {
+            // A table another session holds locked gets its estimate, never a wait.
+            if ((e as { errno?: number }).errno === 1205) return undefined;
+            throw e;
+          });
+          if (row) out[name] = { rows: Number(row.n), exact: true };
+          else if (t.estimate !== null) out[name] = { rows: Number(t.estimate), exact: false };
         } else {
           out[name] = { rows: Number(t.estimate), exact: false };
         }
@@ -186,6 +195,8 @@ class MysqlAdapter implements EngineAdapter {
       return out;
     } catch (error) {
       throw queryError(error, `cannot count rows in ${database}`);
+    } finally {
+      await this.#conn.query("SET SESSION lock_wait_timeout = @vya_lock_wait").catch(() => {});
     }
   }
 

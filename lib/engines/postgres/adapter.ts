@@ -237,6 +237,9 @@ class PostgresAdapter implements EngineAdapter {
     const limit = options.exactMaxBytes ?? EXACT_ROWS_MAX_BYTES;
     const sql = await openChecked(this.#params, database);
     try {
+      // Counting must never hold up the backup behind another session's lock (max: 1, so
+      // the setting stays on this one connection).
+      await sql`set lock_timeout = '3s'`;
       // Tables that hold rows: ordinary ones and partitions (a partitioned parent holds none
       // of its own), outside system schemas and extensions, as objectCounts sees them.
       const tables = await sql`
@@ -256,8 +259,15 @@ class PostgresAdapter implements EngineAdapter {
           // Quoted here: postgres.js's sql(name) splits identifiers on dots.
           const [row] = await sql.unsafe(
             `select count(*)::float8 as n from ${pgIdent(t.schema)}.${pgIdent(t.name)}`,
-          );
-          out[`${t.schema}.${t.name}`] = { rows: row.n, exact: true };
+          ).catch((e) => {
+            // A table another session holds locked gets its estimate, never a wait.
+            if ((e as { code?: string }).code === "55P03") return [undefined];
+            throw e;
+          });
+          if (row) out[`${t.schema}.${t.name}`] = { rows: row.n, exact: true };
+          else if (t.estimate >= 0) {
+            out[`${t.schema}.${t.name}`] = { rows: Math.round(t.estimate), exact: false };
+          }
         } else {
           out[`${t.schema}.${t.name}`] = { rows: Math.round(t.estimate), exact: false };
         }
