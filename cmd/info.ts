@@ -15,6 +15,7 @@ import { buildInfo, type InfoInstance, type InfoItem, type InfoReport } from "..
 import { listHosts } from "../lib/storage/catalog.ts";
 import { hostnameIfPermitted } from "../lib/storage/layout.ts";
 import { openStorage } from "../lib/storage/open.ts";
+import { ConfigError } from "../lib/errors.ts";
 import type { Context } from "./context.ts";
 import { findInstance } from "./instances.ts";
 import { formatBytes } from "./progress.ts";
@@ -54,6 +55,14 @@ export async function runInfo(args: InfoArgs, ctx: Context): Promise<number> {
     throw new UsageError("--database needs --instance");
   }
   const { config } = await ctx.loadConfig();
+  if (!config.storage.keep_local) {
+    // Judging from an empty local tree would report every database as never backed up.
+    throw new ConfigError(
+      "info reads the local storage, which storage.keep_local: false leaves empty; info of " +
+        "the remote copy is not implemented yet",
+      { hint: "keep the local copy (storage.keep_local: true) to monitor with info" },
+    );
+  }
   const instances = args.instance === undefined
     ? config.instances.filter((i) => i.enabled)
     : [findInstance(config, args.instance)];

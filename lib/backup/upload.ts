@@ -19,7 +19,7 @@ import { readMetadata } from "../storage/metadata.ts";
 import { openRemoteStorage, openStorage, type RemoteCredentials } from "../storage/open.ts";
 import { RemoteError, type S3Storage } from "../storage/s3.ts";
 import type { Storage } from "../storage/storage.ts";
-import { Sha256Stream } from "../stream/sha256.ts";
+import { sha256Readable, Sha256Stream } from "../stream/sha256.ts";
 import type { ItemResult } from "./run.ts";
 
 /** The three keys of a backup (the same locally and remotely). */
@@ -35,7 +35,8 @@ export interface UploadOptions {
 
 /**
  * Uploads one committed local backup: the dump (streamed, hashed on the way and compared with
- * the recorded SHA-256), its `.sha256`, a HEAD confirming size and hash, then the metadata.
+ * the recorded SHA-256), its `.sha256`, a HEAD confirming the size (and, before a local copy is
+ * removed with `keepLocal` false, the whole object read back and re-hashed), then the metadata.
  * On failure the objects written are removed again where the remote still answers (a dump
  * without metadata is never a backup there) and a {@linkcode RemoteError} naming the remote is
  * thrown; the local files are never changed, except removed after success with `keepLocal`
@@ -55,12 +56,23 @@ export async function uploadBackup(
   try {
     await sendDump(local, remote, keys.dump, bytes, sha256);
     await remote.writeAtomic(keys.sha256, await readAll(local, keys.sha256));
+    // The HEAD confirms the size; its sha256 header is only what this upload stamped on it.
     const head = await remote.head(keys.dump);
     if (head?.size !== bytes || head.sha256 !== sha256) {
       throw new Error(
         `${remote.locate(keys.dump)} is not what was sent (size ${head?.size ?? "none"} of ` +
           `${bytes}, sha256 ${head?.sha256 ?? "none"})`,
       );
+    }
+    // Before the local copy goes, the remote one must prove itself byte for byte: read back.
+    if (!options.keepLocal) {
+      const stored = await sha256Readable(await remote.open(keys.dump));
+      if (stored !== sha256) {
+        throw new Error(
+          `${remote.locate(keys.dump)} reads back with sha256 ${stored}, not ${sha256}: the ` +
+            `remote copy is damaged`,
+        );
+      }
     }
     await remote.writeAtomic(keys.metadata, await readAll(local, keys.metadata));
   } catch (e) {

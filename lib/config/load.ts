@@ -15,7 +15,7 @@ import { readEnv } from "../env.ts";
 import { deepMerge, type Plain } from "./merge.ts";
 import { type ConfigFile, ConfigFileSchema, OVERLAY_KEYS, parseDurationSeconds } from "./schema.ts";
 import { retentionProblems, toRetentionSettings } from "./retention.ts";
-import { verifyTargetProblems } from "./verify.ts";
+import { keepLocalProblems, verifyTargetProblems } from "./verify.ts";
 import type { Config, ConfigSource, EngineType, InstanceConfig } from "./types.ts";
 import { toAlertsConfig } from "./alerts.ts";
 
@@ -190,8 +190,13 @@ export function parseConfig(text: string, file: string, env?: string): LoadedCon
 
   const dir = dirname(file);
   const config = toConfig(parsed, dir, selected);
-  // Problems only the merged whole shows: empty retention policies, verify targets.
-  const whole = [...retentionProblems(config), ...verifyTargetProblems(config)];
+  // Problems only the merged whole shows: empty retention policies, verify targets, verify
+  // without a local copy.
+  const whole = [
+    ...retentionProblems(config),
+    ...verifyTargetProblems(config),
+    ...keepLocalProblems(config),
+  ];
   const wholeProblems = whole.map((p) => ({
     ...at(originOf(p.path, merged, selected, overlays), false),
     path: formatPath(p.path),

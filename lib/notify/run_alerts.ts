@@ -84,7 +84,8 @@ export function startRunAlerts(o: RunAlertsOptions): RunAlerts {
         (o.history ?? (() => catalogHistory(openStorage(o.config.storage), o.hostname)))();
       let stale: Awaited<ReturnType<typeof findStale>> = [];
       try {
-        stale = await findStale(o.config, history);
+        // The local tree is empty by design without a local copy: it cannot tell staleness.
+        if (o.config.storage.keep_local) stale = await findStale(o.config, history);
       } catch (e) {
         o.log.warn(`stale check failed: ${redact((e as Error).message)}`);
       }
