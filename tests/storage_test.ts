@@ -283,3 +283,28 @@ Deno.test({
     if (setup) await (await setup).env.cleanup();
   },
 });
+
+Deno.test(
+  "catalog: a dump beside a failure record is kept as bad, never a failure record to clean up",
+  opts,
+  async () => {
+    const { env, my } = await getSetup();
+    await my.sql("CREATE DATABASE st_fail_dump; CREATE TABLE st_fail_dump.t (id INT);");
+    const storage = new LocalStorage(env.storage);
+    const good = await backupNow(env, "my", "st_fail_dump");
+    // As if the run failed after the dump's rename (say, the folder's fsync): the metadata is
+    // rewritten as a failure record while the dump stays.
+    const metaKey = storage.keyOf(good.dump.replace(/\.sql\.gz$/, ".metadata.json"))!;
+    await updateMetadata(storage, metaKey, (m) => {
+      m.status = "failed";
+      m.error = "fsync of the folder failed";
+    });
+    const [entry] = (await listCatalog(storage, {
+      hostname: HOST,
+      instance: "my",
+      database: "st_fail_dump",
+    })).filter((e) => e.stem === stemOf(good.dump));
+    assertEquals(entry.state, "bad");
+    assertMatch(entry.problems[0], /a dump lies beside a failure record/);
+  },
+);

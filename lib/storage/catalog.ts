@@ -214,8 +214,12 @@ async function classify(storage: Storage, query: CatalogQuery, item: Found): Pro
     state = "bad";
     problems.push("no metadata beside the file");
   } else if (metadata.status === "failed") {
-    state = "failed";
-    problems.push(`backup failed: ${metadata.error ?? "no reason recorded"}`);
+    // A dump beside a failure record (the run failed after its rename, e.g. on the folder's
+    // fsync) is not a failure record to clean up: it is kept as bad, never removed by prune.
+    state = "bad";
+    problems.push(
+      `a dump lies beside a failure record (${metadata.error ?? "no reason recorded"})`,
+    );
   } else {
     state = "bad";
     const size = item.sizes.dump!;
