@@ -265,6 +265,11 @@ for (const entry of matrixEntries(MODE)) {
                   chosen,
                 );
                 assertEquals(await a.objectCounts(name).then((c) => c.tables), 1);
+                // Row counts for verify: exact for a small table, keyed by its (schema.)name.
+                const rows = Object.entries(await a.tableRows(name));
+                assertEquals(rows.map(([k, r]) => [k.split(".").pop(), r]), [
+                  ["sized", { rows: 2, exact: true }],
+                ]);
               });
             });
           },
