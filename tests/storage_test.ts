@@ -276,14 +276,6 @@ Deno.test(
   },
 );
 
-Deno.test({
-  name: "storage test teardown",
-  ...opts,
-  fn: async () => {
-    if (setup) await (await setup).env.cleanup();
-  },
-});
-
 Deno.test(
   "catalog: a dump beside a failure record is kept as bad, never a failure record to clean up",
   opts,
@@ -308,3 +300,11 @@ Deno.test(
     assertMatch(entry.problems[0], /a dump lies beside a failure record/);
   },
 );
+
+Deno.test({
+  name: "storage test teardown",
+  ...opts,
+  fn: async () => {
+    if (setup) await (await setup).env.cleanup();
+  },
+});
