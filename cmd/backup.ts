@@ -19,6 +19,7 @@ import {
 } from "../lib/errors.ts";
 import { startRunAlerts } from "../lib/notify/run_alerts.ts";
 import { afterBackupPruner } from "../lib/prune/after_backup.ts";
+import { pruneRemoteAfterBackup } from "../lib/prune/remote_after_backup.ts";
 import { openStorage } from "../lib/storage/open.ts";
 import { UsageError } from "./usage.ts";
 import { usersAfterInstance } from "../lib/users/backup.ts";
@@ -157,6 +158,11 @@ export async function runBackupCommand(parsed: BackupParsed, ctx: Context): Prom
     throw new InterruptedError("backup interrupted; partial files removed");
   }
   await offHost?.catchUp(summary.results, Deno.hostname(), instances.map((i) => i.id));
+  // The remote's `prune: after_backup`, once every upload of the run is over.
+  const remotePrune = offHost && await pruneRemoteAfterBackup(
+    { config, remote: offHost.remote, hostname: Deno.hostname(), log },
+    summary.results,
+  );
   printSummary(ctx, summary);
   let code: number = runExitCode(summary.results.map(itemOutcome));
   const verified = parsed.dryRun ? [] : await withInterruption((signal) =>
@@ -181,7 +187,11 @@ export async function runBackupCommand(parsed: BackupParsed, ctx: Context): Prom
   const verifyFailures = printVerified(ctx, verified);
   // A backup that does not verify is a failed night, whatever the dumps did.
   if (verifyFailures.length && code === 0) code = 1;
-  const skipped = [...(pruner?.skipped(summary.results) ?? []), ...verifyFailures];
+  const skipped = [
+    ...(pruner?.skipped(summary.results) ?? []),
+    ...(remotePrune?.lines ?? []),
+    ...verifyFailures,
+  ];
   await alerts?.finish({ results: summary.results, exitCode: code, skipped });
   return code;
 }

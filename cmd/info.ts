@@ -8,14 +8,17 @@ import { object } from "@optique/core/constructs";
 import { message } from "@optique/core/message";
 import { optional } from "@optique/core/modifiers";
 import { command, constant, option } from "@optique/core/primitives";
-import { string } from "@optique/core/valueparser";
+import { choice, string } from "@optique/core/valueparser";
 import type { Parser } from "@optique/core/parser";
 import { freshnessExitCode } from "../lib/errors.ts";
 import { buildInfo, type InfoInstance, type InfoItem, type InfoReport } from "../lib/info/info.ts";
 import { listHosts } from "../lib/storage/catalog.ts";
 import { hostnameIfPermitted } from "../lib/storage/layout.ts";
-import { openStorage } from "../lib/storage/open.ts";
-import { ConfigError } from "../lib/errors.ts";
+import { openReadStorage, type ReadFrom } from "../lib/storage/open.ts";
+import { RemoteError } from "../lib/storage/s3.ts";
+import type { Storage } from "../lib/storage/storage.ts";
+import { CredentialResolver } from "../lib/credentials/resolve.ts";
+import { ConfigError, VyaError } from "../lib/errors.ts";
 import type { Context } from "./context.ts";
 import { findInstance } from "./instances.ts";
 import { formatBytes } from "./progress.ts";
@@ -23,7 +26,7 @@ import { formatTable } from "./table.ts";
 import { UsageError } from "./usage.ts";
 
 /** The parsed `info` command line. */
-export type InfoArgs = { command: "info"; instance?: string; database?: string };
+export type InfoArgs = { command: "info"; instance?: string; database?: string; from?: ReadFrom };
 
 /** Parser of the `info` command. */
 export const infoCommand: Parser<"sync", InfoArgs, unknown> = command(
@@ -36,6 +39,11 @@ export const infoCommand: Parser<"sync", InfoArgs, unknown> = command(
     database: optional(option("--database", string({ metavar: "NAME" }), {
       description: message`Only this database of --instance (its users backups are left out).`,
     })),
+    from: optional(option("--from", choice(["local", "remote"] as const), {
+      description: message`Judge the local folder or the remote copy (storage.remote, S3: its \
+own listing, read with its credential). Default: local when storage.path exists and \
+keep_local is not false, else remote.`,
+    })),
   }),
   {
     brief: message`Show the state of the backups; exit code for monitoring.`,
@@ -43,9 +51,10 @@ export const infoCommand: Parser<"sync", InfoArgs, unknown> = command(
 its selection still takes, and the plain names of databases.include) and per instance's users \
 backups: the newest good backup (time, age, size, compression, verification), how many good \
 ones are kept, the oldest, the newest failure when newer, pinned backups and damaged or \
-orphaned files. Reads the storage only: no server, network or credential. Exit 0 all fresh; 1 \
-a newest good backup older than alerts.max_age or a newer attempt that failed; 2 a configured \
-database or enabled instance with no good backup at all; 3 configuration error.`,
+orphaned files. Reads the storage only: no database server (the remote needs its credential). \
+Exit 0 all fresh; 1 a newest good backup older than alerts.max_age or a newer attempt that \
+failed; 2 a configured database or enabled instance with no good backup at all, or the remote \
+cannot be read; 3 configuration error.`,
   },
 );
 
@@ -55,26 +64,42 @@ export async function runInfo(args: InfoArgs, ctx: Context): Promise<number> {
     throw new UsageError("--database needs --instance");
   }
   const { config } = await ctx.loadConfig();
-  if (!config.storage.keep_local) {
+  if (!config.storage.keep_local && args.from === "local") {
     // Judging from an empty local tree would report every database as never backed up.
     throw new ConfigError(
-      "info reads the local storage, which storage.keep_local: false leaves empty; info of " +
-        "the remote copy is not implemented yet",
-      { hint: "keep the local copy (storage.keep_local: true) to monitor with info" },
+      "info --from local reads the local storage, which storage.keep_local: false leaves " +
+        "empty (it holds only backups not uploaded yet)",
+      { hint: "use info --from remote (the default with keep_local: false)" },
     );
   }
   const instances = args.instance === undefined
     ? config.instances.filter((i) => i.enabled)
     : [findInstance(config, args.instance)];
-  const storage = openStorage(config.storage);
-  // Reading needs no host name: without --allow-sys=hostname every host folder is read.
-  const own = hostnameIfPermitted();
-  const hosts = own === undefined ? await listHosts(storage) : [own];
-  const report = await buildInfo({ config, storage, hosts, instances, database: args.database });
+  const credentials = new CredentialResolver(config.credentials, ctx.log);
+  const storage = await openReadStorage(config.storage, credentials, args.from);
+  const report = await readingRemote(storage, async () => {
+    // Reading needs no host name: without --allow-sys=hostname every host folder is read.
+    const own = hostnameIfPermitted();
+    const hosts = own === undefined ? await listHosts(storage) : [own];
+    return await buildInfo({ config, storage, hosts, instances, database: args.database });
+  });
   const code = freshnessExitCode(report.instances.map((i) => i.status));
   if (ctx.json) ctx.outJson({ ...report, exit_code: code });
   else printReport(ctx, report);
   return code;
+}
+
+/**
+ * Runs `read`; a remote that cannot be read is exit 2 (CRITICAL to a monitoring check: nothing
+ * can be said about the copies), not the 1 of a failed item.
+ */
+async function readingRemote<T>(storage: Storage, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (e) {
+    if (storage.kind === "local" || !(e instanceof RemoteError)) throw e;
+    throw new VyaError(e.message, "unreachable", { cause: e });
+  }
 }
 
 const STATUS_TEXT = { fresh: "fresh", failed: "FAILED", stale: "STALE", never: "NEVER" } as const;

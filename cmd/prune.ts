@@ -9,12 +9,20 @@ import { message } from "@optique/core/message";
 import { optional } from "@optique/core/modifiers";
 import { argument, command, constant, option } from "@optique/core/primitives";
 import type { Parser } from "@optique/core/parser";
-import { string } from "@optique/core/valueparser";
+import { choice, string } from "@optique/core/valueparser";
 import type { Config, InstanceConfig } from "../lib/config/types.ts";
-import { ConfigError, ExitCode, runExitCode } from "../lib/errors.ts";
+import { ConfigError, ExitCode, OptionError, runExitCode } from "../lib/errors.ts";
 import { setPinned } from "../lib/prune/pin.ts";
-import { label, type PruneItem, pruneStorage } from "../lib/prune/run.ts";
-import { openStorage } from "../lib/storage/open.ts";
+import { remoteRetentionFor } from "../lib/config/retention.ts";
+import { CredentialResolver } from "../lib/credentials/resolve.ts";
+import { label, type PolicyLookup, type PruneItem, pruneStorage } from "../lib/prune/run.ts";
+import {
+  openRemoteStorage,
+  openStorage,
+  type ReadFrom,
+  type RemoteCredentials,
+} from "../lib/storage/open.ts";
+import type { Storage, StorageLock } from "../lib/storage/storage.ts";
 import type { Context } from "./context.ts";
 import { UsageError } from "./usage.ts";
 import { withInterruption } from "./signals.ts";
@@ -30,6 +38,8 @@ export interface PruneArgs {
   database?: string;
   /** `--dry-run`. */
   dryRun?: boolean;
+  /** `--from local|remote`; absent: both (the remote when storage.remote is configured). */
+  from?: ReadFrom;
 }
 
 /** What `pin` / `unpin` parse to. */
@@ -54,21 +64,27 @@ export const pruneCommand: Parser<"sync", PruneArgs, unknown> = command(
     dryRun: optional(option("--dry-run", {
       description: message`Print the decisions; remove nothing.`,
     })),
+    from: optional(option("--from", choice(["local", "remote"] as const), {
+      description: message`Prune only the local folder, or only the remote copy \
+(storage.remote, by storage.remote.retention, else the local policy). Default: both.`,
+    })),
   }),
   {
     brief: message`Apply the retention policy: remove the backups it no longer keeps.`,
     description: message`For every database folder of the storage (and each instance's users \
 backups) with a retention policy, prints one line per backup, keep or remove, with its reasons, \
 and removes what is not kept: never a pinned, future-dated, bad or the newest good backup, \
-never fewer than min_keep good ones, and only files of the tool's own naming pattern. Takes the \
-storage lock. Exit: 0 done, 1 some database's prune failed, 2 all failed, 3 configuration, \
+never fewer than min_keep good ones, and only files of the tool's own naming pattern. Prunes the \
+local folder and the remote copy (storage.remote) unless --from names one. Takes each storage's \
+lock. Exit: 0 done, 1 some database's prune failed, 2 all failed, 3 configuration, \
 4 locked, 64 usage, 130 interrupted.`,
   },
 );
 
 const fileArgument = () =>
   argument(string({ metavar: "FILE" }), {
-    description: message`The backup's dump file (or its .metadata.json) in the storage.`,
+    description: message`The backup's dump file (or its .metadata.json) in the storage, or its \
+s3://bucket/prefix/… location on the remote copy.`,
   });
 
 /** Parser of `pin`. */
@@ -98,6 +114,40 @@ function pruneInstances(config: Config, id: string | undefined): InstanceConfig[
   return [found];
 }
 
+/** One storage to prune and the policies it is pruned by. */
+interface PruneTarget {
+  /** Which. */
+  from: ReadFrom;
+  /** The storage. */
+  storage: Storage;
+  /** Its policies. */
+  policy?: PolicyLookup;
+}
+
+/**
+ * The storages `prune` works on: `--from` when given, else the local folder and, when
+ * storage.remote is configured, the remote too (a retention policy is meant for every copy).
+ */
+function pruneTargets(
+  config: Config,
+  credentials: RemoteCredentials,
+  from: ReadFrom | undefined,
+): PruneTarget[] {
+  const remote = openRemoteStorage(config.storage, credentials);
+  if (from === "remote" && !remote) {
+    throw new OptionError("there is no remote to prune: storage.remote is not configured", {
+      flag: "--from",
+      reason: "use --from local, or configure storage.remote",
+    });
+  }
+  const targets: PruneTarget[] = [];
+  if (from !== "remote") targets.push({ from: "local", storage: openStorage(config.storage) });
+  if (from !== "local" && remote) {
+    targets.push({ from: "remote", storage: remote, policy: remoteRetentionFor });
+  }
+  return targets;
+}
+
 /** Runs `prune`. */
 export async function runPrune(parsed: PruneArgs, ctx: Context): Promise<number> {
   if (parsed.database !== undefined && parsed.instance === undefined) {
@@ -105,27 +155,41 @@ export async function runPrune(parsed: PruneArgs, ctx: Context): Promise<number>
   }
   const { config } = await ctx.loadConfig();
   const instances = pruneInstances(config, parsed.instance);
-  const storage = openStorage(config.storage);
-  const lock = parsed.dryRun ? undefined : await storage.lock();
+  const targets = pruneTargets(
+    config,
+    new CredentialResolver(config.credentials, ctx.log),
+    parsed.from,
+  );
+  const locks: StorageLock[] = [];
   let items: PruneItem[] | undefined;
   try {
-    items = await withInterruption((signal) =>
-      pruneStorage({
-        config,
-        storage,
-        hostname: Deno.hostname(),
-        instances,
-        database: parsed.database,
-        dryRun: parsed.dryRun,
-        log: ctx.log,
-        signal,
-      })
-    );
+    // Every lock first: a prune that stops at a held lock has removed nothing anywhere.
+    if (!parsed.dryRun) { for (const t of targets) locks.push(await t.storage.lock()); }
+    items = await withInterruption(async (signal) => {
+      const all: PruneItem[] = [];
+      for (const t of targets) {
+        all.push(
+          ...await pruneStorage({
+            config,
+            storage: t.storage,
+            policy: t.policy,
+            hostname: Deno.hostname(),
+            instances,
+            database: parsed.database,
+            dryRun: parsed.dryRun,
+            log: ctx.log,
+            signal,
+          }),
+        );
+      }
+      return all;
+    });
   } finally {
-    await lock?.release();
+    for (const lock of locks.reverse()) await lock.release();
   }
   if (items === undefined) throw new InterruptedError("prune interrupted");
-  printPrune(ctx, items, parsed.dryRun ?? false);
+  const local = targets.find((t) => t.from === "local")?.storage.location;
+  printPrune(ctx, items, parsed.dryRun ?? false, local);
   if (items.every((i) => i.status === "no_policy")) {
     ctx.log.warn("no retention policy applies: nothing removed (see README, Retention)");
   }
@@ -136,11 +200,18 @@ export async function runPrune(parsed: PruneArgs, ctx: Context): Promise<number>
   );
 }
 
-function printPrune(ctx: Context, items: PruneItem[], dryRun: boolean): void {
+function printPrune(
+  ctx: Context,
+  items: PruneItem[],
+  dryRun: boolean,
+  localLocation: string | undefined,
+): void {
   if (ctx.json) {
     ctx.outJson({
       dry_run: dryRun,
       items: items.map((i) => ({
+        from: i.location === localLocation ? "local" : "remote",
+        location: i.location,
         instance: i.instance,
         database: i.database ?? null,
         kind: i.kind,
@@ -172,14 +243,16 @@ function printPrune(ctx: Context, items: PruneItem[], dryRun: boolean): void {
     }
     const kept = item.decisions.filter((d) => d.action === "keep").length;
     const planned = item.decisions.length - kept;
+    // The local folder's lines read as before; the remote's say where they are.
+    const what = label(item) + (item.location === localLocation ? "" : ` on ${item.location}`);
     if (item.status === "no_policy") {
-      ctx.out(`${label(item)}: no retention policy, nothing removed`);
+      ctx.out(`${what}: no retention policy, nothing removed`);
     } else if (item.status === "failed") {
-      ctx.out(`FAILED  ${label(item)}: ${item.error} (${item.removed} of ${planned} removed)`);
+      ctx.out(`FAILED  ${what}: ${item.error} (${item.removed} of ${planned} removed)`);
     } else if (dryRun) {
-      ctx.out(`${label(item)}: ${kept} kept, ${planned} would be removed (dry run)`);
+      ctx.out(`${what}: ${kept} kept, ${planned} would be removed (dry run)`);
     } else {
-      ctx.out(`${label(item)}: ${kept} kept, ${item.removed} removed`);
+      ctx.out(`${what}: ${kept} kept, ${item.removed} removed`);
     }
   }
 }
@@ -187,7 +260,15 @@ function printPrune(ctx: Context, items: PruneItem[], dryRun: boolean): void {
 /** Runs `pin` or `unpin`. */
 export async function runPin(parsed: PinArgs, ctx: Context): Promise<number> {
   const { config } = await ctx.loadConfig();
-  const storage = openStorage(config.storage);
+  // A location on the remote (`s3://bucket/prefix/…`, as prune and restore --list print it)
+  // pins the remote copy; anything else is a file of the local folder.
+  const remote = openRemoteStorage(
+    config.storage,
+    new CredentialResolver(config.credentials, ctx.log),
+  );
+  const storage = remote && parsed.file.startsWith(`${remote.location}/`)
+    ? remote
+    : openStorage(config.storage);
   const lock = await storage.lock();
   try {
     const pinned = parsed.command === "pin";

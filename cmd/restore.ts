@@ -16,7 +16,7 @@ import { UsageError } from "./usage.ts";
 import { CredentialResolver } from "../lib/credentials/resolve.ts";
 import { type CatalogEntry, checkEntry, listCatalog, listHosts } from "../lib/storage/catalog.ts";
 import { openReadStorage, type ReadFrom } from "../lib/storage/open.ts";
-import { downloadLatest } from "../lib/restore/remote_source.ts";
+import { downloadLatest, downloadLatestUsers } from "../lib/restore/remote_source.ts";
 import type { Storage } from "../lib/storage/storage.ts";
 import { restore } from "../lib/restore/restore.ts";
 import type { Context } from "./context.ts";
@@ -220,13 +220,20 @@ export async function runRestore(args: RestoreArgs, ctx: Context): Promise<numbe
   );
   if (result === undefined) throw new InterruptedError("restore interrupted");
   if (result.status !== "planned") {
-    // Table, column and routine grants of a users restore wait for their database: apply them.
+    // Table, column and routine grants of a users restore wait for their database: apply them,
+    // from the users backup of the storage this restore read (downloaded when remote).
     // applyWaitingGrants logs what it applied and every grant that failed.
-    await applyWaitingGrants(instance, params, result.target, ctx.log, {
-      storage: config.storage.path,
-      hostname,
-      identities,
-    });
+    await using users = storage.kind === "local"
+      ? undefined
+      : await downloadLatestUsers(storage, hostname, instance.id);
+    if (storage.kind === "local" || users) {
+      await applyWaitingGrants(instance, params, result.target, ctx.log, {
+        storage: config.storage.path,
+        file: users?.path,
+        hostname,
+        identities,
+      });
+    }
   }
   if (ctx.json) ctx.outJson(result);
   else if (result.status === "planned") {

@@ -9,11 +9,11 @@ import { object } from "@optique/core/constructs";
 import { message } from "@optique/core/message";
 import { optional } from "@optique/core/modifiers";
 import { command, constant, option } from "@optique/core/primitives";
-import { string } from "@optique/core/valueparser";
+import { choice, string } from "@optique/core/valueparser";
 import type { Parser } from "@optique/core/parser";
 import { ConfigError, InterruptedError, runExitCode } from "../lib/errors.ts";
 import { CredentialResolver } from "../lib/credentials/resolve.ts";
-import { openStorage } from "../lib/storage/open.ts";
+import { openReadStorage, type ReadFrom } from "../lib/storage/open.ts";
 import { itemOfFile, selectItems, type VerifyItem } from "../lib/verify/items.ts";
 import { verifyItemOutcome, verifyRun } from "../lib/verify/run.ts";
 import type { VerifyOutcome } from "../lib/verify/verify.ts";
@@ -42,6 +42,12 @@ export const verifyCommand: Parser<"sync", VerifyArgs, unknown> = command(
     file: optional(option("--file", string({ metavar: "PATH" }), {
       description: message`This backup file.`,
     })),
+    from: optional(option("--from", choice(["local", "remote"] as const), {
+      description: message`Verify the backups of the local folder or of storage.remote (S3). \
+Default: local when storage.path exists, else remote. From S3 each backup is downloaded into a \
+private temporary folder (checked against its SHA-256 on the way), read or restored from there, \
+and removed; the result is recorded in the remote metadata.`,
+    })),
     restore: optional(option("--restore", {
       description: message`Restore each backup into a scratch database (vya_verify_<db>_<stamp>, \
 on its instance or the instance's verify.instance), compare tables, views, routines, triggers, \
@@ -68,6 +74,7 @@ export type VerifyArgs = {
   all?: boolean;
   file?: string;
   restore?: boolean;
+  from?: ReadFrom;
 };
 
 /** Runs `verify`. */
@@ -75,8 +82,14 @@ export async function runVerify(args: VerifyArgs, ctx: Context): Promise<number>
   if ([args.latest, args.all, args.file !== undefined].filter(Boolean).length > 1) {
     throw new UsageError("verify takes at most one of --latest, --all or --file PATH");
   }
+  if (args.file !== undefined && args.from === "remote") {
+    throw new UsageError("--file names a local file; with --from remote use --latest or --all");
+  }
   const { config } = await ctx.loadConfig();
-  const storage = openStorage(config.storage);
+  const credentials = new CredentialResolver(config.credentials, ctx.log);
+  const storage = args.file !== undefined
+    ? await openReadStorage(config.storage, credentials, "local")
+    : await openReadStorage(config.storage, credentials, args.from);
   const instance = args.instance === undefined ? undefined : findInstance(config, args.instance);
   let items: VerifyItem[];
   if (args.file !== undefined) items = [await itemOfFile(args.file, storage)];
@@ -96,7 +109,6 @@ export async function runVerify(args: VerifyArgs, ctx: Context): Promise<number>
       );
     }
   }
-  const credentials = new CredentialResolver(config.credentials, ctx.log);
   const outcomes: VerifyOutcome[] = [];
   const done = await withInterruption((signal) =>
     verifyRun(items, {

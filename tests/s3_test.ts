@@ -486,8 +486,8 @@ Deno.test("s3 config: the remote block is validated with errors naming the field
       assertEquals(r.code, 3, r.stdout + r.stderr);
       assertMatch(r.stdout + r.stderr, error);
     }
-    // Without a local copy, nightly verify would check nothing and info would see nothing:
-    // both are refused rather than silently useless.
+    // Without a local copy, nightly verify would check nothing and info of the local folder
+    // would see nothing: both are refused rather than silently useless.
     await env.writeConfig({
       storage: { path: env.storage, remote, keep_local: false },
       backup: { verify: "checksum" },
@@ -499,11 +499,11 @@ Deno.test("s3 config: the remote block is validated with errors naming the field
       /storage\.keep_local: keep_local: false leaves nothing local for backup\.verify: checksum/,
     );
     await env.writeConfig({ storage: { path: env.storage, remote, keep_local: false } });
-    const info = await env.run(["info"]);
+    const info = await env.run(["info", "--from", "local"]);
     assertEquals(info.code, 3, info.stdout + info.stderr);
     assertMatch(
       info.stderr,
-      /info reads the local storage, which storage\.keep_local: false leaves empty/,
+      /info --from local reads the local storage, which storage\.keep_local: false leaves/,
     );
     await env.writeConfig({ storage: { path: env.storage, remote } });
     const ok = await env.run(["config", "show", "--json"]);

@@ -58,12 +58,40 @@ export function retentionFor(
 ): RetentionConfig | undefined {
   const instance = config.instances.find((i) => i.id === instanceId);
   if (!instance) throw new ConfigError(`unknown instance "${instanceId}"`);
-  const layers = [
+  return withDefaults([
     config.retention,
     instance.retention,
     database === undefined ? undefined : instance.retention_overrides?.[database],
-  ].filter((l): l is RetentionSettings => l !== undefined);
-  if (layers.length === 0) return undefined;
+  ]);
+}
+
+/**
+ * The retention of the remote copy (`storage.remote`) of a database (or, without `database`,
+ * of an instance's users backups). `storage.remote.retention` is the remote's whole policy,
+ * instead of the local one (over the defaults only, the same for every database: a bucket
+ * usually keeps longer, and mixing its keys with per-database local overrides would make the
+ * remote's effective policy impossible to read off the file). Without it the local policy
+ * applies remotely as it stands, so a configured retention never leaves the bucket growing
+ * forever; without either, nothing is pruned remotely. Undefined without a remote. Throws a
+ * ConfigError for an unknown instance.
+ */
+export function remoteRetentionFor(
+  config: Config,
+  instanceId: string,
+  database?: string,
+): RetentionConfig | undefined {
+  const local = retentionFor(config, instanceId, database);
+  const remote = config.storage.remote;
+  if (!remote) return undefined;
+  return remote.retention ? withDefaults([remote.retention]) : local;
+}
+
+/** The defaults overridden by `layers` in order, key by key; undefined without any layer. */
+function withDefaults(
+  layers: (RetentionSettings | undefined)[],
+): RetentionConfig | undefined {
+  const present = layers.filter((l): l is RetentionSettings => l !== undefined);
+  if (present.length === 0) return undefined;
   return Object.assign(
     {
       keep_last: 0,
@@ -76,7 +104,7 @@ export function retentionFor(
       timezone: systemTimeZone(),
       prune: DEFAULT_PRUNE_MODE,
     },
-    ...layers,
+    ...present,
   );
 }
 
@@ -102,6 +130,10 @@ export function retentionProblems(config: Config): RetentionProblem[] {
     const r = retentionFor(config, id, db);
     return r !== undefined && !policyKeepsSomething(r);
   };
+  const remote = config.storage.remote?.retention;
+  if (remote && !policyKeepsSomething(withDefaults([remote])!)) {
+    problems.push({ path: ["storage", "remote", "retention"], message });
+  }
   config.instances.forEach((instance, i) => {
     const where = instance.retention ? ["instances", i, "retention"] : ["retention"];
     if (empty(instance.id) && !problems.some((p) => p.path.join() === where.join())) {

@@ -75,7 +75,11 @@ export async function setPinned(
 
 /** The catalog entry `file` is a file of; RefusedError when there is none. */
 async function findEntry(storage: Storage, file: string): Promise<CatalogEntry> {
-  const key = storage instanceof LocalStorage ? storage.keyOf(file) : file.replace(/^\/+/, "");
+  const key = storage instanceof LocalStorage
+    ? storage.keyOf(file)
+    : file.startsWith(`${storage.location}/`)
+    ? file.slice(storage.location.length + 1)
+    : file.replace(/^\/+/, "");
   if (key === undefined) {
     throw new RefusedError(`${file}: not inside the storage ${storage.location}`);
   }

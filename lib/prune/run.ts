@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { Config, InstanceConfig } from "../config/types.ts";
+import type { Config, InstanceConfig, RetentionConfig } from "../config/types.ts";
 import { retentionFor } from "../config/retention.ts";
 import { type ErrorKind, kindOf, VyaError } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -44,6 +44,8 @@ export interface PruneItem {
   decisions: PruneDecision[];
   /** Entries whose files were removed (0 in a dry run). */
   removed: number;
+  /** The storage pruned (`storage.location`: the folder, or `s3://bucket/prefix`). */
+  location: string;
   /** Why it failed (redacted). */
   error?: string;
   /** The failure's kind (exit code). */
@@ -66,7 +68,19 @@ export interface PruneContext {
   now?: Date;
   /** Stops between entries. */
   signal?: AbortSignal;
+  /**
+   * The policy of a database (users backups: without one). Default {@linkcode retentionFor},
+   * the local policy; the remote copy passes remoteRetentionFor.
+   */
+  policy?: PolicyLookup;
 }
+
+/** Where a prune finds the policy of a database (or, without one, of an instance's users). */
+export type PolicyLookup = (
+  config: Config,
+  instance: string,
+  database?: string,
+) => RetentionConfig | undefined;
 
 /** What {@linkcode pruneStorage} prunes. */
 export interface PruneRequest extends PruneContext {
@@ -153,8 +167,9 @@ async function pruneEntries(
     status: "ok",
     decisions: [],
     removed: 0,
+    location: ctx.storage.location,
   };
-  const policy = retentionFor(ctx.config, scope.instance, scope.database);
+  const policy = (ctx.policy ?? retentionFor)(ctx.config, scope.instance, scope.database);
   if (!policy) {
     item.status = "no_policy";
     item.decisions = entries.map((entry) => ({

@@ -25,6 +25,7 @@ import { createHash } from "node:crypto";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { LockError, VyaError } from "../errors.ts";
 import { guardProcessEnv } from "../node_env.ts";
+import { processAlive } from "./lock.ts";
 import { redact } from "../redact.ts";
 import { VERSION } from "../version.ts";
 import {
@@ -425,7 +426,7 @@ export class S3Storage implements Storage {
     const location = this.locate(S3_LOCK_KEY);
     for (let attempt = 0; attempt < 2; attempt++) {
       const held = await this.#readLock();
-      if (held && Date.now() - held.at < S3_LOCK_STALE_MS) {
+      if (held && Date.now() - held.at < S3_LOCK_STALE_MS && !(await heldByDeadProcess(held))) {
         throw new LockError(
           `another vya-backupdb run (${held.owner}) holds the lock ${location}`,
           { hint: `wait for it; a lock older than 24 h is taken over, or delete ${location}` },
@@ -455,7 +456,7 @@ export class S3Storage implements Storage {
     throw new LockError(`could not take the lock ${location}: it keeps changing hands`);
   }
 
-  async #readLock(): Promise<{ owner: string; runId?: string; at: number } | undefined> {
+  async #readLock(): Promise<HeldLock | undefined> {
     const raw = await this.readSmall(S3_LOCK_KEY, 64 * 1024);
     if (!raw) return undefined;
     try {
@@ -463,6 +464,8 @@ export class S3Storage implements Storage {
       const at = Date.parse(v.created_at);
       return {
         owner: `host ${v.host}, PID ${v.pid}, since ${v.created_at}`,
+        host: typeof v.host === "string" ? v.host : undefined,
+        pid: Number.isSafeInteger(v.pid) ? v.pid : undefined,
         runId: typeof v.run_id === "string" ? v.run_id : undefined,
         at: Number.isFinite(at) ? at : 0,
       };
@@ -470,6 +473,31 @@ export class S3Storage implements Storage {
       return { owner: "unreadable lock object", at: 0 };
     }
   }
+}
+
+/** The lock object as read back. */
+interface HeldLock {
+  /** Who holds it, for messages. */
+  owner: string;
+  /** Its host and PID, when readable. */
+  host?: string;
+  pid?: number;
+  /** The holder's run id. */
+  runId?: string;
+  /** When it was taken (ms; 0 when unreadable). */
+  at: number;
+}
+
+/**
+ * Whether the lock was taken on this host by a process that is gone (a `kill -9` mid-prune):
+ * such a lock is stale at once, as the local lock file is, instead of blocking for 24 h. A
+ * holder on another host cannot be asked and counts as alive.
+ */
+async function heldByDeadProcess(held: HeldLock): Promise<boolean> {
+  if (held.host !== Deno.hostname() || held.pid === undefined || held.pid === Deno.pid) {
+    return false;
+  }
+  return !(await processAlive(held.pid));
 }
 
 /** A failure of the remote: kind `failed`, message naming the remote, redacted. */

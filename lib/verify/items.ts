@@ -42,6 +42,8 @@ export interface VerifyItem {
   metadataProblem?: string;
   /** Whether its result may be recorded in its metadata (a file in the configured storage). */
   recordable: boolean;
+  /** The catalog entry it was made of (what a remote backup is downloaded by). */
+  entry?: CatalogEntry;
 }
 
 /** Whether a catalog entry is a backup attempt worth verifying (not a failure record). */
@@ -67,6 +69,7 @@ export function itemOfEntry(storage: Storage, e: CatalogEntry): VerifyItem {
     metadata: e.metadata,
     metadataProblem: e.metadataProblem,
     recordable: true,
+    entry: e,
   };
 }
 

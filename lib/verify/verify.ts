@@ -23,6 +23,7 @@ import { redact } from "../redact.ts";
 import { inspectDump } from "../restore/inspect.ts";
 import { BadBackupError, RestoreFailedError } from "../restore/errors.ts";
 import { restore } from "../restore/restore.ts";
+import { type DownloadedBackup, downloadEntry } from "../restore/remote_source.ts";
 import { recordedSha256, sidecarsOf } from "../storage/catalog.ts";
 import type { VerifyRecord } from "../storage/metadata.ts";
 import { compareRestored } from "./compare.ts";
@@ -107,9 +108,11 @@ export async function verifyItem(item: VerifyItem, o: VerifyOptions): Promise<Ve
   };
   try {
     await checkFiles(item, outcome);
-    if (o.kind === "restore") await restoreCheck(item, o, outcome);
+    await using local = await localCopy(item, outcome);
+    const path = local?.path ?? item.storage.locate(item.dumpKey!);
+    if (o.kind === "restore") await restoreCheck(item, path, o, outcome);
     else {
-      await inspectDump(item.storage.locate(item.dumpKey!), {
+      await inspectDump(path, {
         expectedSha256: item.metadata?.file?.sha256,
         signal: o.signal,
       });
@@ -170,7 +173,29 @@ async function checkFiles(item: VerifyItem, outcome: VerifyOutcome): Promise<voi
   outcome.checked.push(meta ? "metadata, size and .sha256 agree" : "no metadata: file only");
 }
 
-async function restoreCheck(item: VerifyItem, o: VerifyOptions, outcome: VerifyOutcome) {
+/**
+ * A backup on a remote storage, downloaded into a private temporary folder and checked against
+ * its recorded SHA-256 on the way (a mismatch is a finding); undefined for a local one. The
+ * whole-file checks then read that copy exactly as they read a local file, and the restore
+ * kind loads those same verified bytes.
+ */
+async function localCopy(
+  item: VerifyItem,
+  outcome: VerifyOutcome,
+): Promise<DownloadedBackup | undefined> {
+  if (item.storage.kind === "local") return undefined;
+  if (!item.entry) throw new VerifyFailedError("it is not a backup of the remote's catalog");
+  const copy = await downloadEntry(item.storage, item.entry);
+  outcome.checked.push(`downloaded from ${item.storage.location}: sha256 as recorded`);
+  return copy;
+}
+
+async function restoreCheck(
+  item: VerifyItem,
+  path: string,
+  o: VerifyOptions,
+  outcome: VerifyOutcome,
+) {
   const r = o.restore!;
   const meta = item.metadata;
   if (!meta || !item.database || !item.stamp) {
@@ -183,7 +208,7 @@ async function restoreCheck(item: VerifyItem, o: VerifyOptions, outcome: VerifyO
   await restore({
     instance: r.target,
     params: r.params,
-    source: { path: item.storage.locate(item.dumpKey!), metadata: meta },
+    source: { path, metadata: meta },
     target,
     // Another server need not have the backup's roles and DEFINER accounts: the check is
     // about the data, which loads the same without them.
