@@ -9,26 +9,16 @@ import {
   assertRejects,
   assertStringIncludes,
 } from "./harness/assert.ts";
-import { boto3, listAllKeys, openUploads, S3RVER_KEY, startS3, type TestS3 } from "./harness/s3.ts";
+import { boto3, listAllKeys, openUploads, startS3, type TestS3 } from "./harness/s3.ts";
 import { partSizeFor, S3_LOCK_KEY, S3Storage } from "../lib/storage/s3.ts";
 import { LockError } from "../lib/errors.ts";
-import { loadKey } from "../lib/crypto/keys.ts";
-import { setEntry } from "../lib/credentials/store.ts";
-import { type PgServer, sharedPostgres, startPostgres } from "./harness/servers.ts";
+import { sharedPostgres, startPostgres } from "./harness/servers.ts";
 import { parse } from "yaml";
 import { cliArgs, makeTestEnv, REPO_ROOT, runCli } from "./helpers/cli.ts";
+import { assertNoSecret, remoteOf, s3Env } from "./helpers/s3_env.ts";
 import { pgLogin, pgRows } from "./helpers/compare.ts";
 
-function storageOf(s3: TestS3, prefix = "db/"): S3Storage {
-  return new S3Storage({
-    endpoint: s3.endpoint,
-    region: "us-east-1",
-    bucket: s3.bucket,
-    prefix,
-    pathStyle: true,
-    credentials: () => Promise.resolve({ accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY }),
-  });
-}
+const storageOf = remoteOf;
 
 /** Objects written by another client (boto3), body "x". */
 async function putRaw(s3: TestS3, ...keys: string[]): Promise<void> {
@@ -170,39 +160,6 @@ Deno.test("s3 storage: refused credentials and a dead endpoint give clear errors
 // Through the CLI: backup --all to local + S3, restore from S3, outages
 
 const HOST = Deno.hostname();
-// s3rver checks the access key id only, so the secret can be one no output may ever contain.
-const S3_SECRET = "s3-secret-Vq7Lm2Xz9Pq4";
-
-async function s3Env(pg: PgServer, s3: TestS3, extraStorage: Record<string, unknown> = {}) {
-  const env = await makeTestEnv([{ id: "pg", server: pg }]);
-  await setEntry(
-    env.credentialsFile,
-    "s3-backups",
-    { username: S3RVER_KEY, password: S3_SECRET },
-    await loadKey({ keyFile: env.keyFile }),
-  );
-  const storage = {
-    path: env.storage,
-    compression: { format: "gzip", level: 1 },
-    remote: {
-      type: "s3",
-      endpoint: s3.endpoint,
-      region: "us-east-1",
-      bucket: s3.bucket,
-      prefix: "db/",
-      path_style: true,
-      credential: "s3-backups",
-    },
-    ...extraStorage,
-  };
-  await env.writeConfig({ storage });
-  return env;
-}
-
-function assertNoSecret(...texts: string[]): void {
-  for (const t of texts) assert(!t.includes(S3_SECRET), `secret in output:\n${t}`);
-}
-
 /** Downloads every object under `prefix` with boto3 into `dir` (keys as paths). */
 async function downloadAll(s3: TestS3, prefix: string, dir: string): Promise<string[]> {
   const out = await boto3(
