@@ -78,7 +78,7 @@ async function retentionEnv(
   pg: PgServer,
   s3: TestS3,
   dbs: string[],
-  remoteRetention: Record<string, unknown> | undefined = POLICY,
+  remoteRetention: Record<string, unknown> | null = POLICY,
 ): Promise<TestEnv> {
   const env = await s3Env(pg, s3, {}, {
     databases: { include: dbs },
@@ -265,7 +265,7 @@ Deno.test(
   async () => {
     const [pg, s3] = await Promise.all([sharedPostgres(), startS3()]);
     await databases(pg, { s3l_db: 2 });
-    const env = await retentionEnv(pg, s3, ["s3l_db"], undefined);
+    const env = await retentionEnv(pg, s3, ["s3l_db"], null);
     try {
       const remote = remoteOf(s3);
       const src = await sourceOf(await backupNow(env, "pg", "s3l_db"));
@@ -413,7 +413,7 @@ Deno.test(
   async () => {
     const [pg, s3] = await Promise.all([sharedPostgres(), startS3()]);
     await databases(pg, { s3v_db: 50 });
-    const env = await retentionEnv(pg, s3, ["s3v_db"], undefined);
+    const env = await retentionEnv(pg, s3, ["s3v_db"], null);
     try {
       const remote = remoteOf(s3);
       const src = await sourceOf(await backupNow(env, "pg", "s3v_db"));
@@ -462,7 +462,7 @@ Deno.test(
   async () => {
     const [pg, s3] = await Promise.all([sharedPostgres(), startS3()]);
     await databases(pg, { s3i_db: 2 });
-    const env = await retentionEnv(pg, s3, ["s3i_db", "s3i_never"], undefined);
+    const env = await retentionEnv(pg, s3, ["s3i_db", "s3i_never"], null);
     try {
       const remote = remoteOf(s3);
       await backupNow(env, "pg", "s3i_db");
@@ -549,7 +549,7 @@ Deno.test(
   async () => {
     const [pg, s3] = await Promise.all([sharedPostgres(), startS3()]);
     await databases(pg, { s3e_db: 20 });
-    const env = await retentionEnv(pg, s3, ["s3e_db"], undefined);
+    const env = await retentionEnv(pg, s3, ["s3e_db"], null);
     try {
       const keyFile = join(env.dir, "backup-key.txt");
       const gen = await tool("age-keygen", ["-o", keyFile]);
