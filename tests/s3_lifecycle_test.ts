@@ -424,6 +424,15 @@ Deno.test(
       assertStringIncludes(ok.stdout, "s3://backups/db/");
       const recorded = await readMetadata(remote, older.metadata);
       assertEquals(recorded?.verify, { result: "ok", kind: "checksum" });
+      // --restore loads the downloaded, checked bytes into a scratch database.
+      const restored = await env.run(["--json", "verify", "--from", "remote", "--restore"]);
+      assertEquals(restored.code, 0, restored.stderr + restored.stdout);
+      const [outcome] = JSON.parse(restored.stdout) as { checked: string[]; scratch: string }[];
+      assert(outcome.checked.some((c) => c.startsWith("downloaded from s3://backups/db")));
+      assertEquals(
+        await pg.sql(`SELECT count(*) FROM pg_database WHERE datname = '${outcome.scratch}'`),
+        "0",
+      );
 
       // Someone with write access flips one byte of the newest remote dump.
       const [newest] = (await listCatalog(remote, {
