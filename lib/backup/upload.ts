@@ -20,7 +20,7 @@ import { openRemoteStorage, openStorage, type RemoteCredentials } from "../stora
 import { RemoteError, type S3Storage } from "../storage/s3.ts";
 import type { Storage } from "../storage/storage.ts";
 import { sha256Readable, Sha256Stream } from "../stream/sha256.ts";
-import type { ItemResult } from "./run.ts";
+import type { BackupRequest, ItemResult } from "./run.ts";
 
 /** The three keys of a backup (the same locally and remotely). */
 export type BackupKeys = Pick<BackupPaths, "dump" | "sha256" | "metadata">;
@@ -184,10 +184,16 @@ export async function uploadPending(
   return failures;
 }
 
-/** The off-host copy of a backup run, as cmd/backup.ts wires it. */
+/** The off-host copy of a backup run, as cmd/backup.ts wires it ({@linkcode backupTargets}). */
 export interface OffHostCopies {
   /** The remote. */
   remote: S3Storage;
+  /**
+   * `keep_local: false`: each backup is streamed straight to the remote (dump → compression →
+   * encryption → SHA-256 → multipart upload), with no local dump file; `afterCommit` is then
+   * not used.
+   */
+  streamed: boolean;
   /** The hook of runBackup: uploads a database's backup right after its local commit. */
   afterCommit(keys: BackupKeys): Promise<void>;
   /**
@@ -210,6 +216,7 @@ export function offHostCopies(
   const options = { keepLocal: storage.keep_local, log };
   return {
     remote,
+    streamed: !storage.keep_local,
     afterCommit: (keys) => uploadBackup(local, remote, keys, options),
     async catchUp(results, hostname, instances) {
       const failures = await uploadPending(local, remote, { hostname, instances }, options);
@@ -230,4 +237,18 @@ export function offHostCopies(
       }
     },
   };
+}
+
+/**
+ * Where a backup run writes: the local folder, each backup uploaded after its local commit; or,
+ * streamed (`keep_local: false`), the remote itself. Streamed, the local folder keeps the lock
+ * (S3's lock object is best effort, and backups only add keys) and takes a failure record the
+ * remote refuses, so a night whose remote was down is still on record.
+ */
+export function backupTargets(
+  local: Storage,
+  offHost?: OffHostCopies,
+): Pick<BackupRequest, "storage" | "lockStorage" | "failureFallback" | "afterCommit"> {
+  if (!offHost?.streamed) return { storage: local, afterCommit: offHost?.afterCommit };
+  return { storage: offHost.remote, lockStorage: local, failureFallback: local };
 }
