@@ -329,3 +329,36 @@ Deno.test("s3 stream: the S3 server stopped mid-upload fails the item naming the
     await Promise.all([pg.stop(), s3.close()]);
   }
 });
+
+Deno.test("s3 upload (keep_local: true): a run interrupted while uploading the committed file sends AbortMultipartUpload and exits 130; the local backup verifies; the next run uploads it", async () => {
+  const [pg, s3] = await Promise.all([startPostgres(), startS3("backups", { log: true })]);
+  const env = await s3Env(pg, s3);
+  try {
+    await makeBig(pg);
+    const run = spawnBackup(env);
+    await waitForPart(s3, 120_000);
+    run.kill("SIGINT");
+    const out = await outputOf(run);
+    assertEquals(out.code, 130, out.text);
+    assertNoSecret(out.text);
+    const aborts = (await s3.requests()).filter((l) => ABORT_LINE.test(l));
+    assert(aborts.length >= 1, (await s3.requests()).join("\n"));
+    assertEquals((await listAllKeys(s3)).filter((k) => k.includes("/big/")), []);
+    // The local backup was committed before the upload began: whole, and it checks.
+    const local = await localBackupFiles(env);
+    const sums = local.filter((f) => /\/big_.*\.sha256$/.test(f));
+    assertEquals(sums.length, 1, local.join("\n"));
+    assertEquals((await sha256sumC(sums[0])).code, 0);
+    const stem = sums[0].replace(/^.*\//, "").replace(/\.sha256$/, "");
+
+    const again = await env.run(["backup", "--all"]);
+    assertEquals(again.code, 0, again.stderr + again.stdout);
+    const keys = await listAllKeys(s3);
+    for (const suffix of [".sql.gz", ".sha256", ".metadata.json"]) {
+      assert(keys.some((k) => k.endsWith(`/${stem}${suffix}`)), `${stem}${suffix} in ${keys}`);
+    }
+  } finally {
+    await env.cleanup();
+    await Promise.all([pg.stop(), s3.close()]);
+  }
+});

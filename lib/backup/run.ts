@@ -77,7 +77,7 @@ export interface BackupRequest {
    * Runs after a database's backup is committed locally (the off-host upload hooks in here). A
    * throw fails the item with its message; the local backup stays as it is.
    */
-  afterCommit?: (keys: BackupPaths) => Promise<void>;
+  afterCommit?: (keys: BackupPaths, signal?: AbortSignal) => Promise<void>;
   /** Runs after an instance's databases, with its connection (users backup hooks in here). */
   afterInstance?: (ctx: InstanceContext) => Promise<ItemResult[]>;
   /**
@@ -515,7 +515,7 @@ async function afterCommit(
   done: ItemResult,
 ): Promise<ItemResult> {
   try {
-    await job.request.afterCommit?.(paths);
+    await job.request.afterCommit?.(paths, job.request.signal);
     return done;
   } catch (e) {
     if (job.request.signal?.aborted) throw e;

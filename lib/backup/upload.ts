@@ -31,6 +31,8 @@ export interface UploadOptions {
   keepLocal: boolean;
   /** Logger. */
   log: Logger;
+  /** Interrupts the upload: the multipart upload is aborted on the server. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -54,7 +56,7 @@ export async function uploadBackup(
   }
   const { bytes, sha256 } = meta.file;
   try {
-    await sendDump(local, remote, keys.dump, bytes, sha256);
+    await sendDump(local, remote, keys.dump, { bytes, sha256 }, options.signal);
     await remote.writeAtomic(keys.sha256, await readAll(local, keys.sha256));
     // The HEAD confirms the size; its sha256 header is only what this upload stamped on it.
     const head = await remote.head(keys.dump);
@@ -90,13 +92,13 @@ async function sendDump(
   local: Storage,
   remote: S3Storage,
   key: string,
-  bytes: number,
-  sha256: string,
+  { bytes, sha256 }: { bytes: number; sha256: string },
+  signal?: AbortSignal,
 ): Promise<void> {
   const hash = new Sha256Stream();
   const writer = await remote.create(key, { expectedBytes: bytes, sha256 });
   try {
-    await (await local.open(key)).pipeThrough(hash).pipeTo(writer.writable);
+    await (await local.open(key)).pipeThrough(hash).pipeTo(writer.writable, { signal });
     // The local file is read once: what was sent is what was hashed.
     if ((await hash.digest) !== sha256) {
       throw new Error(`${local.locate(key)} no longer matches its recorded SHA-256`);
@@ -195,7 +197,7 @@ export interface OffHostCopies {
    */
   streamed: boolean;
   /** The hook of runBackup: uploads a database's backup right after its local commit. */
-  afterCommit(keys: BackupKeys): Promise<void>;
+  afterCommit(keys: BackupKeys, signal?: AbortSignal): Promise<void>;
   /**
    * After the run: uploads what is still missing remotely (users backups, and earlier runs'
    * failed uploads) and records each failure in `results` (the item of this run that made the
@@ -217,7 +219,7 @@ export function offHostCopies(
   return {
     remote,
     streamed: !storage.keep_local,
-    afterCommit: (keys) => uploadBackup(local, remote, keys, options),
+    afterCommit: (keys, signal) => uploadBackup(local, remote, keys, { ...options, signal }),
     async catchUp(results, hostname, instances) {
       const failures = await uploadPending(local, remote, { hostname, instances }, options);
       for (const { entry, error } of failures) {
