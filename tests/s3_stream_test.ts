@@ -62,6 +62,8 @@ for page in p.paginate(Bucket=bucket, Prefix=${
 
 interface Engine {
   name: string;
+  /** Encrypt to a fresh age key (Debian's age-keygen), restored with its identity. */
+  encrypt?: boolean;
   server: () => Promise<PgServer | MyServer>;
   create: (s: PgServer | MyServer, db: string) => Promise<void>;
   drop: (s: PgServer | MyServer, db: string) => Promise<void>;
@@ -71,6 +73,21 @@ interface Engine {
 const ENGINES: Engine[] = [
   {
     name: "PostgreSQL",
+    server: sharedPostgres,
+    create: async (s, db) => {
+      await s.sql(`CREATE DATABASE ${db}`);
+      await s.sql(
+        `CREATE TABLE items (id int PRIMARY KEY, name text);
+         INSERT INTO items SELECT i, 'item ' || i FROM generate_series(1, 500) i;`,
+        { database: db },
+      );
+    },
+    drop: async (s, db) => void await s.sql(`DROP DATABASE ${db}`),
+    rows: (s, db) => pgRows(s as PgServer, db),
+  },
+  {
+    name: "PostgreSQL, age-encrypted",
+    encrypt: true,
     server: sharedPostgres,
     create: async (s, db) => {
       await s.sql(`CREATE DATABASE ${db}`);
@@ -104,8 +121,18 @@ for (const engine of ENGINES) {
     const [server, s3] = await Promise.all([engine.server(), startS3()]);
     const db = `stream_${crypto.randomUUID().slice(0, 8)}`;
     const env = await s3Env(server as PgServer, s3, { keep_local: false }, "src");
+    const storage = await configStorage(env);
+    if (engine.encrypt) {
+      const keyFile = `${env.dir}/age-key.txt`;
+      const gen = await new Deno.Command("age-keygen", { args: ["-o", keyFile], stderr: "piped" })
+        .output();
+      assert(gen.success, new TextDecoder().decode(gen.stderr));
+      const recipient = /age1[0-9a-z]+/.exec(await Deno.readTextFile(keyFile))![0];
+      storage.encryption = { recipients: [recipient], identity_file: keyFile };
+    }
+    const suffix = engine.encrypt ? ".sql.gz.age" : ".sql.gz";
     await env.writeConfig({
-      storage: await configStorage(env),
+      storage,
       instances: [{ ...(await configInstances(env))[0], databases: { include: [db] } }],
     });
     try {
@@ -118,6 +145,7 @@ for (const engine of ENGINES) {
       assertEquals(await localBackupFiles(env), [], "a local file was written");
       const keys = (await listAllKeys(s3)).filter((k) => k.startsWith(`db/${HOST}/src/${db}/`));
       assertEquals(keys.length, 3, keys.join("\n"));
+      assert(keys.some((k) => k.endsWith(suffix)), keys.join("\n"));
       const [meta] = await remoteMetadata(s3, "src", db);
       assertEquals(meta.status, "ok");
       assertEquals(await openUploads(s3), [], "a multipart upload was left open");
@@ -130,7 +158,7 @@ for (const engine of ENGINES) {
         const c = await sha256sumC(sum);
         assertEquals(c.code, 0, c.text);
         assertEquals(
-          (await Deno.stat(files.find((f) => f.endsWith(".sql.gz"))!)).size,
+          (await Deno.stat(files.find((f) => f.endsWith(suffix))!)).size,
           meta.file!.bytes,
         );
       } finally {
