@@ -25,6 +25,7 @@ import { createHash } from "node:crypto";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { LockError, VyaError } from "../errors.ts";
 import { guardProcessEnv } from "../node_env.ts";
+import { collect } from "../stream/gc.ts";
 import { redact } from "../redact.ts";
 import { VERSION } from "../version.ts";
 import {
@@ -329,16 +330,11 @@ export class S3Storage implements Storage {
         pipeControl.error(reason);
       } catch { /* already closed */ }
     };
-    const body = pipe.writable.getWriter();
-    let written = 0;
-    const writable = new WritableStream<Uint8Array>({
-      write: async (chunk) => {
-        written += chunk.byteLength;
-        await body.write(chunk);
-      },
-      close: () => {}, // the body ends at seal
-      abort: (reason) => breakPipe(reason),
-    });
+    // A size hint is an estimate the dump may exceed (text is larger than the server's pages).
+    const partSize = partSizeFor(
+      options.expectedBytes ?? (options.sizeHint ? options.sizeHint * 4 : undefined),
+    );
+    const body = uploadWritable(pipe.writable.getWriter(), partSize, breakPipe);
     const upload = new Upload({
       client,
       params: {
@@ -347,10 +343,7 @@ export class S3Storage implements Storage {
         Body: pipe.readable,
         Metadata: options.sha256 ? { sha256: options.sha256 } : undefined,
       },
-      // A size hint is an estimate the dump may exceed (text is larger than the server's pages).
-      partSize: partSizeFor(
-        options.expectedBytes ?? (options.sizeHint ? options.sizeHint * 4 : undefined),
-      ),
+      partSize,
       queueSize: 1,
       leavePartsOnError: false,
     });
@@ -380,20 +373,20 @@ export class S3Storage implements Storage {
     const seal = async () => {
       if (state === "sealed" || state === "committed") return;
       if (state === "aborted") throw new Error(`${this.locate(key)}: upload was aborted`);
-      await body.close().catch(() => {}); // an errored body: `done` says why
+      await body.end().catch(() => {}); // an errored body: `done` says why
       await done;
       state = "sealed";
       const head = await this.head(key);
-      if (head?.size !== written) {
+      if (head?.size !== body.written()) {
         throw new RemoteError(
           `${this.locate(key)} holds ${head?.size ?? "no"} bytes after the upload, not the ` +
-            `${written} sent`,
+            `${body.written()} sent`,
         );
       }
     };
     return {
       key,
-      writable,
+      writable: body.writable,
       seal,
       commit: async () => {
         await seal();
@@ -524,6 +517,35 @@ export class S3Storage implements Storage {
       return { owner: "unreadable lock object", at: 0 };
     }
   }
+}
+
+/**
+ * The writable side of an upload's body: counts the bytes, and closing it does not end the body
+ * (`end` does, at seal): a stream that ended is not yet a complete object.
+ */
+function uploadWritable(
+  body: WritableStreamDefaultWriter<Uint8Array>,
+  partSize: number,
+  breakPipe: (reason: unknown) => void,
+): { writable: WritableStream<Uint8Array>; written: () => number; end: () => Promise<void> } {
+  let written = 0;
+  let sinceCollect = 0;
+  const writable = new WritableStream<Uint8Array>({
+    write: async (chunk) => {
+      written += chunk.byteLength;
+      sinceCollect += chunk.byteLength;
+      // Each part is copied into one large buffer (the SDK's, then the request's), which only a
+      // full collection frees: without one per part, memory grows with the object.
+      if (sinceCollect >= partSize) {
+        sinceCollect = 0;
+        collect(true);
+      }
+      await body.write(chunk);
+    },
+    close: () => {},
+    abort: (reason) => breakPipe(reason),
+  });
+  return { writable, written: () => written, end: () => body.close() };
 }
 
 /** Whether `p` settles (either way) within `ms`. */
