@@ -8,6 +8,10 @@
  * comparing the local catalog with the bucket's own listing ({@linkcode uploadPending}), never by
  * local state of what was sent.
  *
+ * With `keep_local: false` nothing is uploaded after the fact: {@linkcode backupTargets} points
+ * the run at the remote itself, and the backup writer streams each dump there (the upload
+ * completes only once the dump is known good; the metadata, written last, makes it a backup).
+ *
  * @module
  */
 import type { StorageConfig } from "../config/types.ts";
