@@ -24,7 +24,7 @@ import { openStorage } from "../lib/storage/open.ts";
 import { UsageError } from "./usage.ts";
 import { usersAfterInstance } from "../lib/users/backup.ts";
 import { itemOutcome, type ItemResult, runBackup, type RunSummary } from "../lib/backup/run.ts";
-import { offHostCopies } from "../lib/backup/upload.ts";
+import { backupTargets, offHostCopies } from "../lib/backup/upload.ts";
 import type { Context } from "./context.ts";
 import { pickInstances } from "./instances.ts";
 import { formatBytes, ProgressLine } from "./progress.ts";
@@ -116,13 +116,12 @@ export async function runBackupCommand(parsed: BackupParsed, ctx: Context): Prom
       allowEmpty: parsed.allowEmpty,
       jobs: parsed.jobs,
       hostname: Deno.hostname(),
-      storage,
+      ...backupTargets(storage, offHost),
       credentials,
       log,
       signal,
       afterInstance: usersAfterInstance,
       afterItem: pruner?.afterItem,
-      afterCommit: offHost?.afterCommit,
       events: {
         start: (instance, database) => started.set(`${instance}/${database}`, performance.now()),
         progress: (instance, database, raw) => {

@@ -2,13 +2,15 @@
  * Throughput benchmark: vya-backupdb against the shell ways of doing the same job.
  *
  *   deno task bench [--size 1GB] [--reps 3] [--engines pg,maria] [--codecs gzip1,gzip6,zstd3,none]
- *                   [--skip-restore] [--jobs-test] [--enc-size 256MB] [--skip-encryption] [--keep]
+ *                   [--skip-restore] [--jobs-test] [--enc-size 256MB] [--skip-encryption]
+ *                   [--skip-s3] [--keep]
  *
  * Starts its own throwaway PostgreSQL and MariaDB servers, generates a database whose
  * uncompressed dump has the given size, and measures, alternating the contenders each
  * repetition, backups (vya CLI, `dump | gzip`, `dump > f && gzip f`, bare `dump > /dev/null`)
  * and restores (vya CLI, `gzip -dc f | psql`), and what age encryption adds to zstd-3 on a slice of
- * the first engine's dump (scripts/bench/encryption.ts). Prints a markdown table and writes the numbers
+ * the first engine's dump (scripts/bench/encryption.ts), and `backup` to a real s3rver with
+ * keep_local true and false on the first engine (scripts/bench/s3.ts). Prints a markdown table and writes the numbers
  * to `.bench/results-<stamp>.json` and `.md` (and `.bench/latest.json` / `latest.md`).
  *
  * MB means 10^6 bytes; speeds are uncompressed dump MB per wall second.
@@ -40,6 +42,7 @@ import {
 import { median, type Sample, timed } from "./bench/measure.ts";
 import { machineInfo } from "./bench/machine.ts";
 import { type BenchResults, renderMarkdown, type Row } from "./bench/report.ts";
+import { S3_CODEC, type S3Bench, s3Round, startS3Bench } from "./bench/s3.ts";
 import {
   AGE_CODEC,
   type EncryptionBench,
@@ -59,6 +62,7 @@ const args = parseArgs({
     "jobs-size": { type: "string", default: "110MB" },
     "enc-size": { type: "string", default: "256MB" },
     "skip-encryption": { type: "boolean", default: false },
+    "skip-s3": { type: "boolean", default: false },
     keep: { type: "boolean", default: false },
     render: { type: "string" },
   },
@@ -195,6 +199,24 @@ async function encryptedBackupRow(ctx: EngineCtx, recipient: string): Promise<vo
     `    ${AGE_CODEC} ${contender}: ${(mb(ctx.data.dumpBytes) / sample.wall).toFixed(1)} MB/s, ` +
       `cpu ${(sample.user + sample.sys).toFixed(1)} s, rss ${sample.rssMiB.toFixed(0)} MiB`,
   );
+}
+
+/** The `zstd3+s3` rows: backup to s3rver, keep_local true and false, and the shell reference. */
+async function s3Rows(s3: S3Bench, ctx: EngineCtx, rep: number): Promise<void> {
+  const pid = serverPid(ctx.server);
+  await s3Round(s3, {
+    env: ctx.env,
+    instance: ctx.engine,
+    database: DB,
+    dumpShell: dumpShell(ctx.server, DB),
+    dumpEnv: clientEnv(ctx.server),
+    work: WORK,
+    vyaArgv: (rest) => vyaArgv(ctx.env, rest),
+    timed: (argv, env) => timed(argv, { env, cwd: REPO_ROOT, serverPid: pid, timeFile: TIME_FILE }),
+    record: (contender, sample, bytes) =>
+      record({ kind: "backup", engine: ctx.engine, codec: S3_CODEC, contender }, sample, bytes),
+    log,
+  }, rep);
 }
 
 async function backupRound(ctx: EngineCtx, rep: number): Promise<void> {
@@ -372,6 +394,7 @@ async function main(): Promise<void> {
   log(`machine: ${machine.cores} cores, ${machine.cpuModel}, ${machine.memoryGiB} GiB`);
   const ctxs: EngineCtx[] = [];
   let enc: EncryptionBench | undefined;
+  let s3: S3Bench | undefined;
   const started: BenchServer[] = [];
   const results: BenchResults = {
     started: new Date().toISOString(),
@@ -423,11 +446,13 @@ async function main(): Promise<void> {
         WORK,
       );
     }
+    if (!args.values["skip-s3"]) s3 = await startS3Bench();
     for (let rep = 0; rep < reps; rep++) {
       for (const ctx of rotate(ctxs, rep)) {
         log(`rep ${rep + 1}/${reps} ${ctx.engine}: backup`);
         await backupRound(ctx, rep);
         if (enc && ctx.engine === enc.engine) await encryptedBackupRow(ctx, enc.recipient);
+        if (s3 && ctx === ctxs[0]) await s3Rows(s3, ctx, rep);
         if (!args.values["skip-restore"]) {
           log(`rep ${rep + 1}/${reps} ${ctx.engine}: restore`);
           await restoreRound(ctx, rep);
@@ -462,6 +487,7 @@ async function main(): Promise<void> {
     }
     summarize(results, ctxs);
   } finally {
+    await s3?.close();
     for (const ctx of ctxs) await ctx.env.cleanup();
     for (const s of started) await s.stop();
     if (!args.values.keep) await rmrf(WORK);

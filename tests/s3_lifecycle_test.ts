@@ -81,8 +81,7 @@ async function retentionEnv(
   remoteRetention: Record<string, unknown> | null = POLICY,
 ): Promise<TestEnv> {
   const env = await s3Env(pg, s3, {}, {
-    databases: { include: dbs },
-    users: { backup: false },
+    extra: { databases: { include: dbs }, users: { backup: false } },
   });
   await env.writeConfig({
     storage: s3Storage(env, s3, {}, remoteRetention ? { retention: remoteRetention } : {}),
@@ -526,7 +525,7 @@ Deno.test(
   opts,
   async () => {
     const [my, fresh, s3] = await Promise.all([startMariadb(), startMariadb(), startS3()]);
-    const env = await s3Env(my, s3, {}, { databases: { include: ["s3g_db"] } });
+    const env = await s3Env(my, s3, {}, { extra: { databases: { include: ["s3g_db"] } } });
     try {
       await my.sql(
         `CREATE DATABASE s3g_db; CREATE TABLE s3g_db.t (id INT PRIMARY KEY);

@@ -15,8 +15,17 @@ import { LockError } from "../lib/errors.ts";
 import { sharedPostgres, startPostgres } from "./harness/servers.ts";
 import { parse } from "yaml";
 import { cliArgs, makeTestEnv, REPO_ROOT, runCli } from "./helpers/cli.ts";
-import { assertNoSecret, remoteOf, s3Env } from "./helpers/s3_env.ts";
 import { pgLogin, pgRows } from "./helpers/compare.ts";
+import {
+  assertNoSecret,
+  downloadAll,
+  HOST,
+  remoteOf,
+  s3Env,
+  sha256sumC,
+  waitForPart,
+  walk,
+} from "./helpers/s3_env.ts";
 
 const storageOf = remoteOf;
 
@@ -159,37 +168,6 @@ Deno.test("s3 storage: refused credentials and a dead endpoint give clear errors
 // ---------------------------------------------------------------------------------------------
 // Through the CLI: backup --all to local + S3, restore from S3, outages
 
-const HOST = Deno.hostname();
-/** Downloads every object under `prefix` with boto3 into `dir` (keys as paths). */
-async function downloadAll(s3: TestS3, prefix: string, dir: string): Promise<string[]> {
-  const out = await boto3(
-    s3,
-    `
-import os
-p = s3.get_paginator("list_objects_v2")
-for page in p.paginate(Bucket=bucket, Prefix=${JSON.stringify(prefix)}):
-    for o in page.get("Contents", []):
-        path = os.path.join(${JSON.stringify(dir)}, o["Key"])
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        s3.download_file(bucket, o["Key"], path)
-        print(path)
-`,
-  );
-  return out.split("\n").filter((l) => l !== "").sort();
-}
-
-async function sha256sumC(file: string): Promise<{ code: number; text: string }> {
-  const dir = file.slice(0, file.lastIndexOf("/"));
-  const out = await new Deno.Command("sha256sum", {
-    args: ["-c", file.slice(dir.length + 1)],
-    cwd: dir,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder();
-  return { code: out.code, text: text.decode(out.stdout) + text.decode(out.stderr) };
-}
-
 const FIXTURE = `
   CREATE ROLE app LOGIN PASSWORD 'app-pw';
   CREATE DATABASE shop OWNER app;
@@ -275,21 +253,6 @@ async function exists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-/** Waits until s3rver holds an open multipart upload with at least one part, then returns. */
-async function waitForPart(s3: TestS3, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  const root = `${s3.dir}/${s3.bucket}/._S3rver_uploads`;
-  while (Date.now() < end) {
-    try {
-      for (const u of Deno.readDirSync(root)) {
-        for (const f of Deno.readDirSync(`${root}/${u.name}`)) if (/^\d+$/.test(f.name)) return;
-      }
-    } catch { /* not yet */ }
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  throw new Error("no multipart upload started");
 }
 
 Deno.test("s3 cli: the S3 server stopped mid-upload fails the item with the remote named; the local backup stays good; the next run uploads it", async () => {
@@ -476,45 +439,44 @@ Deno.test("s3 config: the remote block is validated with errors naming the field
   }
 });
 
-Deno.test("s3 cli: keep_local: false removes the local copy only once the remote one is confirmed", async () => {
+Deno.test("s3 cli: switched to keep_local: false, local backups left from before are uploaded, then removed only once confirmed", async () => {
   const [pg, s3] = await Promise.all([startPostgres(), startS3()]);
-  const env = await s3Env(pg, s3, { keep_local: false });
+  const env = await s3Env(pg, s3);
   try {
     await pg.sql("CREATE DATABASE shop");
     await pg.sql(SHOP.replace("ALTER TABLE items OWNER TO app;", ""), { database: "shop" });
-    const r = await env.run(["backup", "--all"]);
-    assertEquals(r.code, 0, r.stderr + r.stdout);
-    const keys = await listAllKeys(s3);
-    assertEquals(keys.filter((k) => k.endsWith(".metadata.json")).length, 2, keys.join("\n"));
-    const left: string[] = [];
-    for await (const e of walk(env.storage)) left.push(e);
-    assertEquals(left.filter((f) => /\.(sql\.gz|sha256|metadata\.json)$/.test(f)), []);
-    // Reading defaults to the remote then, although the local folder exists.
-    const list = await env.run(["restore", "--instance", "pg", "--list"]);
-    assertStringIncludes(list.stdout, `s3://${s3.bucket}/db/${HOST}/pg/shop/`);
-    // With the remote down nothing is removed: the backup stays local until it is uploaded.
+    // Made locally while the remote was down: kept, not uploaded.
     await s3.stop();
     const down = await env.run(["backup", "--all"]);
     assert(down.code === 1 || down.code === 2, down.stdout + down.stderr);
     const kept: string[] = [];
     for await (const e of walk(env.storage)) kept.push(e);
     assertEquals(kept.filter((f) => f.endsWith(".sql.gz")).length, 2, kept.join("\n"));
+    await s3.start();
+    await env.writeConfig({
+      storage: {
+        ...(parse(await Deno.readTextFile(env.configPath)) as {
+          storage: Record<string, unknown>;
+        }).storage,
+        keep_local: false,
+      },
+    });
+    const r = await env.run(["backup", "--all"]);
+    assertEquals(r.code, 0, r.stderr + r.stdout);
+    const keys = await listAllKeys(s3);
+    // Two of the earlier run (uploaded), two of this one (streamed).
+    assertEquals(keys.filter((k) => k.endsWith(".metadata.json")).length, 4, keys.join("\n"));
+    const left: string[] = [];
+    for await (const e of walk(env.storage)) left.push(e);
+    assertEquals(left.filter((f) => /\.(sql\.gz|sha256|metadata\.json)$/.test(f)), []);
+    // Reading defaults to the remote then, although the local folder exists.
+    const list = await env.run(["restore", "--instance", "pg", "--list"]);
+    assertStringIncludes(list.stdout, `s3://${s3.bucket}/db/${HOST}/pg/shop/`);
   } finally {
     await env.cleanup();
     await Promise.all([pg.stop(), s3.close()]);
   }
 });
-
-async function* walk(dir: string): AsyncGenerator<string> {
-  try {
-    for await (const e of Deno.readDir(dir)) {
-      if (e.isDirectory) yield* walk(`${dir}/${e.name}`);
-      else yield `${dir}/${e.name}`;
-    }
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-}
 
 Deno.test("s3 cli: AWS_* variables and ~/.aws files change nothing, even with every permission", async () => {
   const [pg, s3] = await Promise.all([sharedPostgres(), startS3()]);

@@ -61,6 +61,10 @@ export interface BackupRequest {
   hostname: string;
   /** Where backups go (default: the storage of `config.storage`). */
   storage?: Storage;
+  /** Where the run's lock is taken (default: `storage`; the local folder when streaming to S3). */
+  lockStorage?: Storage;
+  /** Where a failure record goes when `storage` refuses it (a remote streamed to, when down). */
+  failureFallback?: Storage;
   /** Decrypts the instances' credentials. */
   credentials: { connectionParams(instance: InstanceConfig): Promise<ConnectionParams> };
   /** Logger (progress lines go through the callbacks). */
@@ -73,7 +77,7 @@ export interface BackupRequest {
    * Runs after a database's backup is committed locally (the off-host upload hooks in here). A
    * throw fails the item with its message; the local backup stays as it is.
    */
-  afterCommit?: (keys: BackupPaths) => Promise<void>;
+  afterCommit?: (keys: BackupPaths, signal?: AbortSignal) => Promise<void>;
   /** Runs after an instance's databases, with its connection (users backup hooks in here). */
   afterInstance?: (ctx: InstanceContext) => Promise<ItemResult[]>;
   /**
@@ -165,14 +169,16 @@ export async function runBackup(request: BackupRequest): Promise<RunSummary> {
       hint: "add or enable an instance, or pass --allow-empty if an empty run is intended",
     });
   }
+  // The lock, and the partial files it guards, are local even when backups stream to a remote.
+  const home = request.lockStorage ?? storage;
   let release = async () => {};
   if (!request.dryRun) {
-    const lock = await storage.lock();
+    const lock = await home.lock();
     release = lock.release;
   }
   try {
     if (!request.dryRun) {
-      await sweepPartials(storage, encodeName(request.hostname), request.log);
+      await sweepPartials(home, encodeName(request.hostname), request.log);
     }
     for (const instance of request.instances) {
       request.signal?.throwIfAborted();
@@ -389,15 +395,7 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
     databaseBackupKeys(request.hostname, instance.id, db.name, at, format, !!recipients?.length);
   let started = new Date();
   let paths = pathsAt(started);
-  // Stems have one-second resolution: a run in the same second as an earlier one would replace
-  // that backup, or mark it failed beside its good dump. Wait for a fresh second instead.
-  while (
-    !request.dryRun && (await exists(storage, paths.dump) || await exists(storage, paths.metadata))
-  ) {
-    await new Promise((resolve) => setTimeout(resolve, 1000 - started.getUTCMilliseconds()));
-    started = new Date();
-    paths = pathsAt(started);
-  }
+  if (!request.dryRun) ({ started, paths } = await freeStem(db, job, pathsAt));
   const base: ItemResult = {
     instance: instance.id,
     database: db.name,
@@ -422,6 +420,7 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
       threads: compressionThreads(config),
       recipients,
       signal: request.signal,
+      sizeHint: db.sizeBytes,
       stallTimeoutMs: config.backup.stall_timeout * 1000,
       onProgress: (raw) => request.events?.progress?.(instance.id, db.name, raw),
       onStderr: (text) => stderr = text,
@@ -457,7 +456,7 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
     if (request.signal?.aborted) throw e;
     const message = redact(e instanceof Error ? e.message : String(e));
     Object.assign(meta, finishedFields(started), { status: "failed", error: message, file: null });
-    await writeFailureMetadata(storage, paths, meta, request.log);
+    await writeFailureMetadata(storage, paths, meta, request.log, request.failureFallback);
     request.log.error(`backup of ${instance.id}/${db.name} failed: ${message}`, {
       instance: instance.id,
       database: db.name,
@@ -473,6 +472,39 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
 }
 
 /**
+ * The first stem (of this second or a later one) whose dump and metadata keys are free: stems
+ * have one-second resolution, and a run in the same second as an earlier one would replace that
+ * backup, or mark it failed beside its good dump. When the storage cannot be asked (a remote
+ * streamed to is down), the failure is recorded in the request's fallback, never on a storage
+ * where the key could not be checked free, and rethrown.
+ */
+async function freeStem(
+  db: DatabaseInfo,
+  job: DatabaseJob,
+  pathsAt: (at: Date) => BackupPaths,
+): Promise<{ started: Date; paths: BackupPaths }> {
+  const storage = job.request.storage!;
+  let started = new Date();
+  let paths = pathsAt(started);
+  try {
+    while (await exists(storage, paths.dump) || await exists(storage, paths.metadata)) {
+      await new Promise((resolve) => setTimeout(resolve, 1000 - started.getUTCMilliseconds()));
+      started = new Date();
+      paths = pathsAt(started);
+    }
+    return { started, paths };
+  } catch (e) {
+    const fallback = job.request.failureFallback;
+    if (fallback && !job.request.signal?.aborted) {
+      const meta = initialMetadata(db, job, started);
+      meta.error = redact(e instanceof Error ? e.message : String(e));
+      await writeFailureMetadata(fallback, paths, meta, job.request.log);
+    }
+    throw e;
+  }
+}
+
+/**
  * Runs the request's afterCommit hook on a committed backup. Its failure fails the item but is
  * kept out of backupDatabaseOnce's catch, which would mark the good local backup failed.
  */
@@ -483,7 +515,7 @@ async function afterCommit(
   done: ItemResult,
 ): Promise<ItemResult> {
   try {
-    await job.request.afterCommit?.(paths);
+    await job.request.afterCommit?.(paths, job.request.signal);
     return done;
   } catch (e) {
     if (job.request.signal?.aborted) throw e;

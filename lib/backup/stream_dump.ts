@@ -128,6 +128,8 @@ export interface WriteBackupOptions {
   recipients?: readonly string[];
   /** Aborts the write: the partial file is removed. */
   signal?: AbortSignal;
+  /** A rough estimate of the stored size (the database's size): S3 sizes its parts by it. */
+  sizeHint?: number;
   /** Called with the uncompressed byte count as data flows. */
   onProgress?: (rawBytes: number) => void;
   /**
@@ -169,7 +171,7 @@ export async function writeBackupStream(
   const where = storage.locate(target.dump);
   // Before the file is created: bad recipients fail without leaving a .partial.
   const encrypt = options.recipients?.length ? encryptStream(options.recipients) : undefined;
-  const file = await createBackupWriter(storage, target);
+  const file = await createBackupWriter(storage, target, { sizeHint: options.sizeHint });
   try {
     const raw = new RawTap(options.onProgress, options.watchdog);
     const sink = new HashingSink(file.writable);

@@ -8,6 +8,10 @@
  * comparing the local catalog with the bucket's own listing ({@linkcode uploadPending}), never by
  * local state of what was sent.
  *
+ * With `keep_local: false` nothing is uploaded after the fact: {@linkcode backupTargets} points
+ * the run at the remote itself, and the backup writer streams each dump there (the upload
+ * completes only once the dump is known good; the metadata, written last, makes it a backup).
+ *
  * @module
  */
 import type { StorageConfig } from "../config/types.ts";
@@ -20,7 +24,7 @@ import { openRemoteStorage, openStorage, type RemoteCredentials } from "../stora
 import { RemoteError, type S3Storage } from "../storage/s3.ts";
 import type { Storage } from "../storage/storage.ts";
 import { sha256Readable, Sha256Stream } from "../stream/sha256.ts";
-import type { ItemResult } from "./run.ts";
+import type { BackupRequest, ItemResult } from "./run.ts";
 
 /** The three keys of a backup (the same locally and remotely). */
 export type BackupKeys = Pick<BackupPaths, "dump" | "sha256" | "metadata">;
@@ -31,6 +35,8 @@ export interface UploadOptions {
   keepLocal: boolean;
   /** Logger. */
   log: Logger;
+  /** Interrupts the upload: the multipart upload is aborted on the server. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -54,7 +60,7 @@ export async function uploadBackup(
   }
   const { bytes, sha256 } = meta.file;
   try {
-    await sendDump(local, remote, keys.dump, bytes, sha256);
+    await sendDump(local, remote, keys.dump, { bytes, sha256 }, options.signal);
     await remote.writeAtomic(keys.sha256, await readAll(local, keys.sha256));
     // The HEAD confirms the size; its sha256 header is only what this upload stamped on it.
     const head = await remote.head(keys.dump);
@@ -90,13 +96,13 @@ async function sendDump(
   local: Storage,
   remote: S3Storage,
   key: string,
-  bytes: number,
-  sha256: string,
+  { bytes, sha256 }: { bytes: number; sha256: string },
+  signal?: AbortSignal,
 ): Promise<void> {
   const hash = new Sha256Stream();
   const writer = await remote.create(key, { expectedBytes: bytes, sha256 });
   try {
-    await (await local.open(key)).pipeThrough(hash).pipeTo(writer.writable);
+    await (await local.open(key)).pipeThrough(hash).pipeTo(writer.writable, { signal });
     // The local file is read once: what was sent is what was hashed.
     if ((await hash.digest) !== sha256) {
       throw new Error(`${local.locate(key)} no longer matches its recorded SHA-256`);
@@ -184,12 +190,18 @@ export async function uploadPending(
   return failures;
 }
 
-/** The off-host copy of a backup run, as cmd/backup.ts wires it. */
+/** The off-host copy of a backup run, as cmd/backup.ts wires it ({@linkcode backupTargets}). */
 export interface OffHostCopies {
   /** The remote. */
   remote: S3Storage;
+  /**
+   * `keep_local: false`: each backup is streamed straight to the remote (dump → compression →
+   * encryption → SHA-256 → multipart upload), with no local dump file; `afterCommit` is then
+   * not used.
+   */
+  streamed: boolean;
   /** The hook of runBackup: uploads a database's backup right after its local commit. */
-  afterCommit(keys: BackupKeys): Promise<void>;
+  afterCommit(keys: BackupKeys, signal?: AbortSignal): Promise<void>;
   /**
    * After the run: uploads what is still missing remotely (users backups, and earlier runs'
    * failed uploads) and records each failure in `results` (the item of this run that made the
@@ -210,7 +222,8 @@ export function offHostCopies(
   const options = { keepLocal: storage.keep_local, log };
   return {
     remote,
-    afterCommit: (keys) => uploadBackup(local, remote, keys, options),
+    streamed: !storage.keep_local,
+    afterCommit: (keys, signal) => uploadBackup(local, remote, keys, { ...options, signal }),
     async catchUp(results, hostname, instances) {
       const failures = await uploadPending(local, remote, { hostname, instances }, options);
       for (const { entry, error } of failures) {
@@ -230,4 +243,18 @@ export function offHostCopies(
       }
     },
   };
+}
+
+/**
+ * Where a backup run writes: the local folder, each backup uploaded after its local commit; or,
+ * streamed (`keep_local: false`), the remote itself. Streamed, the local folder keeps the lock
+ * (S3's lock object is best effort, and backups only add keys) and takes a failure record the
+ * remote refuses, so a night whose remote was down is still on record.
+ */
+export function backupTargets(
+  local: Storage,
+  offHost?: OffHostCopies,
+): Pick<BackupRequest, "storage" | "lockStorage" | "failureFallback" | "afterCommit"> {
+  if (!offHost?.streamed) return { storage: local, afterCommit: offHost?.afterCommit };
+  return { storage: offHost.remote, lockStorage: local, failureFallback: local };
 }

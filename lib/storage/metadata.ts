@@ -287,20 +287,31 @@ export function finishedFields(started: Date): Pick<BackupMetadata, "finished_at
 
 /**
  * Records a failed backup: its metadata (status failed, no file) in its folder. Never throws:
- * failing to record a failure is logged, and the run goes on with the other items.
+ * failing to record a failure is logged, and the run goes on with the other items. With
+ * `fallback` (a backup streamed to a remote that may be what failed), a record the storage
+ * refuses is written there instead, under the same key.
  */
 export async function writeFailureMetadata(
   storage: Storage,
   keys: { metadata: string },
   metadata: BackupMetadata,
   log: Logger,
+  fallback?: Storage,
 ): Promise<void> {
   try {
     await writeMetadata(storage, keys.metadata, metadata);
+    return;
   } catch (e) {
-    log.warn(
-      `could not record the failure in ${storage.locate(keys.metadata)}: ${(e as Error).message}`,
-    );
+    const why = `could not record the failure in ${storage.locate(keys.metadata)}: ${
+      (e as Error).message
+    }`;
+    if (!fallback) return log.warn(why);
+    try {
+      await writeMetadata(fallback, keys.metadata, metadata);
+      log.warn(`${why}; recorded in ${fallback.locate(keys.metadata)} instead`);
+    } catch (e2) {
+      log.warn(`${why}; nor in ${fallback.locate(keys.metadata)}: ${(e2 as Error).message}`);
+    }
   }
 }
 

@@ -26,11 +26,13 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import { LockError, VyaError } from "../errors.ts";
 import { guardProcessEnv } from "../node_env.ts";
 import { processAlive } from "./lock.ts";
+import { collect } from "../stream/gc.ts";
 import { redact } from "../redact.ts";
 import { VERSION } from "../version.ts";
 import {
   assertKey,
   type AtomicWriter,
+  type CreateOptions,
   SMALL_OBJECT_LIMIT,
   type Storage,
   type StorageLock,
@@ -91,8 +93,11 @@ export interface S3ObjectHead extends StoredObject {
   sha256?: string;
 }
 
+/** How long a run given up waits for the server to take AbortMultipartUpload. */
+const ABORT_UPLOAD_TIMEOUT_MS = 10_000;
+
 /** Options of {@linkcode S3Storage.create}. */
-export interface S3CreateOptions {
+export interface S3CreateOptions extends CreateOptions {
   /** Size of the object when known: the part size grows to fit it in 10,000 parts. */
   expectedBytes?: number;
   /** Hex SHA-256 recorded as `x-amz-meta-sha256`. */
@@ -304,11 +309,14 @@ export class S3Storage implements Storage {
 
   /**
    * Starts a streaming multipart upload to `key`. The object appears when the upload completes,
-   * at {@linkcode AtomicWriter.seal} (S3 has no rename: see the module doc); a failed or aborted
-   * upload is aborted on the server, and abort after seal deletes the object again.
+   * at {@linkcode AtomicWriter.seal} (S3 has no rename: see the module doc), which then confirms
+   * by a HEAD that the server holds as many bytes as were written. Closing the writable does not
+   * end the upload: a dump whose tool failed after its last byte must never complete into an
+   * object. A failed or aborted upload is aborted on the server (AbortMultipartUpload is sent
+   * and awaited, bounded), and abort after seal (but before commit) deletes the object again.
    */
   async create(key: string, options: S3CreateOptions = {}): Promise<AtomicWriter> {
-    const { client } = await this.#sdk();
+    const { client, sdk } = await this.#sdk();
     const { Upload } = await import("@aws-sdk/lib-storage");
     // Erroring the pipe through its controller fails a write blocked on backpressure at once;
     // aborting its writable would wait for that write, which a dead upload never takes.
@@ -323,6 +331,11 @@ export class S3Storage implements Storage {
         pipeControl.error(reason);
       } catch { /* already closed */ }
     };
+    // A size hint is an estimate the dump may exceed (text is larger than the server's pages).
+    const partSize = partSizeFor(
+      options.expectedBytes ?? (options.sizeHint ? options.sizeHint * 4 : undefined),
+    );
+    const body = uploadWritable(pipe.writable.getWriter(), partSize, breakPipe);
     const upload = new Upload({
       client,
       params: {
@@ -331,7 +344,7 @@ export class S3Storage implements Storage {
         Body: pipe.readable,
         Metadata: options.sha256 ? { sha256: options.sha256 } : undefined,
       },
-      partSize: partSizeFor(options.expectedBytes),
+      partSize,
       queueSize: 1,
       leavePartsOnError: false,
     });
@@ -340,35 +353,69 @@ export class S3Storage implements Storage {
     });
     // A failed upload stops reading its body: the writer must see the failure, not block.
     done.catch((e) => breakPipe(e));
-    let state: "open" | "sealed" | "aborted" = "open";
+    let state: "open" | "sealed" | "committed" | "aborted" = "open";
     const abort = async () => {
-      if (state === "aborted") return;
+      if (state === "aborted" || state === "committed") return;
       const was = state;
       state = "aborted";
       if (was === "open") {
+        // The broken body fails the upload, and the SDK then sends AbortMultipartUpload itself
+        // before `done` settles; a part still in flight to a hung server is not waited for.
         breakPipe(new Error("upload aborted"));
-        await upload.abort().catch(() => {});
-        await done.catch(() => {});
+        if (!(await settlesWithin(done, ABORT_UPLOAD_TIMEOUT_MS))) {
+          await upload.abort().catch(() => {});
+          await this.#abortUpload(sdk, client, key, upload.uploadId);
+        }
       } else {
-        await this.remove(key);
+        // At worst the object stays without metadata: listed as an orphan, never as a backup.
+        await this.remove(key).catch(() => {});
       }
     };
     const seal = async () => {
-      if (state === "sealed") return;
+      if (state === "sealed" || state === "committed") return;
       if (state === "aborted") throw new Error(`${this.locate(key)}: upload was aborted`);
+      await body.end().catch(() => {}); // an errored body: `done` says why
       await done;
       state = "sealed";
+      const head = await this.head(key);
+      if (head?.size !== body.written()) {
+        throw new RemoteError(
+          `${this.locate(key)} holds ${head?.size ?? "no"} bytes after the upload, not the ` +
+            `${body.written()} sent`,
+        );
+      }
     };
     return {
       key,
-      writable: pipe.writable,
+      writable: body.writable,
       seal,
-      commit: seal,
+      commit: async () => {
+        await seal();
+        state = "committed";
+      },
       abort,
       [Symbol.asyncDispose]: async () => {
         if (state === "open") await abort();
       },
     };
+  }
+
+  /**
+   * Sends AbortMultipartUpload for an upload that did not settle in time, and waits for it
+   * (bounded): the SDK's `Upload.abort()` only stops its loop and sends the abort later, in the
+   * background, which an interrupted run exits before (an abort while the upload is still being
+   * created is left to that background abort). A failure is ignored: the parts then stay until the bucket's
+   * lifecycle rule removes them, and are never listed as an object.
+   */
+  async #abortUpload(sdk: Sdk, client: S3Client, key: string, uploadId?: string): Promise<void> {
+    if (!uploadId) return; // no multipart upload was started (or the SDK sent a single PUT)
+    const cmd = new sdk.AbortMultipartUploadCommand({
+      Bucket: this.bucket,
+      Key: this.objectKey(key),
+      UploadId: uploadId,
+    });
+    await client.send(cmd, { abortSignal: AbortSignal.timeout(ABORT_UPLOAD_TIMEOUT_MS) })
+      .catch(() => {});
   }
 
   async writeAtomic(
@@ -498,6 +545,46 @@ async function heldByDeadProcess(held: HeldLock): Promise<boolean> {
     return false;
   }
   return !(await processAlive(held.pid));
+}
+
+/**
+ * The writable side of an upload's body: counts the bytes, and closing it does not end the body
+ * (`end` does, at seal): a stream that ended is not yet a complete object.
+ */
+function uploadWritable(
+  body: WritableStreamDefaultWriter<Uint8Array>,
+  partSize: number,
+  breakPipe: (reason: unknown) => void,
+): { writable: WritableStream<Uint8Array>; written: () => number; end: () => Promise<void> } {
+  let written = 0;
+  let sinceCollect = 0;
+  const writable = new WritableStream<Uint8Array>({
+    write: async (chunk) => {
+      written += chunk.byteLength;
+      sinceCollect += chunk.byteLength;
+      // Each part is copied into one large buffer (the SDK's, then the request's), which only a
+      // full collection frees: without one per part, memory grows with the object.
+      if (sinceCollect >= partSize) {
+        sinceCollect = 0;
+        collect(true);
+      }
+      await body.write(chunk);
+    },
+    close: () => {},
+    abort: (reason) => breakPipe(reason),
+  });
+  return { writable, written: () => written, end: () => body.close() };
+}
+
+/** Whether `p` settles (either way) within `ms`. */
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  try {
+    return await Promise.race([p.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** A failure of the remote: kind `failed`, message naming the remote, redacted. */

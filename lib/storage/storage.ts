@@ -47,6 +47,15 @@ export interface StorageLock {
   release(): Promise<void>;
 }
 
+/** Options of {@linkcode Storage.create}. */
+export interface CreateOptions {
+  /**
+   * A rough estimate of the object's size, which the content may exceed several times (the
+   * server's size of a database being dumped): S3 sizes its upload parts by it.
+   */
+  sizeHint?: number;
+}
+
 /** Options of {@linkcode Storage.writeAtomic}. */
 export interface WriteAtomicOptions {
   /** Fail with `Deno.errors.AlreadyExists` rather than replace an existing object. */
@@ -84,7 +93,7 @@ export interface Storage {
    */
   readSmall(key: string, maxBytes?: number): Promise<Uint8Array | undefined>;
   /** Starts writing an object atomically (see {@linkcode AtomicWriter}). */
-  create(key: string): Promise<AtomicWriter>;
+  create(key: string, options?: CreateOptions): Promise<AtomicWriter>;
   /** Writes a small object whole so that readers see the old content or all of the new one. */
   writeAtomic(key: string, data: Uint8Array | string, options?: WriteAtomicOptions): Promise<void>;
   /** Removes the object; a missing one is not an error. */

@@ -11,7 +11,7 @@ import type { Logger } from "../log.ts";
 import type { BackupPaths } from "./layout.ts";
 import { parseFileName } from "./layout.ts";
 import { readMetadata, sha256Line, writeMetadata } from "./metadata.ts";
-import { type AtomicWriter, keyBase, type Storage } from "./storage.ts";
+import { type AtomicWriter, type CreateOptions, keyBase, type Storage } from "./storage.ts";
 
 /** A backup's dump being written: fill {@linkcode BackupWriter.writable}, then commit. */
 export interface BackupWriter {
@@ -33,8 +33,9 @@ export interface BackupWriter {
 export async function createBackupWriter(
   storage: Storage,
   keys: BackupPaths,
+  options?: CreateOptions,
 ): Promise<BackupWriter> {
-  const file: AtomicWriter = await storage.create(keys.dump);
+  const file: AtomicWriter = await storage.create(keys.dump, options);
   return {
     keys,
     writable: file.writable,

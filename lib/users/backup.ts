@@ -58,6 +58,8 @@ export interface UsersBackupOptions {
   signal?: AbortSignal;
   /** Where the backup goes (default: the storage of `config.storage`). */
   storage?: Storage;
+  /** Where the failure record goes when `storage` refuses it. */
+  failureFallback?: Storage;
 }
 
 interface Collected {
@@ -186,7 +188,7 @@ export async function backupUsers(o: UsersBackupOptions): Promise<ItemResult> {
       file: null,
       ...finishedFields(started),
     });
-    await writeFailureMetadata(storage, paths, meta, o.log);
+    await writeFailureMetadata(storage, paths, meta, o.log, o.failureFallback);
     o.log.error(`users backup of ${o.instance.id} failed: ${message}`, {
       instance: o.instance.id,
     });
@@ -221,6 +223,7 @@ export async function usersAfterInstance(ctx: InstanceContext): Promise<ItemResu
       dryRun: ctx.request.dryRun,
       signal: ctx.request.signal,
       storage: ctx.request.storage,
+      failureFallback: ctx.request.failureFallback,
     }),
   ];
 }

@@ -108,6 +108,10 @@ function baseline(r: BenchResults, row: Row): Row | undefined {
     if (!/^vya.*age/.test(row.contender) || /no age/.test(row.contender)) return undefined;
     return find(r, row.kind, row.engine, row.codec, /^(zstd -3 < f \| age|age -d)/);
   }
+  if (row.codec.endsWith("+s3")) {
+    if (!/^vya/.test(row.contender)) return undefined;
+    return find(r, row.kind, row.engine, row.codec, /upload_file/);
+  }
   if (row.kind === "restore") return find(r, "restore", row.engine, row.codec, /^gzip -dc/);
   if (row.codec === "-") return undefined;
   return find(r, "backup", row.engine, row.codec, /^dump (\||> f$)/);
@@ -156,10 +160,25 @@ function computeTargets(r: BenchResults): Target[] {
       });
     }
     const rss = Math.max(
-      ...r.rows.filter((x) => x.engine === engine && /^vya/.test(x.contender)).map((x) =>
-        x.median.rssMiB
-      ),
+      ...r.rows.filter((x) =>
+        x.engine === engine && /^vya/.test(x.contender) && !x.codec.endsWith("+s3")
+      ).map((x) => x.median.rssMiB),
     );
+    const s3Rss = Math.max(
+      ...r.rows.filter((x) =>
+        x.engine === engine && /^vya/.test(x.contender) && x.codec.endsWith("+s3")
+      ).map((x) => x.median.rssMiB),
+    );
+    if (Number.isFinite(s3Rss)) {
+      out.push({
+        name: `vya peak RSS backing up to S3 at ${sizeLabel} (MiB)`,
+        engine,
+        value: s3Rss,
+        required: 200,
+        op: "<",
+        pass: s3Rss < 200,
+      });
+    }
     if (Number.isFinite(rss)) {
       out.push({
         name: `vya peak RSS at ${sizeLabel} (MiB)`,

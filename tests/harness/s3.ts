@@ -32,14 +32,25 @@ export interface TestS3 {
   stop(): Promise<string>;
   /** Stops it and deletes its data. */
   close(): Promise<void>;
+  /**
+   * The requests it answered, as `METHOD /bucket/key?query STATUS` lines (only when started
+   * with `{ log: true }`; otherwise empty).
+   */
+  requests(): Promise<string[]>;
 }
 
 const running = new Set<Deno.ChildProcess>();
 const dataDirs = new Set<string>();
 let hooked = false;
 
-/** Starts s3rver with `bucket` (default "backups") on a free port. */
-export async function startS3(bucket = "backups"): Promise<TestS3> {
+/**
+ * Starts s3rver with `bucket` (default "backups") on a free port; with `log`, its request log
+ * is kept for {@linkcode TestS3.requests}.
+ */
+export async function startS3(
+  bucket = "backups",
+  options: { log?: boolean } = {},
+): Promise<TestS3> {
   const bin = `${S3RVER_DIR}/node_modules/.bin/s3rver`;
   try {
     await Deno.stat(bin);
@@ -56,26 +67,48 @@ export async function startS3(bucket = "backups"): Promise<TestS3> {
       }
       // A failed test may not reach close(): its data folder goes with the process.
       for (const d of dataDirs) {
-        try {
-          Deno.removeSync(d, { recursive: true });
-        } catch { /* gone */ }
+        for (const path of [d, `${d}.log`]) {
+          try {
+            Deno.removeSync(path, { recursive: true });
+          } catch { /* gone */ }
+        }
       }
     });
   }
   const dir = await Deno.makeTempDir({ prefix: "vya-s3rver-" });
   dataDirs.add(dir);
   const port = freePort();
+  // Beside the data folder, not in it: s3rver's own files stay what the tests read.
+  const logFile = `${dir}.log`;
   let child: Deno.ChildProcess | undefined;
+  let pump: Promise<void> | undefined;
   const start = async () => {
     child = new Deno.Command("node", {
-      args: [bin, "-d", dir, "-a", "127.0.0.1", "-p", String(port), "--silent"].concat(
+      args: [bin, "-d", dir, "-a", "127.0.0.1", "-p", String(port)].concat(
+        options.log ? [] : ["--silent"],
         ["--configure-bucket", bucket],
       ),
       stdin: "null",
-      stdout: "null",
+      stdout: options.log ? "piped" : "null",
       stderr: "piped",
+      // Its logger cuts the method off each line unless the line is coloured.
+      env: options.log ? { FORCE_COLOR: "1" } : undefined,
     }).spawn();
     running.add(child);
+    if (options.log) {
+      const file = await Deno.open(logFile, { create: true, append: true });
+      const out = child.stdout;
+      // Chunk by chunk (pipeTo holds back a file's writes): the log is read while it grows.
+      pump = (async () => {
+        try {
+          for await (const chunk of out) await file.write(chunk);
+        } catch {
+          /* killed */
+        } finally {
+          file.close();
+        }
+      })();
+    }
     const end = Date.now() + 15_000;
     for (;;) {
       try {
@@ -98,9 +131,11 @@ export async function startS3(bucket = "backups"): Promise<TestS3> {
     try {
       c.kill("SIGKILL");
     } catch { /* gone */ }
-    const out = await c.output().catch(() => undefined);
+    const stderr = await new Response(c.stderr).text().catch(() => "");
+    await c.status;
+    await pump;
     running.delete(c);
-    return out ? new TextDecoder().decode(out.stderr) : "";
+    return stderr;
   };
   await start();
   return {
@@ -113,7 +148,16 @@ export async function startS3(bucket = "backups"): Promise<TestS3> {
     async close() {
       await stop();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
+      await Deno.remove(logFile).catch(() => {});
       dataDirs.delete(dir);
+    },
+    async requests() {
+      // Read while the server runs: what it logged so far (lines end once written).
+      const text = await Deno.readTextFile(logFile).catch(() => "");
+      // deno-lint-ignore no-control-regex
+      const plain = text.replace(/\x1b\[[0-9;]*m/g, "");
+      return plain.split("\n").map((l) => l.match(/^info: ([A-Z]+ \/\S+ \d{3})\b/)?.[1])
+        .filter((l): l is string => l !== undefined);
     },
   };
 }
