@@ -172,6 +172,7 @@ export async function runBackupCommand(parsed: BackupParsed, ctx: Context): Prom
       servers: { params: (i) => credentials.connectionParams(i) },
       log,
       signal,
+      credentials,
     })
   );
   if (verified === undefined) {

@@ -239,6 +239,12 @@ Deno.test(
     const row = (JSON.parse(list.stdout) as { file: string; checksum: string }[])
       .find((x) => x.file === dump);
     assertEquals(row?.checksum, "ok");
+
+    // verify decrypts with the configured identity, both kinds.
+    for (const args of [[], ["--restore"]]) {
+      const v = await run(pgEnv, ["verify", "--instance", "pg", "--database", "enc_pg", ...args]);
+      assertEquals(v.code, 0, v.stdout + v.stderr);
+    }
   },
 );
 

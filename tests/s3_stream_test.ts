@@ -39,7 +39,15 @@ async function remoteMetadata(
   s3: TestS3,
   instance: string,
   database: string,
-): Promise<{ key: string; status: string; error?: string; file?: { bytes: number } }[]> {
+): Promise<
+  {
+    key: string;
+    status: string;
+    error?: string;
+    file?: { bytes: number };
+    verify?: { result: string; kind: string };
+  }[]
+> {
   const out = await boto3(
     s3,
     `
@@ -134,6 +142,8 @@ for (const engine of ENGINES) {
     await env.writeConfig({
       storage,
       instances: [{ ...(await configInstances(env))[0], databases: { include: [db] } }],
+      // The nightly verify reads the remote when nothing is kept locally.
+      backup: { verify: "checksum" },
     });
     try {
       await engine.create(server, db);
@@ -148,6 +158,7 @@ for (const engine of ENGINES) {
       assert(keys.some((k) => k.endsWith(suffix)), keys.join("\n"));
       const [meta] = await remoteMetadata(s3, "src", db);
       assertEquals(meta.status, "ok");
+      assertEquals([meta.verify?.result, meta.verify?.kind], ["ok", "checksum"]);
       assertEquals(await openUploads(s3), [], "a multipart upload was left open");
 
       const down = await Deno.makeTempDir();

@@ -15,7 +15,7 @@ import { readEnv } from "../env.ts";
 import { deepMerge, type Plain } from "./merge.ts";
 import { type ConfigFile, ConfigFileSchema, OVERLAY_KEYS, parseDurationSeconds } from "./schema.ts";
 import { retentionProblems, toRetentionSettings } from "./retention.ts";
-import { keepLocalProblems, verifyTargetProblems } from "./verify.ts";
+import { verifyTargetProblems } from "./verify.ts";
 import type { Config, ConfigSource, EngineType, InstanceConfig } from "./types.ts";
 import { toAlertsConfig } from "./alerts.ts";
 
@@ -195,7 +195,6 @@ export function parseConfig(text: string, file: string, env?: string): LoadedCon
   const whole = [
     ...retentionProblems(config),
     ...verifyTargetProblems(config),
-    ...keepLocalProblems(config),
   ];
   const wholeProblems = whole.map((p) => ({
     ...at(originOf(p.path, merged, selected, overlays), false),

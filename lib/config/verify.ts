@@ -33,17 +33,3 @@ export function verifyTargetProblems(config: Config): VerifyTargetProblem[] {
   });
   return problems;
 }
-
-/**
- * `backup.verify` reads the local copy, which `storage.keep_local: false` removes right after
- * the upload: the nightly verify would check nothing and say nothing, so the pair is refused.
- */
-export function keepLocalProblems(config: Config): VerifyTargetProblem[] {
-  if (config.storage.keep_local !== false || config.backup.verify === "none") return [];
-  return [{
-    path: ["storage", "keep_local"],
-    message: `keep_local: false leaves nothing local for backup.verify: ${config.backup.verify} ` +
-      "to check (verify of the remote copy is not implemented yet); keep the local copy or " +
-      "set backup.verify: none",
-  }];
-}

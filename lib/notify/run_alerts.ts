@@ -13,7 +13,7 @@ import { buildRunMetrics } from "../metrics/run_metrics.ts";
 import { writeMetricsFile } from "../metrics/textfile.ts";
 import { redact } from "../redact.ts";
 import { type BackupHistory, catalogHistory } from "./history.ts";
-import { openStorage } from "../storage/open.ts";
+import { openReadStorage } from "../storage/open.ts";
 import { LogTail } from "./log_tail.ts";
 import { type Delivery, Notifier } from "./notifier.ts";
 import { buildRunReport, type RunReport } from "./report.ts";
@@ -80,12 +80,12 @@ export function startRunAlerts(o: RunAlertsOptions): RunAlerts {
   return {
     log,
     async finish(end) {
-      const history =
-        (o.history ?? (() => catalogHistory(openStorage(o.config.storage), o.hostname)))();
+      // The storage `info` reads by default: with keep_local: false, the remote's own listing.
+      const history = o.history?.() ??
+        catalogHistory(await openReadStorage(o.config.storage, o.credentials), o.hostname);
       let stale: Awaited<ReturnType<typeof findStale>> = [];
       try {
-        // The local tree is empty by design without a local copy: it cannot tell staleness.
-        if (o.config.storage.keep_local) stale = await findStale(o.config, history);
+        stale = await findStale(o.config, history);
       } catch (e) {
         o.log.warn(`stale check failed: ${redact((e as Error).message)}`);
       }

@@ -10,7 +10,7 @@
 import type { ItemResult } from "../backup/run.ts";
 import type { Config } from "../config/types.ts";
 import type { Logger } from "../log.ts";
-import { openStorage } from "../storage/open.ts";
+import { openReadStorage, openStorage, type RemoteCredentials } from "../storage/open.ts";
 import { USERS_ITEM } from "../users/backup.ts";
 import { selectItems } from "./items.ts";
 import { leastRecentlyRestored, verifyRun, type VerifyServers } from "./run.ts";
@@ -30,13 +30,20 @@ export interface NightlyVerifyOptions {
   log: Logger;
   /** SIGINT/SIGTERM. */
   signal?: AbortSignal;
+  /**
+   * The remote's credential: with it the backups are verified where `info` reads them by
+   * default (with keep_local: false, the remote, each downloaded into a private folder).
+   */
+  credentials?: RemoteCredentials;
 }
 
 /** Verifies this run's new backups as configured; [] with `backup.verify: none`. */
 export async function nightlyVerify(o: NightlyVerifyOptions): Promise<VerifyOutcome[]> {
   const mode = o.config.backup.verify;
   if (mode === "none") return [];
-  const storage = openStorage(o.config.storage);
+  const storage = o.credentials
+    ? await openReadStorage(o.config.storage, o.credentials)
+    : openStorage(o.config.storage);
   const databases = o.results
     .filter((r) => r.status === "ok" && r.database !== undefined && r.database !== USERS_ITEM)
     .map((r) => ({ instance: r.instance, database: r.database! }));

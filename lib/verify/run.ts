@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { identitySource } from "../crypto/identity_source.ts";
 import { familyOfType } from "../engines/family.ts";
 import type { Config, ConnectionParams, InstanceConfig } from "../config/types.ts";
 import { ConfigError, type ItemOutcome, LockError } from "../errors.ts";
@@ -48,12 +49,19 @@ export async function verifyRun(
   o: VerifyRunOptions,
 ): Promise<VerifyOutcome[]> {
   const outcomes: VerifyOutcome[] = [];
+  const identities = identitySource(o.config.storage.encryption);
   for (const item of items) {
     o.signal?.throwIfAborted();
     const restore = o.kind === "restore"
       ? await restoreOptions(o, o.instance ?? item.instance)
       : undefined;
-    const outcome = await verifyItem(item, { kind: o.kind, restore, log: o.log, signal: o.signal });
+    const outcome = await verifyItem(item, {
+      kind: o.kind,
+      restore,
+      log: o.log,
+      signal: o.signal,
+      identities,
+    });
     if (outcome.result !== "error" && item.recordable && item.metadataKey) {
       outcome.recorded = await record(o.storage, item, outcome, o.log);
     }

@@ -16,6 +16,7 @@
  *
  * @module
  */
+import type { IdentitySource } from "../crypto/identity_source.ts";
 import type { ConnectionParams, InstanceConfig } from "../config/types.ts";
 import { type ErrorKind, kindOf, VyaError } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -92,6 +93,8 @@ export interface VerifyOptions {
   log: Logger;
   /** SIGINT/SIGTERM: stops reading, kills a load, and the scratch database is dropped. */
   signal?: AbortSignal;
+  /** storage.encryption.identity_file: an age-encrypted backup is decrypted with it. */
+  identities?: IdentitySource;
 }
 
 /** Verifies one backup. Throws only when interrupted (the signal's reason). */
@@ -115,6 +118,8 @@ export async function verifyItem(item: VerifyItem, o: VerifyOptions): Promise<Ve
       await inspectDump(path, {
         expectedSha256: item.metadata?.file?.sha256,
         signal: o.signal,
+        identities: o.identities,
+        recipients: item.metadata?.encryption?.recipients,
       });
       outcome.checked.push(
         "whole file read: sha256, decompression, dump banner, completion marker",
@@ -217,6 +222,7 @@ async function restoreCheck(
     stallTimeoutMs: r.stallTimeoutMs,
     log: o.log,
     signal: o.signal,
+    identities: o.identities,
     scratch: async (adapter, name) => {
       o.signal?.throwIfAborted();
       const objects = await adapter.objectCounts(name);
