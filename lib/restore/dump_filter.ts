@@ -79,6 +79,7 @@ export interface DumpFilterOptions {
 const PG_SETTING_SINCE: Record<string, number> = { transaction_timeout: 17 };
 
 const NL = 0x0a;
+const BACKSLASH = 0x5c;
 
 /**
  * The most of one line the reader holds (outside COPY data and MySQL bodies, which are never
@@ -193,9 +194,12 @@ export class DumpLineReader {
     let pos = 0;
     while (pos < chunk.length) {
       if (this.#mode === "pass") {
-        this.#definers?.push(chunk, pos);
         emit(pos === 0 ? chunk : chunk.subarray(pos));
-        this.facts.lines += countNewlines(chunk, pos);
+        if (this.#definers) {
+          // The scanner counts the lines anyway (from the banner's own newline on).
+          this.#definers.push(chunk, pos);
+          this.facts.lines = this.facts.bannerLine! - 1 + this.#definers.lines;
+        } else this.facts.lines += countNewlines(chunk, pos);
         return;
       }
       const nl = chunk.indexOf(NL, pos);
@@ -329,18 +333,26 @@ export class DumpLineReader {
     return line;
   }
 
-  /** End (exclusive) of the run of complete COPY data lines starting at `pos`. */
+  /**
+   * End (exclusive) of the run of complete COPY data lines starting at `pos`: where the
+   * terminator line `\\.` starts, or after the chunk's last newline. Data lines are not looked
+   * at one by one: only a backslash can start the terminator, so the scan hops from backslash
+   * to backslash (native indexOf) and checks whether one opens a line reading `\\.`.
+   */
   #copyRunEnd(chunk: Uint8Array, pos: number, firstNl: number): number {
     if (this.#carryBytes > 0 || this.#midDataLine) return pos;
-    let start = pos;
-    let nl = firstNl;
-    while (nl >= 0) {
-      if (isCopyEnd(chunk.subarray(start, nl + 1))) return start;
-      this.facts.lines++;
-      start = nl + 1;
-      nl = chunk.indexOf(NL, start);
+    const lastNl = firstNl === chunk.length - 1 ? firstNl : chunk.lastIndexOf(NL);
+    let end = lastNl + 1;
+    let bs = chunk.indexOf(BACKSLASH, pos);
+    while (bs >= 0 && bs < lastNl) {
+      if ((bs === pos || chunk[bs - 1] === NL) && isCopyEndAt(chunk, bs)) {
+        end = bs;
+        break;
+      }
+      bs = chunk.indexOf(BACKSLASH, bs + 1);
     }
-    return start;
+    this.facts.lines += countNewlines(chunk, pos, end);
+    return end;
   }
 
   /**
@@ -538,13 +550,34 @@ function isCopyEnd(line: Uint8Array): boolean {
     (line.length === 2 || line[2] === NL || (line[2] === 0x0d && line[3] === NL));
 }
 
-function countNewlines(chunk: Uint8Array, from: number): number {
+/** Whether the complete line starting at `at` (its newline is in `chunk`) is `\\.`. */
+function isCopyEndAt(chunk: Uint8Array, at: number): boolean {
+  return chunk[at + 1] === 0x2e &&
+    (chunk[at + 2] === NL || (chunk[at + 2] === 0x0d && chunk[at + 3] === NL));
+}
+
+/**
+ * Newlines in `chunk[from, to)`. A COPY block or a MySQL body is mostly short lines, and one
+ * indexOf call per line cost more than the rest of the filter: long ranges are counted four
+ * bytes at a time instead (a word's bytes equal to `\n` found by the exact zero-byte test).
+ */
+function countNewlines(chunk: Uint8Array, from: number, to = chunk.length): number {
   let n = 0;
-  let at = chunk.indexOf(NL, from);
-  while (at >= 0) {
-    n++;
-    at = chunk.indexOf(NL, at + 1);
+  let i = from;
+  if (to - i >= 64) {
+    const aligned = Math.min(to, ((chunk.byteOffset + i + 3) & ~3) - chunk.byteOffset);
+    for (; i < aligned; i++) if (chunk[i] === NL) n++;
+    const words = (to - i) >> 2;
+    const w = new Uint32Array(chunk.buffer, chunk.byteOffset + i, words);
+    for (let k = 0; k < words; k++) {
+      const y = w[k] ^ 0x0a0a0a0a;
+      // High bit of each byte of y that is zero, moved to the byte's low bit, then summed.
+      const t = ~(((y & 0x7f7f7f7f) + 0x7f7f7f7f) | y | 0x7f7f7f7f) >>> 7;
+      n += (t * 0x01010101) >>> 24;
+    }
+    i += words << 2;
   }
+  for (; i < to; i++) if (chunk[i] === NL) n++;
   return n;
 }
 
