@@ -79,7 +79,6 @@ export interface DumpFilterOptions {
 const PG_SETTING_SINCE: Record<string, number> = { transaction_timeout: 17 };
 
 const NL = 0x0a;
-const BACKSLASH = 0x5c;
 
 /**
  * The most of one line the reader holds (outside COPY data and MySQL bodies, which are never
@@ -333,26 +332,18 @@ export class DumpLineReader {
     return line;
   }
 
-  /**
-   * End (exclusive) of the run of complete COPY data lines starting at `pos`: where the
-   * terminator line `\\.` starts, or after the chunk's last newline. Data lines are not looked
-   * at one by one: only a backslash can start the terminator, so the scan hops from backslash
-   * to backslash (native indexOf) and checks whether one opens a line reading `\\.`.
-   */
+  /** End (exclusive) of the run of complete COPY data lines starting at `pos`. */
   #copyRunEnd(chunk: Uint8Array, pos: number, firstNl: number): number {
     if (this.#carryBytes > 0 || this.#midDataLine) return pos;
-    const lastNl = firstNl === chunk.length - 1 ? firstNl : chunk.lastIndexOf(NL);
-    let end = lastNl + 1;
-    let bs = chunk.indexOf(BACKSLASH, pos);
-    while (bs >= 0 && bs < lastNl) {
-      if ((bs === pos || chunk[bs - 1] === NL) && isCopyEndAt(chunk, bs)) {
-        end = bs;
-        break;
-      }
-      bs = chunk.indexOf(BACKSLASH, bs + 1);
+    let start = pos;
+    let nl = firstNl;
+    while (nl >= 0) {
+      if (isCopyEnd(chunk.subarray(start, nl + 1))) return start;
+      this.facts.lines++;
+      start = nl + 1;
+      nl = chunk.indexOf(NL, start);
     }
-    this.facts.lines += countNewlines(chunk, pos, end);
-    return end;
+    return start;
   }
 
   /**
@@ -550,16 +541,10 @@ function isCopyEnd(line: Uint8Array): boolean {
     (line.length === 2 || line[2] === NL || (line[2] === 0x0d && line[3] === NL));
 }
 
-/** Whether the complete line starting at `at` (its newline is in `chunk`) is `\\.`. */
-function isCopyEndAt(chunk: Uint8Array, at: number): boolean {
-  return chunk[at + 1] === 0x2e &&
-    (chunk[at + 2] === NL || (chunk[at + 2] === 0x0d && chunk[at + 3] === NL));
-}
-
 /**
- * Newlines in `chunk[from, to)`. A COPY block or a MySQL body is mostly short lines, and one
- * indexOf call per line cost more than the rest of the filter: long ranges are counted four
- * bytes at a time instead (a word's bytes equal to `\n` found by the exact zero-byte test).
+ * Newlines in `chunk[from, to)`. A MySQL body is mostly short lines (mariadb-dump writes one row
+ * a line), and one indexOf call per line cost more than the rest of the filter: long ranges are
+ * counted four bytes at a time instead (a word's bytes equal to `\n` found by the exact zero-byte test).
  */
 function countNewlines(chunk: Uint8Array, from: number, to = chunk.length): number {
   let n = 0;
