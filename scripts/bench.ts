@@ -34,13 +34,13 @@ import {
   clientEnv,
   dumpShell,
   dumpSize,
-  loadShell,
   parseCodec,
   q,
   serverPid,
 } from "./bench/commands.ts";
 import { median, type Sample, timed } from "./bench/measure.ts";
 import { machineInfo } from "./bench/machine.ts";
+import { restoreRows } from "./bench/restore_rows.ts";
 import { type BenchResults, renderMarkdown, type Row } from "./bench/report.ts";
 import { S3_CODEC, type S3Bench, s3Round, startS3Bench } from "./bench/s3.ts";
 import {
@@ -297,39 +297,24 @@ async function checkRestored(server: BenchServer, rows: number): Promise<void> {
 }
 
 async function restoreRound(ctx: EngineCtx, rep: number): Promise<void> {
-  const { server, engine } = ctx;
   if (!ctx.restoreFile) throw new Error("no vya gzip backup to restore (add a gzip codec)");
-  const pid = serverPid(server);
-  const file = ctx.restoreFile;
-  const base = { kind: "restore" as const, engine, codec: ctx.restoreCodec! };
-  for (const who of rotate(["vya", "shell"], rep)) {
-    await dropDatabase(server, RESTORE_DB);
-    let sample: Sample;
-    if (who === "vya") {
-      sample = await timed(
-        vyaArgv(ctx.env, ["restore", "--instance", engine, "--file", file, "--target", RESTORE_DB]),
-        { env: { NO_COLOR: "1" }, cwd: REPO_ROOT, serverPid: pid, timeFile: TIME_FILE },
-      );
-    } else {
-      await server.sql(`CREATE DATABASE ${RESTORE_DB}`);
-      sample = await timed(
-        ["bash", "-o", "pipefail", "-c", `gzip -dc ${q(file)} | ${loadShell(server, RESTORE_DB)}`],
-        { env: clientEnv(server), serverPid: pid, timeFile: TIME_FILE },
-      );
-    }
-    if (rep === 0) await checkRestored(server, ctx.data.rowsPerTable);
-    const label = who === "vya"
-      ? "vya-backupdb restore"
-      : `gzip -dc f | ${engine === "postgresql" ? "psql" : "mariadb"}`;
-    record({ ...base, contender: label }, sample, 0);
-    log(
-      `    restore ${label}: ${(mb(ctx.data.dumpBytes) / sample.wall).toFixed(1)} MB/s, ` +
-        `cpu ${(sample.user + sample.sys).toFixed(1)} s, server cpu ${
-          sample.serverCpu.toFixed(1)
-        } s`,
-    );
-  }
-  await dropDatabase(server, RESTORE_DB);
+  await restoreRows({
+    engine: ctx.engine,
+    server: ctx.server,
+    database: DB,
+    target: RESTORE_DB,
+    file: ctx.restoreFile,
+    codec: ctx.restoreCodec!,
+    work: WORK,
+    vyaArgv: (rest) => vyaArgv(ctx.env, rest),
+    timed: (argv, o) => timed(argv, { ...o, timeFile: TIME_FILE }),
+    record: (key, sample) => record(key, sample, 0),
+    check: () => checkRestored(ctx.server, ctx.data.rowsPerTable),
+    checkData: rep === 0,
+    log,
+    dumpBytes: ctx.data.dumpBytes,
+    cwd: REPO_ROOT,
+  }, rep);
 }
 
 async function jobsTest(ctx: EngineCtx): Promise<BenchResults["jobs"][number][]> {

@@ -91,3 +91,74 @@ Deno.test("filter: settings an older target does not know are left out, nothing 
   assertEquals(filtered(16), dump.replace("SET transaction_timeout = 0;\nCOPY", "COPY"));
   assertEquals(filtered(17), dump);
 });
+
+Deno.test("filter: long COPY blocks keep exact line numbers and end only at their terminator", () => {
+  // Data lines long enough for the word-at-a-time newline count, with backslashes that are no
+  // terminator (\N, an escaped backslash, "x\."), a CRLF-terminated block, then an OWNER TO
+  // statement to drop: the line it maps to proves every data line was counted.
+  const row = (i: number) => `${i}\t${"x".repeat(i % 97)}\t\\N\t\\\\.${i % 3 ? "\\." : ""}`;
+  const rows = Array.from({ length: 3000 }, (_, i) => row(i));
+  const text = [
+    "-- PostgreSQL database dump",
+    "COPY public.a (x) FROM stdin;",
+    ...rows,
+    "\\.",
+    "COPY public.b (x) FROM stdin;\r",
+    "y\\.\r",
+    "\\.\r",
+    "ALTER TABLE public.a OWNER TO alice;",
+    "CREATE TABLE public.c (x int);",
+    "-- PostgreSQL database dump complete",
+    "",
+  ].join("\n");
+  const bytes = new TextEncoder().encode(text);
+  const ownerLine = text.split("\n").indexOf("ALTER TABLE public.a OWNER TO alice;") + 1;
+  for (const size of [1, 5, 64, 4099, 65536, 1 << 20]) {
+    const reader = new DumpLineReader({ dialect: postgresDialect, noOwner: true });
+    const out: Uint8Array[] = [];
+    // Odd offsets: the word-wise count must not depend on the chunk's alignment.
+    const copy = new Uint8Array(bytes.length + 1);
+    copy.set(bytes, 1);
+    const shifted = copy.subarray(1);
+    for (let i = 0; i < shifted.length; i += size) {
+      reader.push(shifted.subarray(i, i + size), (s) => out.push(s.slice()));
+    }
+    reader.end((s) => out.push(s.slice()));
+    const got = new TextDecoder().decode(new Uint8Array(out.flatMap((c) => [...c])));
+    assertEquals(got, text.replace("ALTER TABLE public.a OWNER TO alice;\n", ""), `size ${size}`);
+    assertEquals(reader.facts.lines, text.split("\n").length - 1, `size ${size}`);
+    assertEquals(reader.facts.ownerRoles, new Set(["alice"]), `size ${size}`);
+    assertEquals(reader.facts.relations, 3, `size ${size}: CREATE TABLE after the blocks seen`);
+    // The line after the dropped one: output line ownerLine is input line ownerLine + 1.
+    assertEquals(reader.inputLine(ownerLine), ownerLine + 1, `size ${size}`);
+  }
+});
+
+Deno.test("filter: MySQL rows are skipped by their first byte, statements after them still seen", async () => {
+  const { mysqlDialect } = await import("../lib/engines/mysql/dialect.ts");
+  const rows = Array.from({ length: 2000 }, (_, i) => `(${i},'USE x; DEFINER=\`no\`@\`x\`'),`);
+  const text = [
+    "-- MariaDB dump 10.19",
+    "INSERT INTO `t` VALUES",
+    ...rows,
+    "(2000,'z');",
+    "/*!50013 DEFINER=`bob`@`%` SQL SECURITY DEFINER */",
+    "USE other;",
+    "-- Dump completed",
+    "",
+  ].join("\n");
+  const bytes = new TextEncoder().encode(text);
+  for (const size of [1, 7, 4099, 65536]) {
+    const reader = new DumpLineReader({ dialect: mysqlDialect, collectDefiners: true });
+    for (let i = 0; i < bytes.length; i += size) reader.push(bytes.subarray(i, i + size), () => {});
+    reader.end(() => {});
+    assertEquals([...reader.facts.definers.keys()], ["'bob'@'%'"], `size ${size}`);
+    assertEquals(reader.facts.foreign?.line, rows.length + 5, `size ${size}`);
+    assertEquals(reader.facts.lines, text.split("\n").length - 1, `size ${size}`);
+    // The load's filter (no scanner) counts the lines itself, four bytes at a time.
+    const plain = new DumpLineReader({ dialect: mysqlDialect });
+    for (let i = 0; i < bytes.length; i += size) plain.push(bytes.subarray(i, i + size), () => {});
+    plain.end(() => {});
+    assertEquals(plain.facts.lines, text.split("\n").length - 1, `size ${size} (no scanner)`);
+  }
+});

@@ -14,6 +14,7 @@ import { decryptIfAge, type IdentitySource } from "../crypto/identity_source.ts"
 import { type CodecFormat, detectCodec } from "../stream/codecs.ts";
 import { peekStream } from "../stream/peek.ts";
 import { ByteCounter } from "../stream/counter.ts";
+import { fileChunks } from "../stream/file_chunks.ts";
 import { sha256File, Sha256Stream } from "../stream/sha256.ts";
 import { type DumpFacts, DumpFormatError, DumpLineReader } from "./dump_filter.ts";
 import { BadBackupError } from "./errors.ts";
@@ -137,7 +138,7 @@ export async function openDump(
   if (packing === "zip") return zipEntryStream(path, zipEntry ?? await readZipEntry(path));
   const file = await openOrExplain(path);
   const codec = detectCodec(packing === "gzip" ? ".gz" : packing === "zstd" ? ".zst" : "");
-  return file.readable.pipeThrough(codec.decompress());
+  return fileChunks(file).pipeThrough(codec.decompress());
 }
 
 /**
@@ -154,13 +155,13 @@ export async function inspectDump(
   const size = (await Deno.stat(path)).size;
   const zipEntry = packing === "zip" ? await readZipEntry(path) : undefined;
   const reader = new DumpLineReader({ collectDefiners: true });
-  let tail: Uint8Array = new Uint8Array(0);
+  const tail = new TailKeeper(TAIL);
   let rawBytes = 0;
   const sink = new WritableStream<Uint8Array>({
     write(chunk) {
       rawBytes += chunk.length;
       reader.push(chunk, () => {});
-      tail = keepTail(tail, chunk);
+      tail.push(chunk);
     },
     close() {
       reader.end(() => {});
@@ -179,7 +180,7 @@ export async function inspectDump(
       sha256 = await sha256File(path);
     } else {
       const file = await openOrExplain(path);
-      const stored = file.readable.pipeThrough(counter).pipeThrough(sha);
+      const stored = fileChunks(file).pipeThrough(counter).pipeThrough(sha);
       const plain = await decryptIfAge(stored, path, options.identities, options.recipients);
       identities = plain.identities;
       const inner = identities ? await peekStream(plain.stream) : undefined;
@@ -217,7 +218,7 @@ export async function inspectDump(
         `(no "-- PostgreSQL database dump", "-- MySQL dump" or "-- MariaDB dump" banner)`,
     );
   }
-  const tailText = new TextDecoder().decode(tail);
+  const tailText = new TextDecoder().decode(tail.bytes());
   const complete = DIALECTS.some((d) => tailText.includes(d.completionMarker));
   if (!complete) {
     throw new BadBackupError(
@@ -248,11 +249,32 @@ function checksumError(path: string, expected: string, actual: string): BadBacku
   );
 }
 
-function keepTail(tail: Uint8Array, chunk: Uint8Array): Uint8Array {
-  if (chunk.length >= TAIL) return chunk.slice(chunk.length - TAIL);
-  const merged = new Uint8Array(Math.min(TAIL, tail.length + chunk.length));
-  const fromOld = merged.length - chunk.length;
-  merged.set(tail.subarray(tail.length - fromOld), 0);
-  merged.set(chunk, fromOld);
-  return merged;
+/**
+ * The last `size` bytes of a stream, kept as references to its last chunks and copied only
+ * once at the end (copying a tail out of every chunk cost more than the hash of the file).
+ */
+class TailKeeper {
+  #chunks: Uint8Array[] = [];
+  #bytes = 0;
+  constructor(readonly size: number) {}
+
+  push(chunk: Uint8Array): void {
+    this.#chunks.push(chunk);
+    this.#bytes += chunk.length;
+    while (this.#chunks.length > 1 && this.#bytes - this.#chunks[0].length >= this.size) {
+      this.#bytes -= this.#chunks.shift()!.length;
+    }
+  }
+
+  bytes(): Uint8Array {
+    const out = new Uint8Array(Math.min(this.size, this.#bytes));
+    let at = out.length;
+    for (let i = this.#chunks.length - 1; i >= 0 && at > 0; i--) {
+      const c = this.#chunks[i];
+      const take = Math.min(at, c.length);
+      out.set(c.subarray(c.length - take), at - take);
+      at -= take;
+    }
+    return out;
+  }
 }

@@ -59,13 +59,25 @@ export class MysqlBodyScanner {
   // The head of the current line, when it started in an earlier chunk and may hold a clause.
   #head: Uint8Array | null = new Uint8Array(0);
 
+  /** Newlines read so far. */
+  get lines(): number {
+    return this.#line;
+  }
+
   /** Reads `chunk` from offset `from`. */
   push(chunk: Uint8Array, from = 0): void {
     let start = from;
     while (start < chunk.length) {
       const nl = chunk.indexOf(NL, start);
       const end = nl < 0 ? chunk.length : nl;
-      if (this.#head !== null) {
+      if (this.#head !== null && this.#head.length === 0 && !mayMatterByte(chunk[start])) {
+        // The usual line (a row of an INSERT, `(1,'…'),`): its first byte rules it out, so it is
+        // skipped without being looked at (or copied) any further.
+        if (nl < 0) {
+          this.#head = null;
+          return;
+        }
+      } else if (this.#head !== null) {
         const part = chunk.subarray(start, Math.min(end, start + HEAD - this.#head.length));
         const head = this.#head.length ? concat(this.#head, part) : part;
         if (nl < 0 && head.length < HEAD && mayMatter(head)) this.#head = head.slice();
@@ -109,10 +121,14 @@ export class MysqlBodyScanner {
 
 /** Whether a line starting with `head` can hold anything this scanner looks for. */
 function mayMatter(head: Uint8Array): boolean {
-  if (head.length === 0) return true;
+  return head.length === 0 || mayMatterByte(head[0]);
+}
+
+/** Whether a line whose first byte is `b` can hold anything this scanner looks for. */
+function mayMatterByte(b: number): boolean {
   // "/*!", "CREATE", "DROP", "USE" (any case), or a client command's backslash.
-  const c = head[0] | 0x20;
-  return head[0] === 0x2f || head[0] === 0x5c || c === 0x63 || c === 0x64 || c === 0x75;
+  const c = b | 0x20;
+  return b === 0x2f || b === 0x5c || c === 0x63 || c === 0x64 || c === 0x75;
 }
 
 /** Whether a line starting with `head` can open a view, routine, trigger or event. */

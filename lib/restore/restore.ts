@@ -27,6 +27,7 @@ import { connect, type Engine, engineFor, engineOf, familyOf } from "../engines/
 import type { EngineAdapter, EngineFamily, ObjectCounts } from "../engines/types.ts";
 import { requireTools } from "../tools/find.ts";
 import { ByteCounter } from "../stream/counter.ts";
+import { fileChunks } from "../stream/file_chunks.ts";
 import { decryptStream } from "../crypto/age_stream.ts";
 import type { IdentitySource } from "../crypto/identity_source.ts";
 import { Sha256Stream } from "../stream/sha256.ts";
@@ -902,7 +903,7 @@ async function openRaw(inspection: DumpInspection): Promise<{
   const plain = (s: ReadableStream<Uint8Array>) =>
     identities ? s.pipeThrough(decryptStream(identities, inspection.path)) : s;
   return {
-    readable: file.readable,
+    readable: fileChunks(file),
     decompress: (s) => Promise.resolve(plain(s).pipeThrough(decompressed.decompress())),
   };
 }

@@ -8,6 +8,10 @@
  * the data from compressing absurdly well: gzip -6 gets 4.7x (pg_dump) and 5.4x (mariadb-dump),
  * in the range of real business dumps.
  *
+ * Beside them, seven tables of varied sizes (`slice_2` … `slice_128`: every 2nd … 128th row of
+ * `orders`, each with its primary key), so a restore has nine tables of very different sizes to
+ * spread over its jobs; `events` stays the one large table.
+ *
  * Size control: a first chunk of rows is inserted, the database dumped once to measure bytes
  * per row, and the remaining rows inserted to reach the requested uncompressed dump size.
  *
@@ -155,6 +159,21 @@ CREATE TABLE events (
   id bigint PRIMARY KEY, occurred_at datetime NOT NULL, kind varchar(32) NOT NULL,
   user_id int NOT NULL, ip varchar(15) NOT NULL, payload json NOT NULL) ENGINE=InnoDB;`;
 
+/** Divisors of the slice tables: `slice_N` holds every Nth row of `orders`. */
+export const SLICES = [2, 4, 8, 16, 32, 64, 128];
+
+/** (Re)creates the slice tables from `orders`. */
+async function createSlices(server: BenchServer, database: string): Promise<void> {
+  const sql = SLICES.map((n) =>
+    server.engine === "postgresql"
+      ? `DROP TABLE IF EXISTS slice_${n}; CREATE TABLE slice_${n} AS SELECT * FROM orders ` +
+        `WHERE id % ${n} = 0; ALTER TABLE slice_${n} ADD PRIMARY KEY (id);`
+      : `DROP TABLE IF EXISTS slice_${n}; CREATE TABLE slice_${n} (PRIMARY KEY (id)) ` +
+        `ENGINE=InnoDB AS SELECT * FROM orders WHERE id % ${n} = 0;`
+  ).join("\n");
+  await server.sql(sql, { database });
+}
+
 /** Parses a size as the scripts take it: `200MB`, `1GB`, `1.5G` (MB = 10^6 bytes). */
 export function parseSize(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(MB|GB|M|G)$/i.exec(text.trim());
@@ -219,6 +238,8 @@ export async function generateDataset(
   await createDatabase(server, database);
   await server.sql(server.engine === "postgresql" ? PG_SCHEMA : MY_SCHEMA, { database });
   await insertRows(server, database, 1, CALIBRATION_ROWS);
+  // The slices grow with orders: calibrated with them, so the total dump hits the target.
+  await createSlices(server, database);
   const sample = await dumpSize(database);
   const rows = Math.max(CALIBRATION_ROWS, Math.round(targetBytes / (sample / CALIBRATION_ROWS)));
   log(
@@ -226,6 +247,7 @@ export async function generateDataset(
       `inserting ${rows} rows per table`,
   );
   if (rows > CALIBRATION_ROWS) await insertRows(server, database, CALIBRATION_ROWS + 1, rows);
+  await createSlices(server, database);
   if (server.engine === "postgresql") await server.sql("VACUUM ANALYZE", { database });
   const dumpBytes = await dumpSize(database);
   return { database, rowsPerTable: rows, dumpBytes };
@@ -244,4 +266,5 @@ export async function cloneDataset(server: BenchServer, from: string, to: string
     `INSERT INTO orders SELECT * FROM ${from}.orders; INSERT INTO events SELECT * FROM ${from}.events;`,
     { database: to },
   );
+  await createSlices(server, to);
 }

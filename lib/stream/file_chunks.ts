@@ -1,0 +1,54 @@
+/**
+ * A file as a stream of large chunks. `Deno.FsFile.readable` reads 64 KiB at a time; every
+ * chunk then costs a read op and a trip through each stage of the pipeline (hash, counter,
+ * decompressor), which a restore measured as a visible share of its CPU. 256 KiB pieces cut
+ * those costs fourfold; larger ones cost memory, since a decompressor turns each piece into
+ * several MB of output at once, whatever the pace downstream (1 MiB pieces: +40 MiB peak RSS).
+ *
+ * @module
+ */
+
+/** Default piece size of {@linkcode fileChunks}. */
+export const FILE_CHUNK_SIZE = 256 * 1024;
+
+/**
+ * Streams an open file from its current position to its end in pieces of `size` bytes (the
+ * last one shorter); the file is closed when the stream ends, fails or is cancelled. Each piece
+ * is a fresh buffer, so consumers may keep it.
+ */
+export function fileChunks(file: Deno.FsFile, size = FILE_CHUNK_SIZE): ReadableStream<Uint8Array> {
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    try {
+      file.close();
+    } catch {
+      // Already closed by its owner.
+    }
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const buffer = new Uint8Array(size);
+      let got = 0;
+      try {
+        while (got < size) {
+          const n = await file.read(buffer.subarray(got));
+          if (n === null) break;
+          got += n;
+        }
+      } catch (e) {
+        close();
+        throw e;
+      }
+      if (got > 0) controller.enqueue(got === size ? buffer : buffer.subarray(0, got));
+      if (got < size) {
+        close();
+        controller.close();
+      }
+    },
+    cancel() {
+      close();
+    },
+  }, { highWaterMark: 1 });
+}
