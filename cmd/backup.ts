@@ -174,7 +174,16 @@ export async function runBackupCommand(parsed: BackupParsed, ctx: Context): Prom
       signal,
       credentials,
     })
-  );
+  ).catch(async (e) => {
+    // The backups are done: their report goes out whatever the verification did.
+    await alerts?.finish({
+      results: summary.results,
+      exitCode: EXIT_CODE_OF_KIND[kindOf(e)],
+      error: errorText(e),
+      skipped: pruner?.skipped(summary.results),
+    });
+    throw e;
+  });
   if (verified === undefined) {
     await alerts?.finish({
       results: summary.results,

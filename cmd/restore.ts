@@ -4,14 +4,15 @@
  *
  * @module
  */
-import { identitySource } from "../lib/crypto/identity_source.ts";
+import { type IdentitySource, identitySource } from "../lib/crypto/identity_source.ts";
+import type { ConnectionParams, InstanceConfig } from "../lib/config/types.ts";
 import { object } from "@optique/core/constructs";
 import { message } from "@optique/core/message";
 import { optional } from "@optique/core/modifiers";
 import { command, constant, option } from "@optique/core/primitives";
 import { choice, integer, string } from "@optique/core/valueparser";
 import type { Parser } from "@optique/core/parser";
-import { ExitCode, InterruptedError, runExitCode } from "../lib/errors.ts";
+import { errorText, ExitCode, InterruptedError, runExitCode } from "../lib/errors.ts";
 import { UsageError } from "./usage.ts";
 import { CredentialResolver } from "../lib/credentials/resolve.ts";
 import { type CatalogEntry, checkEntry, listCatalog, listHosts } from "../lib/storage/catalog.ts";
@@ -176,12 +177,18 @@ export async function runRestore(args: RestoreArgs, ctx: Context): Promise<numbe
 
   // From S3 the backup is downloaded and verified first; the folder goes when the restore ends.
   const remote = args.latest && storage.kind !== "local"
-    ? await downloadLatest(
-      storage,
-      { hostname, instance: instance.id, database: args.database! },
-      ctx.log,
+    ? await withInterruption((signal) =>
+      downloadLatest(
+        storage,
+        { hostname, instance: instance.id, database: args.database! },
+        ctx.log,
+        signal,
+      )
     )
     : undefined;
+  if (args.latest && storage.kind !== "local" && !remote) {
+    throw new InterruptedError("restore interrupted while downloading; nothing was changed");
+  }
   await using _download = remote?.download;
   const source = remote?.source ?? await selectSource(
     args.latest
@@ -220,20 +227,15 @@ export async function runRestore(args: RestoreArgs, ctx: Context): Promise<numbe
   );
   if (result === undefined) throw new InterruptedError("restore interrupted");
   if (result.status !== "planned") {
-    // Table, column and routine grants of a users restore wait for their database: apply them,
-    // from the users backup of the storage this restore read (downloaded when remote).
-    // applyWaitingGrants logs what it applied and every grant that failed.
-    await using users = storage.kind === "local"
-      ? undefined
-      : await downloadLatestUsers(storage, hostname, instance.id);
-    if (storage.kind === "local" || users) {
-      await applyWaitingGrants(instance, params, result.target, ctx.log, {
-        storage: config.storage.path,
-        file: users?.path,
-        hostname,
-        identities,
-      });
-    }
+    await applyGrantsWaitingFor(result.target, {
+      ctx,
+      storage,
+      instance,
+      params,
+      hostname,
+      identities,
+      localPath: config.storage.path,
+    });
   }
   if (ctx.json) ctx.outJson(result);
   else if (result.status === "planned") {
@@ -249,6 +251,44 @@ export async function runRestore(args: RestoreArgs, ctx: Context): Promise<numbe
     );
   }
   return ExitCode.OK;
+}
+
+/**
+ * Table, column and routine grants of a users restore wait for their database: they are
+ * applied from the users backup of the storage this restore read (downloaded when remote).
+ * The database is restored by then, so a failure here is a warning naming what to run, never
+ * the restore's exit code. applyWaitingGrants logs what it applied and every grant that failed.
+ */
+async function applyGrantsWaitingFor(target: string, o: {
+  ctx: Context;
+  storage: Storage;
+  instance: InstanceConfig;
+  params: ConnectionParams;
+  hostname: string;
+  identities: IdentitySource;
+  localPath: string;
+}): Promise<void> {
+  const remote = o.storage.kind !== "local";
+  const done = await withInterruption(async (signal) => {
+    await using users = remote
+      ? await downloadLatestUsers(o.storage, o.hostname, o.instance.id, signal)
+      : undefined;
+    if (remote && !users) return true;
+    await applyWaitingGrants(o.instance, o.params, target, o.ctx.log, {
+      storage: o.localPath,
+      file: users?.path,
+      hostname: o.hostname,
+      identities: o.identities,
+    });
+    return true;
+  }).catch((e) => {
+    o.ctx.log.warn(
+      `${target} is restored, but the grants waiting for it were not applied: ${errorText(e)} ` +
+        `(apply them with \`users restore --instance ${o.instance.id}\`)`,
+    );
+    return true;
+  });
+  if (done === undefined) throw new InterruptedError("interrupted after the restore");
 }
 
 async function list(ctx: Context, storage: Storage, entries: CatalogEntry[]): Promise<number> {

@@ -57,13 +57,36 @@ function entryOf(e: CatalogEntry): HistoryEntry {
   };
 }
 
-/** {@linkcode BackupHistory} over the storage catalog (no checksum is computed). */
-export function catalogHistory(storage: Storage, hostname: string): BackupHistory {
+/** Where {@linkcode catalogHistory} reads when its storage cannot be listed. */
+export interface HistoryFallback {
+  /** The storage read instead (the local tree, which holds the failure records). */
+  storage: Storage;
+  /** Told once per instance why the first storage was not read. */
+  onError(error: unknown, instance: string): void;
+}
+
+/**
+ * {@linkcode BackupHistory} over the storage catalog (no checksum is computed). With a
+ * fallback, a storage that cannot be listed (a remote that is down) is replaced by the
+ * fallback's for that instance, so the metrics and alerts of the very night the remote fails
+ * are still written.
+ */
+export function catalogHistory(
+  storage: Storage,
+  hostname: string,
+  fallback?: HistoryFallback,
+): BackupHistory {
   const cache = new Map<string, Promise<Map<string, HistoryEntry[]>>>();
   const load = (instance: string) => {
     let found = cache.get(instance);
     if (!found) {
       found = readInstance(storage, hostname, instance);
+      if (fallback && fallback.storage !== storage) {
+        found = found.catch((e) => {
+          fallback.onError(e, instance);
+          return readInstance(fallback.storage, hostname, instance);
+        });
+      }
       cache.set(instance, found);
     }
     return found;

@@ -13,7 +13,7 @@ import { buildRunMetrics } from "../metrics/run_metrics.ts";
 import { writeMetricsFile } from "../metrics/textfile.ts";
 import { redact } from "../redact.ts";
 import { type BackupHistory, catalogHistory } from "./history.ts";
-import { openReadStorage } from "../storage/open.ts";
+import { openReadStorage, openStorage } from "../storage/open.ts";
 import { LogTail } from "./log_tail.ts";
 import { type Delivery, Notifier } from "./notifier.ts";
 import { buildRunReport, type RunReport } from "./report.ts";
@@ -82,7 +82,14 @@ export function startRunAlerts(o: RunAlertsOptions): RunAlerts {
     async finish(end) {
       // The storage `info` reads by default: with keep_local: false, the remote's own listing.
       const history = o.history?.() ??
-        catalogHistory(await openReadStorage(o.config.storage, o.credentials), o.hostname);
+        catalogHistory(await openReadStorage(o.config.storage, o.credentials), o.hostname, {
+          storage: openStorage(o.config.storage),
+          onError: (e, instance) =>
+            o.log.warn(
+              `backup history of ${instance} read from the local folder: ` +
+                redact(e instanceof Error ? e.message : String(e)),
+            ),
+        });
       let stale: Awaited<ReturnType<typeof findStale>> = [];
       try {
         stale = await findStale(o.config, history);

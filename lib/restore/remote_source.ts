@@ -12,7 +12,8 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { OWNER_FILE, sweepStaleOptionFolders } from "../engines/mysql/options_file.ts";
 import { ConfigError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { type CatalogEntry, latestUsersEntry, listCatalog } from "../storage/catalog.ts";
@@ -20,6 +21,17 @@ import { keyBase, type Storage } from "../storage/storage.ts";
 import { Sha256Stream } from "../stream/sha256.ts";
 import { BadBackupError } from "./errors.ts";
 import type { RestoreSource } from "./restore.ts";
+
+const DOWNLOAD_PREFIX = "vya-restore-";
+let swept = false;
+
+/** Removes download folders of dead runs of this user, once per process; best effort. */
+async function sweepOnce(mine: string): Promise<void> {
+  if (swept) return;
+  swept = true;
+  const uid = (await Deno.lstat(mine)).uid;
+  await sweepStaleOptionFolders(dirname(mine), uid, [DOWNLOAD_PREFIX]).catch(() => {});
+}
 
 /** A backup downloaded for a restore; dispose removes it. */
 export interface DownloadedBackup extends AsyncDisposable {
@@ -37,19 +49,25 @@ export interface DownloadedBackup extends AsyncDisposable {
 export async function downloadEntry(
   storage: Storage,
   entry: CatalogEntry,
+  signal?: AbortSignal,
 ): Promise<DownloadedBackup> {
   const expected = entry.metadata?.file?.sha256;
   if (!entry.keys.dump || !expected) {
     throw new BadBackupError(`${entry.paths.dump ?? entry.stem} is not a complete backup`);
   }
-  const dir = await Deno.makeTempDir({ prefix: "vya-restore-" });
+  const dir = await Deno.makeTempDir({ prefix: DOWNLOAD_PREFIX });
   const dispose = () => Deno.remove(dir, { recursive: true }).catch(() => {});
   try {
     await Deno.chmod(dir, 0o700);
+    // Owned by this process: a run killed with -9 leaves the folder, the next run removes it.
+    await Deno.writeTextFile(join(dir, OWNER_FILE), `${Deno.pid}\n`, { mode: 0o600 });
+    await sweepOnce(dir);
     const path = join(dir, keyBase(entry.keys.dump));
     const hash = new Sha256Stream();
     const file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
-    await (await storage.open(entry.keys.dump)).pipeThrough(hash).pipeTo(file.writable);
+    await (await storage.open(entry.keys.dump)).pipeThrough(hash).pipeTo(file.writable, {
+      signal,
+    });
     const actual = await hash.digest;
     if (actual !== expected) {
       throw new BadBackupError(
@@ -77,12 +95,13 @@ export async function downloadLatest(
   storage: Storage,
   query: { hostname: string; instance: string; database: string },
   log: Logger,
+  signal?: AbortSignal,
 ): Promise<{ source: RestoreSource; download: DownloadedBackup }> {
   const entries = await listCatalog(storage, query);
   for (const entry of entries) {
     if (entry.state !== "good") continue;
     try {
-      const download = await downloadEntry(storage, entry);
+      const download = await downloadEntry(storage, entry, signal);
       log.info(`using the backup of ${entry.started_at.toISOString()}: ${entry.paths.dump}`);
       return { source: { path: download.path, metadata: entry.metadata }, download };
     } catch (e) {
@@ -102,7 +121,8 @@ export async function downloadLatestUsers(
   storage: Storage,
   hostname: string,
   instance: string,
+  signal?: AbortSignal,
 ): Promise<DownloadedBackup | undefined> {
   const entry = await latestUsersEntry(storage, hostname, instance);
-  return entry && await downloadEntry(storage, entry);
+  return entry && await downloadEntry(storage, entry, signal);
 }

@@ -11,6 +11,8 @@ import type { ItemResult } from "../backup/run.ts";
 import type { Config } from "../config/types.ts";
 import type { Logger } from "../log.ts";
 import { openReadStorage, openStorage, type RemoteCredentials } from "../storage/open.ts";
+import { kindOf } from "../errors.ts";
+import { redact } from "../redact.ts";
 import { USERS_ITEM } from "../users/backup.ts";
 import { selectItems } from "./items.ts";
 import { leastRecentlyRestored, verifyRun, type VerifyServers } from "./run.ts";
@@ -47,29 +49,45 @@ export async function nightlyVerify(o: NightlyVerifyOptions): Promise<VerifyOutc
   const databases = o.results
     .filter((r) => r.status === "ok" && r.database !== undefined && r.database !== USERS_ITEM)
     .map((r) => ({ instance: r.instance, database: r.database! }));
+  // A storage that cannot be listed (a remote gone down after the uploads) makes each database
+  // an outcome "could not verify", never an exception that would cost the run its report.
   const restored = mode === "restore"
-    ? await leastRecentlyRestored(storage, o.hostname, databases)
+    ? await leastRecentlyRestored(storage, o.hostname, databases).catch(() => undefined)
     : undefined;
   const outcomes: VerifyOutcome[] = [];
   for (const d of databases) {
-    const items = await selectItems(storage, {
-      hostname: o.hostname,
-      instances: [d.instance],
-      database: d.database,
-    });
     const kind = restored?.instance === d.instance && restored.database === d.database
       ? "restore"
       : "checksum";
-    outcomes.push(
-      ...await verifyRun(items, {
-        config: o.config,
-        storage,
+    try {
+      const items = await selectItems(storage, {
+        hostname: o.hostname,
+        instances: [d.instance],
+        database: d.database,
+      });
+      outcomes.push(
+        ...await verifyRun(items, {
+          config: o.config,
+          storage,
+          kind,
+          servers: o.servers,
+          log: o.log,
+          signal: o.signal,
+        }),
+      );
+    } catch (e) {
+      if (o.signal?.aborted) throw e;
+      outcomes.push({
+        ...d,
+        file: storage.location,
         kind,
-        servers: o.servers,
-        log: o.log,
-        signal: o.signal,
-      }),
-    );
+        result: "error",
+        error: redact(e instanceof Error ? e.message : String(e)),
+        error_kind: kindOf(e),
+        checked: [],
+        recorded: false,
+      });
+    }
   }
   return outcomes;
 }

@@ -27,7 +27,8 @@ export interface OptionsFile {
 /** Prefix of the private folders; the sweep only ever looks at these (and legacy ones). */
 const PREFIX = "vya-opt-";
 /** The file inside a folder naming its owner process: `<pid> <start time in clock ticks>`. */
-const OWNER_FILE = "owner";
+/** The file in a private temporary folder naming the PID that owns it (see the sweep). */
+export const OWNER_FILE = "owner";
 
 /** Quotes a value for a MySQL option file: the reader strips the outer quotes and unescapes. */
 export function quoteOptionValue(value: string): string {
@@ -171,6 +172,7 @@ async function liveProcesses(): Promise<Map<number, number> | undefined> {
 export async function sweepStaleOptionFolders(
   tmp: string,
   uid: number | null,
+  prefixes: readonly string[] = [PREFIX],
 ): Promise<number> {
   let removed = 0;
   let live: Map<number, number> | undefined | null = null;
@@ -182,7 +184,7 @@ export async function sweepStaleOptionFolders(
       if (uid !== null && st.uid !== uid) continue;
       const names = (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name);
       let stale = false;
-      if (entry.name.startsWith(PREFIX) && names.includes(OWNER_FILE)) {
+      if (prefixes.some((p) => entry.name.startsWith(p)) && names.includes(OWNER_FILE)) {
         const owner = join(dir, OWNER_FILE);
         const pid = Number((await Deno.readTextFile(owner)).trim());
         const madeAt = (await Deno.lstat(owner)).mtime?.getTime() ?? 0;
