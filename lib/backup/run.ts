@@ -216,16 +216,21 @@ async function backupInstance(
     const startedAt = new Date();
     const order = [...chosen].sort((a, b) => b.sizeBytes - a.sizeBytes);
     const jobs = Math.max(1, request.jobs ?? request.config.backup.jobs);
-    await pool(order, jobs, async (db) => {
+    const held = adapter;
+    // The next database's catalog queries run while this one dumps: with hundreds of small
+    // databases they would otherwise add up to a large part of the run.
+    const ahead = new Lookahead(order, (db) => inspectBeforeDump(db, held, instance, request));
+    await pool(order, jobs, async (db, i) => {
       if (request.signal?.aborted) return;
       const result = await backupDatabase(db, {
         instance,
         request,
-        adapter: adapter!,
+        adapter: held,
         params,
         version,
         tool,
         startedAt,
+        inspected: request.dryRun ? undefined : ahead.take(i),
       });
       pending.delete(db.name);
       record(result);
@@ -352,6 +357,8 @@ interface DatabaseJob {
   version: ServerVersion;
   tool: DumpTool;
   startedAt: Date;
+  /** What the server said of the database before the dump (absent in a dry run). */
+  inspected?: Promise<Inspected>;
 }
 
 /**
@@ -375,6 +382,9 @@ async function backupDatabase(db: DatabaseInfo, job: DatabaseJob): Promise<ItemR
       size_bytes: db.sizeBytes,
       error: message,
     };
+  } finally {
+    // However the item ended, its held connection goes (a no-op when already given back).
+    await job.inspected?.then((i) => i.release(), () => {});
   }
 }
 
@@ -409,7 +419,10 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
   request.events?.start?.(instance.id, db.name, db.sizeBytes);
   const meta = initialMetadata(db, job, started);
   try {
-    const restoreWarning = await inspectBeforeDump(db, job, meta);
+    const inspected = await job.inspected!;
+    meta.objects = inspected.objects;
+    meta.database_properties = inspected.properties;
+    const restoreWarning = inspected.restoreWarning;
     const command = await dumpCommandFor(job, db.name);
     meta.dump.options = command.options;
     let stderr = "";
@@ -437,6 +450,8 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
           },
         });
         const rows = await countRows(job, db.name);
+        // The counts were the last query on the database: its held connection goes.
+        (await job.inspected!).release();
         if (rows.tables) meta.tables = rows.tables;
         const warnings = dumpWarnings(stderr, engineFor(version));
         if (rows.warning) warnings.push(rows.warning);
@@ -542,32 +557,83 @@ function initialMetadata(db: DatabaseInfo, job: DatabaseJob, started: Date): Bac
   });
 }
 
+/** What the server says of a database before it is dumped. */
+interface Inspected {
+  objects: BackupMetadata["objects"];
+  properties: BackupMetadata["database_properties"];
+  restoreWarning?: string;
+  /** Gives the database's held connection back (idempotent). */
+  release(): void;
+}
+
 /**
- * What the server says of the database before it is dumped: refuses a half-restored one, fills
- * `meta`'s object and row counts and properties, and returns (and logs) the engine's restore
- * warning.
+ * What the server says of the database before it is dumped: refuses a half-restored one, and
+ * returns its object counts and properties and (logged) the engine's restore warning. Holds a
+ * connection to the database (see EngineAdapter.hold) until the row counts after the dump.
  */
 async function inspectBeforeDump(
   db: DatabaseInfo,
-  job: DatabaseJob,
-  meta: BackupMetadata,
-): Promise<string | undefined> {
-  // A half-restored copy backed up as "ok" would pass for a good backup (and let retention
-  // delete the real ones): it is refused.
-  if (await job.adapter.restoreMark(db.name)) {
-    throw new VyaError(
-      `${db.name} carries the mark of a restore that never finished: it holds part of a ` +
-        `dump at most and is not backed up; restore it again, or drop it`,
-      "failed",
-    );
+  adapter: EngineAdapter,
+  instance: InstanceConfig,
+  request: BackupRequest,
+): Promise<Inspected> {
+  const release = adapter.hold?.(db.name) ?? (() => {});
+  try {
+    // A half-restored copy backed up as "ok" would pass for a good backup (and let retention
+    // delete the real ones): it is refused.
+    if (await adapter.restoreMark(db.name)) {
+      throw new VyaError(
+        `${db.name} carries the mark of a restore that never finished: it holds part of a ` +
+          `dump at most and is not backed up; restore it again, or drop it`,
+        "failed",
+      );
+    }
+    const objects = { ...(await adapter.objectCounts(db.name)) };
+    const properties = await adapter.databaseProperties(db.name);
+    const restoreWarning = await adapter.restoreWarning?.(db.name);
+    if (restoreWarning) {
+      request.log.warn(restoreWarning, { instance: instance.id, database: db.name });
+    }
+    return { objects, properties, restoreWarning, release };
+  } catch (e) {
+    release();
+    throw e;
   }
-  meta.objects = { ...(await job.adapter.objectCounts(db.name)) };
-  meta.database_properties = await job.adapter.databaseProperties(db.name);
-  const restoreWarning = await job.adapter.restoreWarning?.(db.name);
-  if (restoreWarning) {
-    job.request.log.warn(restoreWarning, { instance: job.instance.id, database: db.name });
+}
+
+/**
+ * Starts `prepare` for an item when the item before it is taken, so it runs while that one
+ * works; each item's promise is created once. A promise never taken (an interrupted run)
+ * never reports an unhandled rejection.
+ */
+class Lookahead<T, R> {
+  readonly #items: T[];
+  readonly #prepare: (item: T) => Promise<R>;
+  readonly #started = new Map<number, Promise<R>>();
+
+  constructor(items: T[], prepare: (item: T) => Promise<R>) {
+    this.#items = items;
+    this.#prepare = prepare;
   }
-  return restoreWarning;
+
+  #start(i: number): Promise<R> | undefined {
+    if (i >= this.#items.length) return undefined;
+    let p = this.#started.get(i);
+    if (!p) {
+      p = this.#prepare(this.#items[i]);
+      p.catch(() => {});
+      this.#started.set(i, p);
+    }
+    return p;
+  }
+
+  /** The item's prepared result; starts the next item's. */
+  take(i: number): Promise<R> {
+    const p = this.#start(i)!;
+    this.#started.delete(i);
+    this.#start(i + 1);
+    return p;
+  }
 }
 
 /** Whether anything (a file, or a folder planted there) holds the key: never written over. */
@@ -597,10 +663,17 @@ function dumpWarnings(stderr: string, engine: Engine): string[] {
  * the first error: an interrupted run must not exit while another dump is still removing its
  * partial file and its options file.
  */
-async function pool<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+async function pool<T>(
+  items: T[],
+  limit: number,
+  work: (item: T, index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await work(items[next++]);
+    while (next < items.length) {
+      const i = next++;
+      await work(items[i], i);
+    }
   });
   const failed = (await Promise.allSettled(runners)).find((r) => r.status === "rejected");
   if (failed) throw failed.reason;
