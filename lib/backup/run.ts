@@ -220,9 +220,10 @@ async function backupInstance(
     // The next database's catalog queries run while this one dumps: with hundreds of small
     // databases they would otherwise add up to a large part of the run.
     const ahead = new Lookahead(order, (db) => inspectBeforeDump(db, held, instance, request));
-    await pool(order, jobs, async (db, i) => {
+    await pool(order, jobs, async (db, i, free) => {
       if (request.signal?.aborted) return;
       const result = await backupDatabase(db, {
+        free,
         instance,
         request,
         adapter: held,
@@ -359,6 +360,8 @@ interface DatabaseJob {
   startedAt: Date;
   /** What the server said of the database before the dump (absent in a dry run). */
   inspected?: Promise<Inspected>;
+  /** Lets the next database's dump start: this one's data is written, its commit remains. */
+  free?: () => void;
 }
 
 /**
@@ -440,6 +443,8 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
       onStderr: (text) => stderr = text,
       // Written before the dump gets its final name: a complete-looking dump has metadata.
       beforeRename: async (written) => {
+        // The dump is durable under its partial name: the next dump may start meanwhile.
+        job.free?.();
         Object.assign(meta, finishedFields(started), {
           status: "ok",
           raw_bytes: written.rawBytes,
@@ -659,22 +664,47 @@ function dumpWarnings(stderr: string, engine: Engine): string[] {
 }
 
 /**
- * Runs `work` over `items`, at most `limit` at a time. Waits for every runner before throwing
- * the first error: an interrupted run must not exit while another dump is still removing its
- * partial file and its options file.
+ * Runs `work` over `items`, at most `limit` at a time; an item that calls its `free` lets the
+ * next one start while it finishes (a dump that is written and only commits its sidecars
+ * holds no dump slot). Waits for every started item before throwing the first error: an
+ * interrupted run must not exit while another dump is still removing its partial file and its
+ * options file.
  */
 async function pool<T>(
   items: T[],
   limit: number,
-  work: (item: T, index: number) => Promise<void>,
+  work: (item: T, index: number, free: () => void) => Promise<void>,
 ): Promise<void> {
   let next = 0;
-  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      await work(items[i], i);
-    }
+  let slots = limit;
+  let failure: { reason: unknown } | undefined;
+  const running = new Set<Promise<void>>();
+  await new Promise<void>((allDone) => {
+    const launch = () => {
+      while (slots > 0 && next < items.length && !failure) {
+        slots--;
+        const i = next++;
+        let freed = false;
+        const free = () => {
+          if (freed) return;
+          freed = true;
+          slots++;
+          launch();
+        };
+        const p: Promise<void> = work(items[i], i, free)
+          .catch((e) => {
+            failure ??= { reason: e };
+          })
+          .finally(() => {
+            free();
+            running.delete(p);
+            if (running.size === 0) allDone();
+          });
+        running.add(p);
+      }
+    };
+    launch();
+    if (running.size === 0) allDone();
   });
-  const failed = (await Promise.allSettled(runners)).find((r) => r.status === "rejected");
-  if (failed) throw failed.reason;
+  if (failure) throw failure.reason;
 }
