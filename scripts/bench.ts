@@ -3,14 +3,17 @@
  *
  *   deno task bench [--size 1GB] [--reps 3] [--engines pg,maria] [--codecs gzip1,gzip6,zstd3,none]
  *                   [--skip-restore] [--jobs-test] [--enc-size 256MB] [--skip-encryption]
- *                   [--skip-s3] [--keep]
+ *                   [--skip-s3]
+ *                   [--keep] [--fixed-cost-dbs 200] [--skip-fixed-cost] [--fixed-cost-only]
  *
  * Starts its own throwaway PostgreSQL and MariaDB servers, generates a database whose
  * uncompressed dump has the given size, and measures, alternating the contenders each
  * repetition, backups (vya CLI, `dump | gzip`, `dump > f && gzip f`, bare `dump > /dev/null`)
  * and restores (vya CLI, `gzip -dc f | psql`), and what age encryption adds to zstd-3 on a slice of
- * the first engine's dump (scripts/bench/encryption.ts), and `backup` to a real s3rver with
- * keep_local true and false on the first engine (scripts/bench/s3.ts). Prints a markdown table and writes the numbers
+ * the first engine's dump (scripts/bench/encryption.ts), `backup` to a real s3rver with
+ * keep_local true and false on the first engine (scripts/bench/s3.ts), and the fixed cost per run
+ * and per database on PostgreSQL (scripts/bench/fixed_cost.ts). Prints a markdown table and
+ * writes the numbers
  * to `.bench/results-<stamp>.json` and `.md` (and `.bench/latest.json` / `latest.md`).
  *
  * MB means 10^6 bytes; speeds are uncompressed dump MB per wall second.
@@ -43,6 +46,7 @@ import { machineInfo } from "./bench/machine.ts";
 import { restoreRows } from "./bench/restore_rows.ts";
 import { type BenchResults, renderMarkdown, type Row } from "./bench/report.ts";
 import { S3_CODEC, type S3Bench, s3Round, startS3Bench } from "./bench/s3.ts";
+import { fixedCostBench } from "./bench/fixed_cost.ts";
 import {
   AGE_CODEC,
   type EncryptionBench,
@@ -64,6 +68,9 @@ const args = parseArgs({
     "skip-encryption": { type: "boolean", default: false },
     "skip-s3": { type: "boolean", default: false },
     keep: { type: "boolean", default: false },
+    "fixed-cost-dbs": { type: "string", default: "200" },
+    "skip-fixed-cost": { type: "boolean", default: false },
+    "fixed-cost-only": { type: "boolean", default: false },
     render: { type: "string" },
   },
 });
@@ -111,6 +118,10 @@ async function rmrf(path: string): Promise<void> {
 }
 
 function vyaArgv(env: TestEnv, rest: string[]): string[] {
+  return vyaArgvFor(env.configPath, rest);
+}
+
+function vyaArgvFor(configPath: string, rest: string[]): string[] {
   return [
     Deno.execPath(),
     "run",
@@ -120,7 +131,7 @@ function vyaArgv(env: TestEnv, rest: string[]): string[] {
     "-P=vya",
     join(REPO_ROOT, "main.ts"),
     "--config",
-    env.configPath,
+    configPath,
     ...rest,
   ];
 }
@@ -395,8 +406,9 @@ async function main(): Promise<void> {
     rows: [],
     jobs: [],
   };
+  const fixedOnly = args.values["fixed-cost-only"];
   try {
-    for (const engine of engines) {
+    for (const engine of fixedOnly ? [] : engines) {
       log(`starting ${engine} and generating ${args.values.size} of dump…`);
       const server: BenchServer = engine === "postgresql"
         ? await startPostgres()
@@ -421,7 +433,7 @@ async function main(): Promise<void> {
       }]);
       ctxs.push({ engine, server, env, data });
     }
-    if (!args.values["skip-encryption"]) {
+    if (!args.values["skip-encryption"] && !fixedOnly) {
       const c = ctxs[0];
       enc = await prepareEncryption(
         c.engine,
@@ -467,6 +479,9 @@ async function main(): Promise<void> {
         JSON.stringify(results, null, 2) + "\n",
       );
     }
+    if ((fixedOnly || !args.values["skip-fixed-cost"]) && engines.includes("postgresql")) {
+      await fixedCost(results, started);
+    }
     if (args.values["jobs-test"]) {
       for (const ctx of ctxs) results.jobs.push(...await jobsTest(ctx));
     }
@@ -479,6 +494,23 @@ async function main(): Promise<void> {
   }
   results.finished = new Date().toISOString();
   await writeResults(results, stamp);
+}
+
+/**
+ * The fixed-cost rows, on a PostgreSQL server of their own: hundreds of databases would slow
+ * the throughput server's catalog for nothing.
+ */
+async function fixedCost(results: BenchResults, started: BenchServer[]): Promise<void> {
+  const server = await startPostgres();
+  started.push(server);
+  results.fixedCost = await fixedCostBench(server, {
+    count: Number(args.values["fixed-cost-dbs"]),
+    reps,
+    work: WORK,
+    timed: (argv, o) => timed(argv, { ...o, timeFile: TIME_FILE }),
+    vyaArgv: vyaArgvFor,
+    log,
+  });
 }
 
 /** Fills the dataset facts and the medians from the samples so far. */

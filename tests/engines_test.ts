@@ -410,3 +410,94 @@ Deno.test("tool discovery: explicit paths win, then tools.dir, then the other pr
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("tool discovery: only the roles asked for, each binary asked once, Debian's pg_wrapper skipped beside the Debian layout", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "vya-tools-" });
+  try {
+    const asked = `${dir}/asked.log`;
+    const fake = async (path: string, answer: string) => {
+      await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+      await Deno.writeTextFile(
+        path,
+        `#!/bin/sh\necho "${path}" >> "${asked}"\necho "${answer}"\n`,
+        { mode: 0o755 },
+      );
+    };
+    await fake(`${dir}/lib/15/bin/pg_dump`, "pg_dump (PostgreSQL) 15.1");
+    await fake(`${dir}/lib/15/bin/psql`, "psql (PostgreSQL) 15.1");
+    await fake(`${dir}/share/postgresql-common/pg_wrapper`, "pg_dump (PostgreSQL) 15.1");
+    await Deno.mkdir(`${dir}/bin`);
+    await Deno.symlink(`${dir}/share/postgresql-common/pg_wrapper`, `${dir}/bin/pg_dump`);
+    const where = { rhelPrefix: `${dir}/none-`, path: `${dir}/bin`, roles: ["dump"] as const };
+    const lines = async () => (await Deno.readTextFile(asked)).trim().split("\n");
+
+    const set = await findTools("postgresql", 15, { paths: {} }, {
+      ...where,
+      debianRoot: `${dir}/lib`,
+    });
+    assertEquals(set.tools.dump?.path, `${dir}/lib/15/bin/pg_dump`);
+    assertEquals(Object.keys(set.tools), ["dump"]);
+    assertEquals(await lines(), [`${dir}/lib/15/bin/pg_dump`]);
+    // Asked again (the users backup, the next instance): no second `--version`.
+    await findTools("postgresql", 15, { paths: {} }, { ...where, debianRoot: `${dir}/lib` });
+    assertEquals(await lines(), [`${dir}/lib/15/bin/pg_dump`]);
+
+    // Without the Debian layout the wrapper is the only pg_dump, and is used.
+    const alone = await findTools("postgresql", 15, { paths: {} }, {
+      ...where,
+      debianRoot: `${dir}/nothing`,
+    });
+    assertEquals(alone.tools.dump?.path, `${dir}/bin/pg_dump`);
+    assertEquals((await lines()).at(-1), `${dir}/share/postgresql-common/pg_wrapper`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Sessions the server counted for a database so far (flushed as each session ends). */
+async function sessionsOf(pg: TestServer, database: string): Promise<number> {
+  return Number(
+    await pg.sql(`SELECT sessions FROM pg_stat_database WHERE datname = '${database}'`),
+  );
+}
+
+/** Waits until the count stops moving (a session's stats are flushed as it exits). */
+async function settledSessions(pg: TestServer, database: string): Promise<number> {
+  let last = await sessionsOf(pg, database);
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setTimeout(r, 250));
+    const now = await sessionsOf(pg, database);
+    if (now === last && i >= 3) return now;
+    last = now;
+  }
+  return last;
+}
+
+Deno.test("PostgreSQL: while a database is held its catalog queries share one session", async () => {
+  const pg = await sharedPostgres();
+  const db = `held_${crypto.randomUUID().slice(0, 8)}`;
+  await pg.sql(`CREATE DATABASE ${db}`);
+  await pg.sql("CREATE TABLE t (id int); INSERT INTO t VALUES (1)", { database: db });
+  try {
+    // Each psql of sessionsOf counts one session of database postgres, not of db.
+    const queries = async (a: EngineAdapter) => {
+      await a.objectCounts(db);
+      await a.restoreWarning?.(db);
+      assertEquals((await a.tableRows(db))["public.t"], { rows: 1, exact: true });
+    };
+    let before = await settledSessions(pg, db);
+    await withAdapter(connect("postgresql", pg.params), queries);
+    const unheld = (await settledSessions(pg, db)) - before;
+    assertEquals(unheld, 3);
+    before = await settledSessions(pg, db);
+    await withAdapter(connect("postgresql", pg.params), async (a) => {
+      const release = a.hold!(db);
+      await queries(a);
+      release();
+      release();
+    });
+    assertEquals((await settledSessions(pg, db)) - before, 1);
+  } finally {
+    await pg.sql(`DROP DATABASE IF EXISTS ${db}`);
+  }
+});

@@ -222,16 +222,22 @@ async function backupInstance(
     const startedAt = new Date();
     const order = [...chosen].sort((a, b) => b.sizeBytes - a.sizeBytes);
     const jobs = Math.max(1, request.jobs ?? request.config.backup.jobs);
-    await pool(order, jobs, async (db) => {
+    const held = adapter;
+    // The next database's catalog queries run while this one dumps: with hundreds of small
+    // databases they would otherwise add up to a large part of the run.
+    const ahead = new Lookahead(order, (db) => inspectBeforeDump(db, held, instance, request));
+    await pool(order, jobs, async (db, i, free) => {
       if (request.signal?.aborted) return;
       const result = await backupDatabase(db, {
+        free,
         instance,
         request,
-        adapter: adapter!,
+        adapter: held,
         params,
         version,
         tool,
         startedAt,
+        inspected: request.dryRun ? undefined : ahead.take(i),
       });
       pending.delete(db.name);
       record(result);
@@ -358,6 +364,10 @@ interface DatabaseJob {
   version: ServerVersion;
   tool: DumpTool;
   startedAt: Date;
+  /** What the server said of the database before the dump (absent in a dry run). */
+  inspected?: Promise<Inspected>;
+  /** Lets the next database's dump start: this one's data is written, its commit remains. */
+  free?: () => void;
 }
 
 /**
@@ -381,6 +391,9 @@ async function backupDatabase(db: DatabaseInfo, job: DatabaseJob): Promise<ItemR
       size_bytes: db.sizeBytes,
       error: message,
     };
+  } finally {
+    // However the item ended, its held connection goes (a no-op when already given back).
+    await job.inspected?.then((i) => i.release(), () => {});
   }
 }
 
@@ -407,7 +420,10 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
   request.events?.start?.(instance.id, db.name, db.sizeBytes);
   const meta = initialMetadata(db, job, started);
   try {
-    const restoreWarning = await inspectBeforeDump(db, job, meta);
+    const inspected = await job.inspected!;
+    meta.objects = inspected.objects;
+    meta.database_properties = inspected.properties;
+    const restoreWarning = inspected.restoreWarning;
     const command = await dumpCommandFor(job, db.name);
     meta.dump.options = command.options;
     let stderr = "";
@@ -426,6 +442,8 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
       onStderr: (text) => stderr = text,
       // Written before the dump gets its final name: a complete-looking dump has metadata.
       beforeRename: async (written) => {
+        // The dump is durable under its partial name: the next dump may start meanwhile.
+        job.free?.();
         Object.assign(meta, finishedFields(started), {
           status: "ok",
           raw_bytes: written.rawBytes,
@@ -436,6 +454,8 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
           },
         });
         const rows = await countRows(job, db.name);
+        // The counts were the last query on the database: its held connection goes.
+        (await job.inspected!).release();
         if (rows.tables) meta.tables = rows.tables;
         const warnings = dumpWarnings(stderr, engineFor(version));
         if (rows.warning) warnings.push(rows.warning);
@@ -574,32 +594,83 @@ function initialMetadata(db: DatabaseInfo, job: DatabaseJob, started: Date): Bac
   });
 }
 
+/** What the server says of a database before it is dumped. */
+interface Inspected {
+  objects: BackupMetadata["objects"];
+  properties: BackupMetadata["database_properties"];
+  restoreWarning?: string;
+  /** Gives the database's held connection back (idempotent). */
+  release(): void;
+}
+
 /**
- * What the server says of the database before it is dumped: refuses a half-restored one, fills
- * `meta`'s object and row counts and properties, and returns (and logs) the engine's restore
- * warning.
+ * What the server says of the database before it is dumped: refuses a half-restored one, and
+ * returns its object counts and properties and (logged) the engine's restore warning. Holds a
+ * connection to the database (see EngineAdapter.hold) until the row counts after the dump.
  */
 async function inspectBeforeDump(
   db: DatabaseInfo,
-  job: DatabaseJob,
-  meta: BackupMetadata,
-): Promise<string | undefined> {
-  // A half-restored copy backed up as "ok" would pass for a good backup (and let retention
-  // delete the real ones): it is refused.
-  if (await job.adapter.restoreMark(db.name)) {
-    throw new VyaError(
-      `${db.name} carries the mark of a restore that never finished: it holds part of a ` +
-        `dump at most and is not backed up; restore it again, or drop it`,
-      "failed",
-    );
+  adapter: EngineAdapter,
+  instance: InstanceConfig,
+  request: BackupRequest,
+): Promise<Inspected> {
+  const release = adapter.hold?.(db.name) ?? (() => {});
+  try {
+    // A half-restored copy backed up as "ok" would pass for a good backup (and let retention
+    // delete the real ones): it is refused.
+    if (await adapter.restoreMark(db.name)) {
+      throw new VyaError(
+        `${db.name} carries the mark of a restore that never finished: it holds part of a ` +
+          `dump at most and is not backed up; restore it again, or drop it`,
+        "failed",
+      );
+    }
+    const objects = { ...(await adapter.objectCounts(db.name)) };
+    const properties = await adapter.databaseProperties(db.name);
+    const restoreWarning = await adapter.restoreWarning?.(db.name);
+    if (restoreWarning) {
+      request.log.warn(restoreWarning, { instance: instance.id, database: db.name });
+    }
+    return { objects, properties, restoreWarning, release };
+  } catch (e) {
+    release();
+    throw e;
   }
-  meta.objects = { ...(await job.adapter.objectCounts(db.name)) };
-  meta.database_properties = await job.adapter.databaseProperties(db.name);
-  const restoreWarning = await job.adapter.restoreWarning?.(db.name);
-  if (restoreWarning) {
-    job.request.log.warn(restoreWarning, { instance: job.instance.id, database: db.name });
+}
+
+/**
+ * Starts `prepare` for an item when the item before it is taken, so it runs while that one
+ * works; each item's promise is created once. A promise never taken (an interrupted run)
+ * never reports an unhandled rejection.
+ */
+class Lookahead<T, R> {
+  readonly #items: T[];
+  readonly #prepare: (item: T) => Promise<R>;
+  readonly #started = new Map<number, Promise<R>>();
+
+  constructor(items: T[], prepare: (item: T) => Promise<R>) {
+    this.#items = items;
+    this.#prepare = prepare;
   }
-  return restoreWarning;
+
+  #start(i: number): Promise<R> | undefined {
+    if (i >= this.#items.length) return undefined;
+    let p = this.#started.get(i);
+    if (!p) {
+      p = this.#prepare(this.#items[i]);
+      p.catch(() => {});
+      this.#started.set(i, p);
+    }
+    return p;
+  }
+
+  /** The item's prepared result; starts the next item's. */
+  take(i: number): Promise<R> {
+    const p = this.#start(i)!;
+    this.#started.delete(i);
+    this.#start(i + 1);
+    return p;
+  }
 }
 
 /** Whether anything (a file, or a folder planted there) holds the key: never written over. */
@@ -625,15 +696,47 @@ function dumpWarnings(stderr: string, engine: Engine): string[] {
 }
 
 /**
- * Runs `work` over `items`, at most `limit` at a time. Waits for every runner before throwing
- * the first error: an interrupted run must not exit while another dump is still removing its
- * partial file and its options file.
+ * Runs `work` over `items`, at most `limit` at a time; an item that calls its `free` lets the
+ * next one start while it finishes (a dump that is written and only commits its sidecars
+ * holds no dump slot). Waits for every started item before throwing the first error: an
+ * interrupted run must not exit while another dump is still removing its partial file and its
+ * options file.
  */
-async function pool<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+async function pool<T>(
+  items: T[],
+  limit: number,
+  work: (item: T, index: number, free: () => void) => Promise<void>,
+): Promise<void> {
   let next = 0;
-  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await work(items[next++]);
+  let slots = limit;
+  let failure: { reason: unknown } | undefined;
+  const running = new Set<Promise<void>>();
+  await new Promise<void>((allDone) => {
+    const launch = () => {
+      while (slots > 0 && next < items.length && !failure) {
+        slots--;
+        const i = next++;
+        let freed = false;
+        const free = () => {
+          if (freed) return;
+          freed = true;
+          slots++;
+          launch();
+        };
+        const p: Promise<void> = work(items[i], i, free)
+          .catch((e) => {
+            failure ??= { reason: e };
+          })
+          .finally(() => {
+            free();
+            running.delete(p);
+            if (running.size === 0) allDone();
+          });
+        running.add(p);
+      }
+    };
+    launch();
+    if (running.size === 0) allDone();
   });
-  const failed = (await Promise.allSettled(runners)).find((r) => r.status === "rejected");
-  if (failed) throw failed.reason;
+  if (failure) throw failure.reason;
 }

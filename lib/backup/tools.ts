@@ -28,7 +28,8 @@ export async function resolveDumpTool(
   instance: InstanceConfig,
   version: ServerVersion,
 ): Promise<DumpTool> {
-  const set = await findTools(version.flavor, version.major, instance.tools);
+  // Only the dump tool: every other candidate would cost a `--version` run per backup.
+  const set = await findTools(version.flavor, version.major, instance.tools, { roles: ["dump"] });
   const path = requireTools(set).dump!;
   const report = set.tools.dump!;
   return { name: basename(path), path, version: report.version ?? "unknown" };

@@ -214,7 +214,15 @@ export interface EngineAdapter {
    * lib/restore/marker.ts), or undefined: such a database holds part of a dump at most.
    */
   restoreMark(database: string): Promise<string | undefined>;
-  /** Closes the connection(s). Safe to call twice. */
+  /**
+   * Until the returned release is called, the per-database queries on `database`
+   * (objectCounts, tableRows, restoreWarning) share one connection instead of opening one each:
+   * a backup of hundreds of small databases otherwise pays a connection (fork, authentication)
+   * three times per database. Engines whose home connection reaches every database leave it
+   * out. Never hold a database that may be dropped meanwhile: the held session keeps it in use.
+   */
+  hold?(database: string): () => void;
+  /** Closes the connection(s), held ones included. Safe to call twice. */
   close(): Promise<void>;
 }
 

@@ -4,8 +4,6 @@
  *
  * @module
  */
-// Untyped on purpose: @types/nodemailer drags @types/node into every type check of the project.
-import nodemailerUntyped from "nodemailer";
 import type { EmailConfig } from "../config/types.ts";
 import { redact } from "../redact.ts";
 import type { MailText } from "./mail.ts";
@@ -15,7 +13,11 @@ interface Transport {
   sendMail(message: Record<string, unknown>): Promise<unknown>;
   close(): void;
 }
-const nodemailer = nodemailerUntyped as { createTransport(o: Record<string, unknown>): Transport };
+type Nodemailer = { createTransport(o: Record<string, unknown>): Transport };
+
+// Loaded on first mail: a run that sends none (most backups) never pays for its start-up.
+// Untyped on purpose: @types/nodemailer drags @types/node into every type check of the project.
+let nodemailerModule: Promise<Nodemailer> | undefined;
 
 /** An SMTP login (the password is registered with the redactor by the credentials store). */
 export interface SmtpLogin {
@@ -35,7 +37,8 @@ export async function sendMail(
   mail: MailText,
   timeoutMs: number,
 ): Promise<void> {
-  const transport = nodemailer.createTransport({
+  nodemailerModule ??= import("nodemailer").then((m) => m.default as unknown as Nodemailer);
+  const transport = (await nodemailerModule).createTransport({
     host: email.host,
     port: email.port,
     secure: email.tls === "tls",

@@ -67,6 +67,16 @@ export interface SearchOptions {
   rhelPrefix?: string;
   /** The search path. Default: $PATH (or /usr/local/bin:/usr/bin:/bin when unreadable). */
   path?: string;
+  /**
+   * Only these roles are looked for (default: every role of the engine): each candidate costs a
+   * `--version` run, and a backup needs only the dump tool.
+   */
+  roles?: readonly ToolRole[];
+}
+
+/** Whether `role` is to be looked for under `options`. */
+export function wanted(options: SearchOptions, role: ToolRole): boolean {
+  return options.roles === undefined || options.roles.includes(role);
 }
 
 /** Whether `path` is a regular file with an execute bit. */
@@ -79,8 +89,28 @@ export async function isExecutable(path: string): Promise<boolean> {
   }
 }
 
-/** Runs `<tool> --version`; undefined when it does not run. */
+/** `--version` answers of this process, by path, size and modification time. */
+const versions = new Map<string, Promise<string | undefined>>();
+
+/**
+ * Runs `<tool> --version`; undefined when it does not run. Asked once per binary and process
+ * (a run discovers the tools of every instance, and its users backup again): a binary replaced
+ * meanwhile has another size or time and is asked again.
+ */
 export async function versionOf(path: string): Promise<string | undefined> {
+  let key = path;
+  try {
+    const info = await Deno.stat(path);
+    key = `${path}\0${info.size}\0${info.mtime?.getTime()}`;
+  } catch {
+    return undefined;
+  }
+  let answer = versions.get(key);
+  if (!answer) versions.set(key, answer = runVersion(path));
+  return await answer;
+}
+
+async function runVersion(path: string): Promise<string | undefined> {
   try {
     const out = await new Deno.Command(path, {
       args: ["--version"],

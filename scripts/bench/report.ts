@@ -7,6 +7,7 @@ import type { Sample } from "./measure.ts";
 import type { MachineInfo } from "./machine.ts";
 import { SLICES } from "./data.ts";
 import { projectionLines, restoreTargets } from "./restore_report.ts";
+import { type FixedCostRow, fixedCostTargets, renderFixedCost } from "./fixed_cost.ts";
 
 /** One contender's medians over the repetitions. */
 export interface Row {
@@ -72,6 +73,8 @@ export interface BenchResults {
     serverCpu: number;
     rssMiB: number;
   }[];
+  /** Many small databases and one one-row database against the shell (fixed_cost.ts). */
+  fixedCost?: FixedCostRow[];
   /** Pass/fail of the targets (filled by renderMarkdown). */
   targets?: Target[];
 }
@@ -86,8 +89,8 @@ export interface Target {
   value: number;
   /** Required value. */
   required: number;
-  /** `>=` or `<`. */
-  op: ">=" | "<";
+  /** `>=`, `<` or `<=`. */
+  op: ">=" | "<" | "<=";
   /** Whether it passes. */
   pass: boolean;
 }
@@ -222,7 +225,8 @@ export function renderMarkdown(r: BenchResults): string {
         } |`,
     );
   }
-  r.targets = computeTargets(r);
+  lines.push(...renderFixedCost(r.fixedCost ?? []));
+  r.targets = [...computeTargets(r), ...fixedCostTargets(r.fixedCost ?? [])];
   if (r.targets.length) {
     lines.push("");
     lines.push("| target | engine | measured | required | pass |");

@@ -14,6 +14,7 @@ import {
   type ToolRole,
   type ToolSet,
   versionOf,
+  wanted,
 } from "../../tools/find.ts";
 import { isMariadbVersion, type MysqlFacts } from "./flavour.ts";
 
@@ -88,8 +89,16 @@ export async function findMysqlTools(
   options: SearchOptions = {},
 ): Promise<ToolSet> {
   const set: ToolSet = { engine: facts.flavor, serverMajor, tools: {}, problems: [] };
-  set.tools.dump = await findMyTool("dump", [...facts.toolNames.dump], facts, tools, options);
-  set.tools.client = await findMyTool("client", [...facts.toolNames.client], facts, tools, options);
+  const [dump, client] = await Promise.all([
+    wanted(options, "dump")
+      ? findMyTool("dump", [...facts.toolNames.dump], facts, tools, options)
+      : undefined,
+    wanted(options, "client")
+      ? findMyTool("client", [...facts.toolNames.client], facts, tools, options)
+      : undefined,
+  ]);
+  if (dump) set.tools.dump = dump;
+  if (client) set.tools.client = client;
   for (const report of Object.values(set.tools)) {
     if (report?.problem) set.problems.push(report.problem);
   }

@@ -65,6 +65,10 @@ class PostgresAdapter implements EngineAdapter {
   #params: ConnectionParams;
   #version?: ServerVersion;
   #closed = false;
+  /** Connections of held databases (see hold), opened on first use. */
+  #held = new Map<string, { sql?: Promise<Sql>; holders: number }>();
+  /** Held connections being closed; close() waits for them. */
+  #closing = new Set<Promise<void>>();
 
   constructor(sql: Sql, params: ConnectionParams) {
     this.#sql = sql;
@@ -155,8 +159,50 @@ class PostgresAdapter implements EngineAdapter {
     return comment?.startsWith(MARKER_PREFIX) ? comment : undefined;
   }
 
+  hold(database: string): () => void {
+    const entry = this.#held.get(database) ?? { holders: 0 };
+    entry.holders++;
+    this.#held.set(database, entry);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--entry.holders > 0) return;
+      this.#held.delete(database);
+      if (entry.sql) this.#endLater(entry.sql);
+    };
+  }
+
+  /** Ends a held connection in the background: the next database need not wait for it. */
+  #endLater(sql: Promise<Sql>): void {
+    const done = sql.then((s) => s.end({ timeout: 5 }), () => {}).catch(() => {}).finally(() =>
+      this.#closing.delete(done)
+    );
+    this.#closing.add(done);
+  }
+
+  /**
+   * A connection to `database` and how to give it back: the held one (kept open), or a fresh
+   * one ended on release.
+   */
+  async #on(database: string): Promise<{ sql: Sql; done(): Promise<void> }> {
+    const entry = this.#held.get(database);
+    if (!entry) {
+      const sql = await openChecked(this.#params, database);
+      return { sql, done: () => sql.end({ timeout: 5 }).catch(() => {}) };
+    }
+    entry.sql ??= openChecked(this.#params, database);
+    const pending = entry.sql;
+    // A failed open is not kept: the next query tries again (and reports its own error).
+    const sql = await pending.catch((e) => {
+      if (entry.sql === pending) entry.sql = undefined;
+      throw e;
+    });
+    return { sql, done: () => Promise.resolve() };
+  }
+
   async restoreWarning(database: string): Promise<string | undefined> {
-    const sql = await openChecked(this.#params, database);
+    const { sql, done } = await this.#on(database);
     try {
       // Every relation a restore creates (tables, their TOAST tables and indexes, sequences,
       // views) holds a lock until a one-transaction restore commits.
@@ -179,12 +225,12 @@ class PostgresAdapter implements EngineAdapter {
     } catch (e) {
       throw queryError(e, `checking the relations of ${database}`);
     } finally {
-      await sql.end({ timeout: 5 }).catch(() => {});
+      await done();
     }
   }
 
   async objectCounts(database: string): Promise<ObjectCounts> {
-    const sql = await openChecked(this.#params, database);
+    const { sql, done } = await this.#on(database);
     try {
       // User objects only: system schemas and extension members are left out, as a dump of the
       // database would recreate them through CREATE EXTENSION.
@@ -226,7 +272,7 @@ class PostgresAdapter implements EngineAdapter {
     } catch (error) {
       throw queryError(error, `cannot count objects in ${database}`);
     } finally {
-      await sql.end({ timeout: 5 }).catch(() => {});
+      await done();
     }
   }
 
@@ -235,7 +281,7 @@ class PostgresAdapter implements EngineAdapter {
     options: { exactMaxBytes?: number } = {},
   ): Promise<Record<string, TableRows>> {
     const limit = options.exactMaxBytes ?? EXACT_ROWS_MAX_BYTES;
-    const sql = await openChecked(this.#params, database);
+    const { sql, done } = await this.#on(database);
     try {
       // Counting must never hold up the backup behind another session's lock (max: 1, so
       // the setting stays on this one connection).
@@ -276,14 +322,16 @@ class PostgresAdapter implements EngineAdapter {
     } catch (error) {
       throw queryError(error, `cannot count rows in ${database}`);
     } finally {
-      await sql.end({ timeout: 5 }).catch(() => {});
+      await done();
     }
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#sql.end({ timeout: 5 }).catch(() => {});
+    for (const entry of this.#held.values()) if (entry.sql) this.#endLater(entry.sql);
+    this.#held.clear();
+    await Promise.all([this.#sql.end({ timeout: 5 }).catch(() => {}), ...this.#closing]);
   }
 }
 

@@ -41,7 +41,7 @@ export const postgresEngine: Engine = {
   propertyRoles: pgPropertyRoles,
   filterTargetMajor: (serverMajor) => serverMajor,
   async collectUsers(o) {
-    const set = await findPgTools(o.serverMajor, o.tools);
+    const set = await findPgTools(o.serverMajor, o.tools, { roles: ["dumpall"] });
     const tools = requireTools(set);
     const sql = await openPostgres(o.params);
     try {

@@ -18,6 +18,7 @@ import {
   type ToolRole,
   type ToolSet,
   versionOf,
+  wanted,
 } from "../../tools/find.ts";
 
 const PG_ROLES: Record<string, ToolRole> = {
@@ -74,19 +75,30 @@ async function findPgTool(
   report.searched.push(`PATH (${dirs.join(":")})`);
 
   // tools.dir is a deliberate choice: when it holds a fitting tool, it wins over the defaults.
-  const found: { candidate: Candidate; version: string; major: number }[] = [];
+  const runnable: Candidate[] = [];
   const seen = new Set<string>();
+  const debianFound = candidates.some((c) => c.source === "Debian layout");
   for (const candidate of candidates) {
     if (!(await isExecutable(candidate.path))) continue;
     const real = await realPath(candidate.path);
-    // Debian's /usr/bin/pg_dump is a wrapper script; it is kept (it may be the only one) but a
-    // binary reached twice through symlinks is run once.
-    if (seen.has(real)) continue;
+    // A binary reached twice through symlinks is run once. Debian's /usr/bin/pg_dump is
+    // postgresql-common's pg_wrapper, a Perl script that runs one of the Debian layout's
+    // binaries: asking it costs a quarter second and finds nothing new when those are
+    // candidates already; without them it is kept (it may be the only one).
+    if (seen.has(real) || (debianFound && real.endsWith("/postgresql-common/pg_wrapper"))) {
+      continue;
+    }
     seen.add(real);
-    const version = await versionOf(candidate.path);
+    runnable.push(candidate);
+  }
+  // Asked at once: each answer is a process start, mostly waiting.
+  const answers = await Promise.all(runnable.map((c) => versionOf(c.path)));
+  const found: { candidate: Candidate; version: string; major: number }[] = [];
+  runnable.forEach((candidate, i) => {
+    const version = answers[i];
     const major = version ? pgToolMajor(version) : undefined;
     if (version && major !== undefined) found.push({ candidate, version, major });
-  }
+  });
   const fits = found.filter((f) => f.major >= serverMajor);
   const fromDir = fits.find((f) => f.candidate.source === "tools.dir");
   const chosen = fromDir ??
@@ -121,9 +133,11 @@ export async function findPgTools(
   options: SearchOptions = {},
 ): Promise<ToolSet> {
   const set: ToolSet = { engine: "postgresql", serverMajor, tools: {}, problems: [] };
-  for (const name of Object.keys(PG_ROLES)) {
-    set.tools[PG_ROLES[name]] = await findPgTool(name, serverMajor, tools, options);
-  }
+  const names = Object.keys(PG_ROLES).filter((name) => wanted(options, PG_ROLES[name]));
+  const reports = await Promise.all(
+    names.map((name) => findPgTool(name, serverMajor, tools, options)),
+  );
+  names.forEach((name, i) => set.tools[PG_ROLES[name]] = reports[i]);
   for (const report of Object.values(set.tools)) {
     if (report?.problem) set.problems.push(report.problem);
   }
