@@ -3,8 +3,9 @@
  * and real database servers, through the CLI: remote retention (`prune --from remote`, and
  * `prune: after_backup` on the bucket) to exactly applyRetention's set from the bucket's own
  * listing, foreign objects untouched, a failed night pruning nothing, a SIGKILL mid-prune
- * finished by the next; `verify --from remote`, `info --from remote`; the waiting grants of a
- * rebuild from S3; encryption and S3 together.
+ * finished by the next; a local prune keeping what is not uploaded yet, the catch-up uploading
+ * only what the remote's policy keeps; `verify --from remote`, `info --from remote`; the
+ * waiting grants of a rebuild from S3; encryption and S3 together.
  *
  * Earlier nights are written straight to the bucket through the storage layer (copies of a
  * real dump whose metadata carries past `started_at`), as tests/prune_test.ts does locally.
