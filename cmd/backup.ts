@@ -20,6 +20,7 @@ import {
 import { startRunAlerts } from "../lib/notify/run_alerts.ts";
 import { afterBackupPruner } from "../lib/prune/after_backup.ts";
 import { pruneRemoteAfterBackup } from "../lib/prune/remote_after_backup.ts";
+import { remotePolicyOf } from "../lib/prune/pending.ts";
 import { openStorage } from "../lib/storage/open.ts";
 import { UsageError } from "./usage.ts";
 import { usersAfterInstance } from "../lib/users/backup.ts";
@@ -101,11 +102,16 @@ export async function runBackupCommand(parsed: BackupParsed, ctx: Context): Prom
     : startRunAlerts({ config, hostname: Deno.hostname(), log: ctx.log, credentials });
   const log = alerts?.log ?? ctx.log;
   const storage = openStorage(config.storage);
-  // Retention `prune: after_backup`: each database right after its own successful backup.
+  // The catch-up uploads only what the remote's own policy would keep.
+  const offHost = parsed.dryRun
+    ? undefined
+    : offHostCopies(config.storage, credentials, log, (i, d) => remotePolicyOf(config, i, d));
+  // Retention `prune: after_backup`: each database right after its own successful backup,
+  // keeping what the catch-up (after the run) has still to upload.
+  const uploadsTo = offHost && !offHost.streamed ? offHost.remote : undefined;
   const pruner = parsed.dryRun
     ? undefined
-    : afterBackupPruner({ config, storage, hostname: Deno.hostname(), log });
-  const offHost = parsed.dryRun ? undefined : offHostCopies(config.storage, credentials, log);
+    : afterBackupPruner({ config, storage, hostname: Deno.hostname(), log, uploadsTo });
   const done: ItemResult[] = [];
   const summary = await withInterruption((signal) =>
     runBackup({

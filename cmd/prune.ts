@@ -122,6 +122,8 @@ interface PruneTarget {
   storage: Storage;
   /** Its policies. */
   policy?: PolicyLookup;
+  /** The local folder's remote copy: what is not uploaded yet is kept locally. */
+  uploadsTo?: Storage;
 }
 
 /**
@@ -141,7 +143,10 @@ function pruneTargets(
     });
   }
   const targets: PruneTarget[] = [];
-  if (from !== "remote") targets.push({ from: "local", storage: openStorage(config.storage) });
+  if (from !== "remote") {
+    const uploadsTo = config.storage.keep_local ? remote : undefined;
+    targets.push({ from: "local", storage: openStorage(config.storage), uploadsTo });
+  }
   if (from !== "local" && remote) {
     targets.push({ from: "remote", storage: remote, policy: remoteRetentionFor });
   }
@@ -173,6 +178,7 @@ export async function runPrune(parsed: PruneArgs, ctx: Context): Promise<number>
             config,
             storage: t.storage,
             policy: t.policy,
+            uploadsTo: t.uploadsTo,
             hostname: Deno.hostname(),
             instances,
             database: parsed.database,

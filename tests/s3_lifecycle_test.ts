@@ -3,8 +3,9 @@
  * and real database servers, through the CLI: remote retention (`prune --from remote`, and
  * `prune: after_backup` on the bucket) to exactly applyRetention's set from the bucket's own
  * listing, foreign objects untouched, a failed night pruning nothing, a SIGKILL mid-prune
- * finished by the next; `verify --from remote`, `info --from remote`; the waiting grants of a
- * rebuild from S3; encryption and S3 together.
+ * finished by the next; a local prune keeping what is not uploaded yet, the catch-up uploading
+ * only what the remote's policy keeps; `verify --from remote`, `info --from remote`; the
+ * waiting grants of a rebuild from S3; encryption and S3 together.
  *
  * Earlier nights are written straight to the bucket through the storage layer (copies of a
  * real dump whose metadata carries past `started_at`), as tests/prune_test.ts does locally.
@@ -29,6 +30,7 @@ import {
   writeMetadata,
 } from "../lib/storage/metadata.ts";
 import type { S3Storage } from "../lib/storage/s3.ts";
+import { openStorage } from "../lib/storage/open.ts";
 import { keyBase } from "../lib/storage/storage.ts";
 import { applyRetention, type RetentionPolicy } from "../lib/storage/retention.ts";
 
@@ -639,6 +641,118 @@ Deno.test(
       assertEquals(ok.code, 0, ok.stderr + ok.stdout);
       assertEquals(await pg.sql("SELECT count(*) FROM t", { database: "s3e_back" }), "20");
       await pg.sql("DROP DATABASE s3e_back");
+    } finally {
+      await env.cleanup();
+      await s3.close();
+    }
+  },
+);
+
+/** The stems of the good local backups of `db` (instance pg), newest first. */
+async function localGood(env: TestEnv, db: string): Promise<string[]> {
+  const local = openStorage({ path: env.storage });
+  return (await listCatalog(local, { hostname: HOST, instance: "pg", database: db }))
+    .filter((e) => e.state === "good").map((e) => e.stem);
+}
+
+/** The stems of the good remote backups of `db` (instance pg), newest first. */
+async function remoteGood(s3: TestS3, db: string): Promise<string[]> {
+  return (await listCatalog(remoteOf(s3), { hostname: HOST, instance: "pg", database: db }))
+    .filter((e) => e.state === "good").map((e) => e.stem);
+}
+
+/** `backup --all` in a second of its own (two backups in one second share a name). */
+async function backupRun(env: TestEnv) {
+  await new Promise((r) => setTimeout(r, 1100));
+  return await env.run(["backup", "--all"]);
+}
+
+Deno.test(
+  "s3 local prune: a good local backup not uploaded yet is kept (after_backup and prune --from local, also with the remote down) and goes once uploaded",
+  opts,
+  async () => {
+    const [pg, s3] = await Promise.all([sharedPostgres(), startS3()]);
+    await databases(pg, { s3u_db: 4 });
+    const env = await retentionEnv(pg, s3, ["s3u_db"], { keep_last: 10 });
+    try {
+      const storage = s3Storage(env, s3, {}, { retention: { keep_last: 10 } });
+      await env.writeConfig({ storage, retention: { keep_last: 1, prune: "after_backup" } });
+      // Night 1: the remote is down; the local backup is good, its upload failed.
+      await s3.stop();
+      const n1 = await backupRun(env);
+      assertEquals(n1.code, 2, n1.stderr + n1.stdout);
+      const [night1] = await localGood(env, "s3u_db");
+      assert(night1 !== undefined, "night 1 left no good local backup");
+      // Night 2: the local after_backup prune must not remove night 1 before catch-up uploads it.
+      await s3.start();
+      const n2 = await backupRun(env);
+      assertEquals(n2.code, 0, n2.stderr + n2.stdout);
+      const both = await remoteGood(s3, "s3u_db");
+      assertEquals(both.length, 2, `the bucket holds ${both.join(", ")}`);
+      assert(both.includes(night1), `night 1 never reached the bucket: ${both.join(", ")}`);
+      // Uploaded now, night 1 goes at the next local prune.
+      const p = await env.run(["prune", "--from", "local"]);
+      assertEquals(p.code, 0, p.stderr + p.stdout);
+      assertEquals(await localGood(env, "s3u_db"), [both[0]]);
+      assertEquals(await remoteGood(s3, "s3u_db"), both);
+
+      // Nights 3 and 4 with the remote down again, then `prune --from local` while it is still
+      // down: the remote cannot be listed, so no good local backup goes, and prune says why.
+      await s3.stop();
+      for (let i = 0; i < 2; i++) {
+        const n = await backupRun(env);
+        assertEquals(n.code, 2, n.stderr + n.stdout);
+      }
+      const [, night3] = await localGood(env, "s3u_db");
+      const down = await env.run(["prune", "--from", "local"]);
+      assertEquals(down.code, 0, down.stderr + down.stdout);
+      assertMatch(
+        down.stdout,
+        /keep +pg\/s3u_db .*not uploaded yet \(the remote could not be listed\)/,
+      );
+      assertMatch(down.stderr, /s3:\/\/backups\/db could not be listed.*every good local backup/);
+      assertNoSecret(down.stdout, down.stderr);
+      assertEquals((await localGood(env, "s3u_db")).length, 3);
+      // Up again, `prune` (both copies): night 2 (uploaded) goes, night 3 stays until uploaded.
+      await s3.start();
+      const both2 = await env.run(["prune"]);
+      assertEquals(both2.code, 0, both2.stderr + both2.stdout);
+      assertMatch(
+        both2.stdout,
+        new RegExp(`keep +pg/s3u_db .*${night3}\\.sql\\.gz  not uploaded yet\n`),
+      );
+      assert(!(await localGood(env, "s3u_db")).includes(both[0]), "night 2 was not pruned");
+      assertEquals((await localGood(env, "s3u_db")).length, 2);
+    } finally {
+      await env.cleanup();
+      await s3.close();
+    }
+  },
+);
+
+Deno.test(
+  "s3 upload catch-up: what the remote's policy would not keep is not uploaded again after a remote prune",
+  opts,
+  async () => {
+    const [pg, s3] = await Promise.all([sharedPostgres(), startS3()]);
+    await databases(pg, { s3r_db: 3 });
+    const env = await retentionEnv(pg, s3, ["s3r_db"], { keep_last: 1, prune: "manual" });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const b = await backupRun(env);
+        assertEquals(b.code, 0, b.stderr + b.stdout);
+      }
+      assertEquals((await remoteGood(s3, "s3r_db")).length, 3);
+      const p = await env.run(["prune", "--from", "remote"]);
+      assertEquals(p.code, 0, p.stderr + p.stdout);
+      const [kept] = await remoteGood(s3, "s3r_db");
+      assertEquals(await remoteGood(s3, "s3r_db"), [kept]);
+      const next = await backupRun(env);
+      assertEquals(next.code, 0, next.stderr + next.stdout);
+      const local = await localGood(env, "s3r_db");
+      assertEquals(local.length, 4);
+      // The new night, and the one the remote prune kept: nothing pruned comes back.
+      assertEquals(await remoteGood(s3, "s3r_db"), [local[0], kept]);
     } finally {
       await env.cleanup();
       await s3.close();

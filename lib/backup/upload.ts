@@ -24,6 +24,8 @@ import { openRemoteStorage, openStorage, type RemoteCredentials } from "../stora
 import { RemoteError, type S3Storage } from "../storage/s3.ts";
 import type { Storage } from "../storage/storage.ts";
 import { sha256Readable, Sha256Stream } from "../stream/sha256.ts";
+import type { RetentionPolicy } from "../storage/retention.ts";
+import { dueForUpload, policyGroup } from "../prune/pending.ts";
 import type { BackupRequest, ItemResult } from "./run.ts";
 
 /** The three keys of a backup (the same locally and remotely). */
@@ -141,29 +143,31 @@ export interface UploadFailure {
   error: string;
 }
 
+/** The remote's policy of a database (without one: of an instance's users backups). */
+export type RemotePolicyOf = (instance: string, database?: string) => RetentionPolicy | undefined;
+
 /**
- * Uploads every good local backup of the instances that is not good on the remote (oldest
- * first), comparing the local catalog with the remote's own listing. Returns the failures;
- * throws nothing for a single backup.
+ * Uploads every good local backup of the instances that is still due on the remote (oldest
+ * first, {@linkcode dueForUpload}): not good there, and kept by the remote's policy (`policy`)
+ * applied to the remote's good backups plus these, so what a remote prune removed is not sent
+ * again; without a policy, every one missing there. Compares the local catalog with the
+ * remote's own listing. Returns the failures; throws nothing for a single backup.
  */
 export async function uploadPending(
   local: Storage,
   remote: S3Storage,
-  scope: { hostname: string; instances: string[] },
+  scope: { hostname: string; instances: string[]; policy?: RemotePolicyOf },
   options: UploadOptions,
 ): Promise<UploadFailure[]> {
   const failures: UploadFailure[] = [];
+  const now = new Date();
   for (const instance of scope.instances) {
     const query = { hostname: scope.hostname, instance };
     const mine = (await listCatalog(local, query)).filter((e) => e.state === "good");
     if (mine.length === 0) continue;
-    let theirs: Set<string>;
+    let theirs: CatalogEntry[];
     try {
-      theirs = new Set(
-        (await listCatalog(remote, query)).filter((e) => e.state === "good").map((e) =>
-          e.keys.dump!
-        ),
-      );
+      theirs = (await listCatalog(remote, query)).filter((e) => e.state === "good");
     } catch (e) {
       // One failure for the instance (its newest backup), not one per backup it holds.
       const error = offHostError(remote, local.locate(mine[0].keys.dump!), e).message;
@@ -171,8 +175,15 @@ export async function uploadPending(
       failures.push({ entry: mine[0], error });
       continue;
     }
+    const due = new Set<CatalogEntry>();
+    for (const [group, entries] of groupBy(mine, policyGroup)) {
+      const database = entries[0].kind === "users" ? undefined : entries[0].database;
+      const there = theirs.filter((e) => policyGroup(e) === group);
+      const policy = scope.policy?.(instance, database);
+      for (const e of dueForUpload(entries, there, policy, now)) due.add(e);
+    }
     for (const entry of mine.reverse()) {
-      if (theirs.has(entry.keys.dump!)) continue;
+      if (!due.has(entry)) continue;
       const keys = {
         dump: entry.keys.dump!,
         sha256: entry.keys.sha256!,
@@ -190,6 +201,12 @@ export async function uploadPending(
   return failures;
 }
 
+function groupBy<T>(items: readonly T[], key: (t: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const t of items) out.set(key(t), [...(out.get(key(t)) ?? []), t]);
+  return out;
+}
+
 /** The off-host copy of a backup run, as cmd/backup.ts wires it ({@linkcode backupTargets}). */
 export interface OffHostCopies {
   /** The remote. */
@@ -203,8 +220,8 @@ export interface OffHostCopies {
   /** The hook of runBackup: uploads a database's backup right after its local commit. */
   afterCommit(keys: BackupKeys, signal?: AbortSignal): Promise<void>;
   /**
-   * After the run: uploads what is still missing remotely (users backups, and earlier runs'
-   * failed uploads) and records each failure in `results` (the item of this run that made the
+   * After the run: uploads what is still due remotely (users backups, and earlier runs'
+   * failed uploads the remote's policy would keep; {@linkcode uploadPending}) and records each failure in `results` (the item of this run that made the
    * backup, else a new failed item).
    */
   catchUp(results: ItemResult[], hostname: string, instances: string[]): Promise<void>;
@@ -215,6 +232,7 @@ export function offHostCopies(
   storage: Pick<StorageConfig, "path" | "remote" | "keep_local">,
   credentials: RemoteCredentials,
   log: Logger,
+  policy?: RemotePolicyOf,
 ): OffHostCopies | undefined {
   const remote = openRemoteStorage(storage, credentials);
   if (!remote) return undefined;
@@ -225,7 +243,12 @@ export function offHostCopies(
     streamed: !storage.keep_local,
     afterCommit: (keys, signal) => uploadBackup(local, remote, keys, { ...options, signal }),
     async catchUp(results, hostname, instances) {
-      const failures = await uploadPending(local, remote, { hostname, instances }, options);
+      const failures = await uploadPending(
+        local,
+        remote,
+        { hostname, instances, policy },
+        options,
+      );
       for (const { entry, error } of failures) {
         const path = local.locate(entry.keys.dump!);
         const item = results.find((r) => r.path === path);

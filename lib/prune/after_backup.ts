@@ -26,6 +26,11 @@ export interface AfterBackupOptions {
   hostname: string;
   /** The run's logger. */
   log: Logger;
+  /**
+   * The remote copy (`storage.remote` with `keep_local: true`): a good backup not uploaded yet
+   * (an earlier night's failed upload, sent only by the catch-up after the run) is kept.
+   */
+  uploadsTo?: Storage;
 }
 
 /** The after_backup hook of one backup run. */
@@ -69,7 +74,13 @@ export function afterBackupPruner(o: AfterBackupOptions): AfterBackupPruner {
       seen.add(idOf(r));
       if (r.status === "failed") return skip(r);
       if (policyOf(r)?.prune !== "after_backup") return;
-      const ctx = { config: o.config, storage: o.storage, hostname: o.hostname, log: o.log };
+      const ctx = {
+        config: o.config,
+        storage: o.storage,
+        hostname: o.hostname,
+        log: o.log,
+        uploadsTo: o.uploadsTo,
+      };
       const scope = r.database === USERS_ITEM ? { instance: r.instance } : {
         instance: r.instance,
         database: r.database,

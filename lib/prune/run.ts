@@ -26,6 +26,7 @@ import {
   type PruneDecision,
   removalRefusal,
 } from "./plan.ts";
+import { keepNotUploaded } from "./pending.ts";
 
 /** One database's (or one instance's users') prune. */
 export interface PruneItem {
@@ -73,6 +74,11 @@ export interface PruneContext {
    * the local policy; the remote copy passes remoteRetentionFor.
    */
   policy?: PolicyLookup;
+  /**
+   * The remote copy of this local storage (`storage.remote` with `keep_local: true`): a good
+   * backup still due there is kept, "not uploaded yet" ({@linkcode keepNotUploaded}).
+   */
+  uploadsTo?: Storage;
 }
 
 /** Where a prune finds the policy of a database (or, without one, of an instance's users). */
@@ -182,6 +188,14 @@ async function pruneEntries(
   const now = ctx.now ?? new Date();
   try {
     item.decisions = planPrune(entries, policy, now);
+    if (ctx.uploadsTo) {
+      item.decisions = await keepNotUploaded(
+        { config: ctx.config, remote: ctx.uploadsTo, hostname: ctx.hostname, log: ctx.log },
+        { ...scope, label: label(scope) },
+        item.decisions,
+        now,
+      );
+    }
     assertPlanSafe(item.decisions, policy, now);
     if (!ctx.dryRun) await removePlanned(ctx, scope, item, now);
   } catch (e) {
