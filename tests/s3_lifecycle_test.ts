@@ -569,7 +569,10 @@ s3.put_object(Bucket=bucket, Key=${JSON.stringify(users)}, Body=bytes(body))
         "s3g_copy",
       ]);
       assertEquals(copy.code, 0, copy.stderr + copy.stdout);
-      assertMatch(copy.stderr, /s3g_copy is restored, but the grants waiting for it were not applied/);
+      assertMatch(
+        copy.stderr,
+        /s3g_copy is restored, but the grants waiting for it were not applied/,
+      );
       assertEquals((await fresh.sql("SELECT COUNT(*) FROM s3g_copy.t")).trim(), "2");
     } finally {
       await env.cleanup();
