@@ -79,6 +79,10 @@ export interface RestoreVerifyOptions {
   separate: boolean;
   /** backup.stall_timeout in ms. */
   stallTimeoutMs: number;
+  /** restore.jobs: sessions the scratch restore loads over (default 1). */
+  jobs?: number;
+  /** restore.spool_limit. */
+  spoolLimit?: number;
 }
 
 /** What {@linkcode verifyItem} needs. */
@@ -190,6 +194,8 @@ async function restoreCheck(item: VerifyItem, o: VerifyOptions, outcome: VerifyO
     noOwner: r.separate,
     ignoreMissingDefiners: true,
     stallTimeoutMs: r.stallTimeoutMs,
+    jobs: r.jobs,
+    spoolLimit: r.spoolLimit,
     log: o.log,
     signal: o.signal,
     scratch: async (adapter, name) => {

@@ -204,6 +204,7 @@ export async function myTarget(params: ConnectionParams): Promise<TargetServer> 
       );
       return Number(row?.n ?? 0) > 0;
     },
+    freeConnections: () => myFreeConnections(query),
     async sessionsUsing(name) {
       const [row] = await query<{ n: number }>(
         `SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST
@@ -229,4 +230,22 @@ export async function myTarget(params: ConnectionParams): Promise<TargetServer> 
       await withTimeout(conn.end(), 5000, "closing the connection").catch(() => conn.destroy());
     },
   };
+}
+
+/** Connections the server still accepts: max_connections less those connected. */
+async function myFreeConnections(
+  query: <T>(text: string, values?: unknown[]) => Promise<T[]>,
+): Promise<number> {
+  const [row] = await query<{ max: number; used: string }>(
+    `SELECT @@GLOBAL.max_connections AS max,
+            (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS
+              WHERE VARIABLE_NAME = 'THREADS_CONNECTED') AS used`,
+  ).catch(() => [undefined]);
+  if (row?.used === undefined || row.used === null) {
+    const [status] = await query<{ Value: string }>(
+      "SHOW GLOBAL STATUS LIKE 'Threads_connected'",
+    );
+    return Number(row?.max ?? 0) - Number(status.Value);
+  }
+  return Number(row.max) - Number(row.used);
 }
