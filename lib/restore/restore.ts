@@ -445,12 +445,12 @@ async function sessionsFor(
     notes.warn(`using 1 session: the dump holds large objects, which load in one session`);
     return 1;
   }
-  const free = await session.server.freeConnections().catch(() => undefined);
-  if (free !== undefined && free < asked) {
-    const n = Math.max(1, free);
+  const room = await session.server.freeConnections().catch(() => undefined);
+  if (room !== undefined && room.free < asked) {
+    const n = Math.max(1, room.free);
     notes.warn(
-      `using ${n} session${n === 1 ? "" : "s"}: max_connections leaves ${Math.max(0, free)} ` +
-        `free on ${request.instance.id}`,
+      `using ${n} session${n === 1 ? "" : "s"}: ${room.limit} leaves ${Math.max(0, room.free)} ` +
+        `free on ${request.instance.id} (${asked} asked)`,
     );
     return n;
   }

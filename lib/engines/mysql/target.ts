@@ -235,17 +235,9 @@ export async function myTarget(params: ConnectionParams): Promise<TargetServer> 
 /** Connections the server still accepts: max_connections less those connected. */
 async function myFreeConnections(
   query: <T>(text: string, values?: unknown[]) => Promise<T[]>,
-): Promise<number> {
-  const [row] = await query<{ max: number; used: string }>(
-    `SELECT @@GLOBAL.max_connections AS max,
-            (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS
-              WHERE VARIABLE_NAME = 'THREADS_CONNECTED') AS used`,
-  ).catch(() => [undefined]);
-  if (row?.used === undefined || row.used === null) {
-    const [status] = await query<{ Value: string }>(
-      "SHOW GLOBAL STATUS LIKE 'Threads_connected'",
-    );
-    return Number(row?.max ?? 0) - Number(status.Value);
-  }
-  return Number(row.max) - Number(row.used);
+): Promise<{ free: number; limit: string }> {
+  // SHOW STATUS works on every version (MySQL 8 has no information_schema.GLOBAL_STATUS).
+  const [max] = await query<{ max: number }>("SELECT @@GLOBAL.max_connections AS max");
+  const [used] = await query<{ Value: string }>("SHOW GLOBAL STATUS LIKE 'Threads_connected'");
+  return { free: Number(max.max) - Number(used.Value), limit: "max_connections" };
 }

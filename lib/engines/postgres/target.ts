@@ -232,7 +232,7 @@ export async function pgTarget(
 }
 
 /** Connections this login may still open: max_connections less those in use and reserved. */
-async function pgFreeConnections(sql: PgSql): Promise<number> {
+async function pgFreeConnections(sql: PgSql): Promise<{ free: number; limit: string }> {
   // Superusers may use the reserved slots; others are also bound by their role's limit.
   const [row] = await sql`
     with me as (select rolsuper, rolconnlimit from pg_roles where rolname = current_user),
@@ -248,5 +248,8 @@ async function pgFreeConnections(sql: PgSql): Promise<number> {
                 else me.rolconnlimit - used.mine end as role_free
       from me, used`;
   const free = Number(row.free);
-  return row.role_free === null ? free : Math.min(free, Number(row.role_free));
+  if (row.role_free !== null && Number(row.role_free) < free) {
+    return { free: Number(row.role_free), limit: "the login role's CONNECTION LIMIT" };
+  }
+  return { free, limit: "max_connections" };
 }

@@ -110,7 +110,7 @@ export class SpoolFile {
   append(span: Uint8Array): boolean {
     let at = 0;
     while (at < span.length) {
-      if (this.#buffered === BUFFER) {
+      if (this.#buffered === this.#buffer.length) {
         // Full: grow once per overflow; flush() empties it before the next push.
         const bigger = new Uint8Array(this.#buffer.length * 2);
         bigger.set(this.#buffer.subarray(0, this.#buffered));
