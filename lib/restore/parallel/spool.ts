@@ -90,6 +90,8 @@ export class SpoolFile {
   #handle?: Deno.FsFile;
   #buffer = new Uint8Array(BUFFER);
   #buffered = 0;
+  // Wakes this file's reader only: a reader waking other readers would wake it back, forever.
+  #more = new Changes();
   /** Bytes in the file. */
   written = 0;
   /** No more bytes will come. */
@@ -136,6 +138,7 @@ export class SpoolFile {
     this.#spool.unconsumed += this.#buffered;
     this.#buffered = 0;
     if (this.#buffer.length > BUFFER) this.#buffer = new Uint8Array(BUFFER);
+    this.#more.notify();
     this.#spool.changes.notify();
   }
 
@@ -145,6 +148,7 @@ export class SpoolFile {
     this.closed = true;
     this.#handle?.close();
     this.#handle = undefined;
+    this.#more.notify();
     this.#spool.changes.notify();
   }
 
@@ -185,7 +189,7 @@ export class SpoolFile {
         spool.starved++;
         spool.changes.notify();
         try {
-          await abortable(spool.changes.next(), signal);
+          await abortable(this.#more.next(), signal);
         } finally {
           spool.starved--;
         }
