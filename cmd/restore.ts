@@ -84,6 +84,11 @@ holds part of the data and is marked incomplete, and a failed load drops it.`,
 routines, triggers or events do not exist on the server (those objects fail at first use until \
 the accounts are created).`,
     })),
+    jobs: optional(option("--jobs", integer({ min: 1, max: 64, metavar: "N" }), {
+      description: message`Load the database over N server sessions: table data and indexes of \
+different tables load at once (README "Restore"). Default: restore.jobs, else 1 (one session; \
+on PostgreSQL one transaction). Fewer when the server has fewer connections free.`,
+    })),
     lockWait: optional(option("--lock-wait", integer({ min: 1, metavar: "SECONDS" }), {
       description: message`How long dropping a target (--force, or one left incomplete) may wait \
 for other sessions' locks before the restore stops with nothing changed. Default: 60.`,
@@ -122,22 +127,26 @@ export type RestoreArgs = {
   noSingleTransaction?: boolean;
   ignoreMissingDefiners?: boolean;
   lockWait?: number;
+  jobs?: number;
 };
 
 function human(bytes: number | undefined): string {
   return bytes === undefined ? "-" : formatBytes(bytes);
 }
 
-function progressPrinter(ctx: Context): (phase: string, n: number, total: number) => void {
+function progressPrinter(
+  ctx: Context,
+): (phase: string, n: number, total: number, detail?: string) => void {
   const line = new ProgressLine(!ctx.json && !ctx.globals.quiet);
-  return (phase, n, total) => {
+  return (phase, n, total, detail) => {
     const pct = total > 0 ? Math.floor((n / total) * 100) : 0;
     if (n >= total) {
       line.clear();
       return;
     }
     line.update(
-      `${phase === "verify" ? "verifying" : "restoring"} ${pct}% (${human(n)} of ${human(total)})`,
+      `${phase === "verify" ? "verifying" : "restoring"} ${pct}% (${human(n)} of ${human(total)})` +
+        (detail ? ` · ${detail}` : ""),
     );
   };
 }
@@ -218,6 +227,8 @@ export async function runRestore(args: RestoreArgs, ctx: Context): Promise<numbe
       singleTransaction: !(args.noSingleTransaction ?? false),
       ignoreMissingDefiners: args.ignoreMissingDefiners ?? false,
       lockWaitSeconds: args.lockWait,
+      jobs: args.jobs ?? config.restore.jobs,
+      spoolLimit: config.restore.spool_limit,
       stallTimeoutMs: config.backup.stall_timeout * 1000,
       identities,
       log: ctx.log,

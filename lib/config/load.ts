@@ -13,7 +13,14 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
 import { ConfigError } from "../errors.ts";
 import { readEnv } from "../env.ts";
 import { deepMerge, type Plain } from "./merge.ts";
-import { type ConfigFile, ConfigFileSchema, OVERLAY_KEYS, parseDurationSeconds } from "./schema.ts";
+import {
+  type ConfigFile,
+  ConfigFileSchema,
+  OVERLAY_KEYS,
+  parseDurationSeconds,
+  parseSizeBytes,
+} from "./schema.ts";
+import { DEFAULT_SPOOL_LIMIT } from "../restore/parallel/spool.ts";
 import { retentionProblems, toRetentionSettings } from "./retention.ts";
 import { verifyTargetProblems } from "./verify.ts";
 import type { Config, ConfigSource, EngineType, InstanceConfig } from "./types.ts";
@@ -554,6 +561,10 @@ function toConfig(parsed: ConfigFile, dir: string, environment: string | undefin
       ionice: parsed.backup?.ionice ?? "none",
       stall_timeout: parseDurationSeconds(parsed.backup?.stall_timeout ?? DEFAULT_STALL_SECONDS)!,
       verify: parsed.backup?.verify ?? "none",
+    },
+    restore: {
+      jobs: parsed.restore?.jobs ?? 1,
+      spool_limit: parseSizeBytes(parsed.restore?.spool_limit ?? DEFAULT_SPOOL_LIMIT)!,
     },
     instances,
     retention: toRetentionSettings(parsed.retention),

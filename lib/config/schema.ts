@@ -96,6 +96,28 @@ const backup = v.strictObject({
   ),
 }, "expected a mapping { jobs, nice, ionice, stall_timeout, verify }");
 
+/** A size: bytes, or a number with KiB/MiB/GiB/TiB (also KB/MB/GB/TB, read as binary). */
+export function parseSizeBytes(value: number | string): number | undefined {
+  if (typeof value === "number") return Number.isInteger(value) && value > 0 ? value : undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B)?\s*$/i.exec(value);
+  if (!m) return undefined;
+  const unit = (m[2] ?? "").toUpperCase().replace("I", "");
+  const scale = { "": 1, KB: 2 ** 10, MB: 2 ** 20, GB: 2 ** 30, TB: 2 ** 40 }[unit]!;
+  const bytes = Math.floor(Number(m[1]) * scale);
+  return bytes > 0 ? bytes : undefined;
+}
+
+const restore = v.strictObject({
+  jobs: v.optional(intRange(1, 64)),
+  spool_limit: v.optional(v.pipe(
+    v.union([v.number(), v.string()], 'expected a size such as "4GiB" or "512MiB"'),
+    v.check(
+      (s) => (parseSizeBytes(s) ?? 0) >= 2 ** 20,
+      'expected a size such as "4GiB" or "512MiB", at least 1MiB',
+    ),
+  )),
+}, "expected a mapping { jobs, spool_limit }");
+
 // --- retention (issue 11) ---
 
 /** When prune runs: right after a database's own successful backup, or only when asked. */
@@ -266,6 +288,7 @@ const body = {
   storage: v.optional(storage),
   credentials: v.optional(credentials),
   backup: v.optional(backup),
+  restore: v.optional(restore),
   instances: v.optional(v.array(instance, "expected a list of instances")),
   retention: v.optional(retention),
   // Notifications, metrics and staleness (lib/config/alerts.ts).
@@ -300,6 +323,8 @@ export interface ConfigFile {
   credentials?: CredentialsFile;
   /** Tuning of backup runs. */
   backup?: BackupFile;
+  /** Tuning of restores. */
+  restore?: { jobs?: number; spool_limit?: number | string };
   /** The servers, in file order. */
   instances?: InstanceFile[];
   /** The default retention policy. */

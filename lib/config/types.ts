@@ -184,6 +184,8 @@ export interface Config {
   credentials: CredentialsConfig;
   /** Backup tuning. */
   backup: BackupConfig;
+  /** `restore:`: sessions per database (1) and the bound of a parallel restore's spool. */
+  restore: { jobs: number; spool_limit: number };
   /** Configured instances, in file order. */
   instances: InstanceConfig[];
   /** The top-level `retention:` block; absent = no policy unless an instance sets one. */

@@ -73,6 +73,13 @@ export interface DumpFilterOptions {
   ownTransaction?: boolean;
   /** MySQL/MariaDB: collect the DEFINER accounts (an inspection pass; the load needs none). */
   collectDefiners?: boolean;
+  /**
+   * PostgreSQL: called, before the line is passed on, for each kept line at a statement
+   * boundary that is a pg_dump entry header (`-- Name: …; Type: …`, `-- Data for Name: …`) or a
+   * top-level `SET …`, with its 1-based line number in the output: lets a parallel restore
+   * split the dump by entry where the lexer knows it is no COPY data or quoted text.
+   */
+  onEntryLine?: (text: string, outputLine: number) => void;
 }
 
 /** Session settings pg_dump writes and the first server major that knows them. */
@@ -346,6 +353,11 @@ export class DumpLineReader {
     return start;
   }
 
+  /** Lines passed on so far (read minus left out). */
+  get outputLines(): number {
+    return this.facts.lines - this.#drops.length;
+  }
+
   /**
    * The line of the input that line `outputLine` (1-based) of the output came from: client
    * errors name output lines, users need the file's.
@@ -434,6 +446,12 @@ export class DumpLineReader {
       }
       return true;
     }
+    if (first === 0x2d /* - */ && this.#options.onEntryLine && line[1] === 0x2d) {
+      const text = decoder.decode(line.subarray(0, 4096));
+      if (/^-- (Data for )?Name: /.test(text)) {
+        this.#options.onEntryLine(text.replace(/\r?\n$/, ""), this.outputLines);
+      }
+    }
     if (first === 0x44 /* D */) {
       if (/^DROP (DATABASE|TABLESPACE|ROLE|USER)\b/i.test(decoder.decode(line.subarray(0, 32)))) {
         this.#foreign(line);
@@ -465,6 +483,9 @@ export class DumpLineReader {
         if (this.#options.noOwner) return false;
       } else this.#privileges(lexer.dialect, text);
       if (first === 0x53 && this.#newerSetting(text)) return false;
+      if (first === 0x53 && this.#options.onEntryLine && text.startsWith("SET ")) {
+        this.#options.onEntryLine(text, this.outputLines);
+      }
       if (first === 0x53 && text.startsWith("SELECT pg_catalog.lo_create(")) {
         this.facts.largeObjects = true;
       }

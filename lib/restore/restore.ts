@@ -31,7 +31,8 @@ import { fileChunks } from "../stream/file_chunks.ts";
 import { decryptStream } from "../crypto/age_stream.ts";
 import type { IdentitySource } from "../crypto/identity_source.ts";
 import { Sha256Stream } from "../stream/sha256.ts";
-import { DumpFilter } from "./dump_filter.ts";
+import { DumpFilter, type DumpFilterOptions } from "./dump_filter.ts";
+import { parallelLoad } from "./parallel/load.ts";
 import { BadBackupError, RestoreFailedError, RestoreRefusedError } from "./errors.ts";
 import { type DumpInspection, inspectDump, openDump } from "./inspect.ts";
 import type { TargetServer } from "./target.ts";
@@ -86,8 +87,19 @@ export interface RestoreRequest {
   identities?: IdentitySource;
   /** Logger. */
   log: Logger;
-  /** Progress: bytes of the file read in each phase. */
-  onProgress?: (phase: "verify" | "restore", bytes: number, total: number) => void;
+  /**
+   * Progress: bytes of the file read in each phase; with jobs > 1 also the tables loaded
+   * (`12/40 tables, loading: a, b`).
+   */
+  onProgress?: (phase: "verify" | "restore", bytes: number, total: number, detail?: string) => void;
+  /**
+   * Server sessions one database is loaded over (default 1: one session, on PostgreSQL in one
+   * transaction). Fewer when the server has fewer connections free, or the dump holds large
+   * objects.
+   */
+  jobs?: number;
+  /** jobs > 1: bytes read ahead into the private spool folder and not yet loaded. */
+  spoolLimit?: number;
   /** Aborts the load (the client is killed, a created target dropped). */
   signal?: AbortSignal;
   /**
@@ -345,6 +357,8 @@ export interface TargetState {
   sessions: number;
   /** Its comment (PostgreSQL), to put back when a load into it is rolled back. */
   comment?: string;
+  /** Sessions the load runs over (1: today's one-session load). */
+  jobs: number;
 }
 
 /**
@@ -373,7 +387,7 @@ async function inspectTarget(
     );
   }
   const exists = (await adapter.listDatabases()).some((d) => d.name === target);
-  const state: TargetState = { exists, hasObjects: false, sessions: 0 };
+  const state: TargetState = { exists, hasObjects: false, sessions: 0, jobs: 1 };
   if (exists) {
     state.marker = await server.readMarker(target);
     // Before counting: the count's own connection to the target is no other session.
@@ -410,8 +424,38 @@ async function inspectTarget(
   }
   await checkRoles(session, request, source);
   await checkDefiners(session, request, source, notes);
-  await checkLockCapacity(session, request, source);
+  state.jobs = await sessionsFor(session, request, source, notes);
+  if (state.jobs === 1) await checkLockCapacity(session, request, source);
   return state;
+}
+
+/**
+ * How many sessions the load may use: what was asked, within the connections the server has
+ * free (each session is one), and 1 for a PostgreSQL dump with large objects (pg_dump loads
+ * them in a transaction of its own between the data and the indexes). Never refuses.
+ */
+async function sessionsFor(
+  session: Session,
+  request: RestoreRequest,
+  source: VerifiedSource,
+  notes: Notes,
+): Promise<number> {
+  const asked = Math.max(1, Math.floor(request.jobs ?? 1));
+  if (asked === 1) return 1;
+  if (source.inspection.facts.largeObjects) {
+    notes.warn(`using 1 session: the dump holds large objects, which load in one session`);
+    return 1;
+  }
+  const room = await session.server.freeConnections().catch(() => undefined);
+  if (room !== undefined && room.free < asked) {
+    const n = Math.max(1, room.free);
+    notes.warn(
+      `using ${n} session${n === 1 ? "" : "s"}: ${room.limit} leaves ${Math.max(0, room.free)} ` +
+        `free on ${request.instance.id} (${asked} asked)`,
+    );
+    return n;
+  }
+  return asked;
 }
 
 async function checkRoles(session: Session, request: RestoreRequest, source: VerifiedSource) {
@@ -531,7 +575,8 @@ function planRestore(
   const createStatements = create
     ? server.createStatements(target, meta?.database_properties, { noOwner: request.noOwner })
     : [];
-  const ownTransaction = server.transactional && request.singleTransaction !== false;
+  const ownTransaction = server.transactional && request.singleTransaction !== false &&
+    state.jobs === 1;
   const actions = [
     `verified ${request.source.path} (${inspection.bytes} bytes, sha256 ${inspection.sha256}` +
     `${meta ? ", matches its metadata" : ", no metadata"})`,
@@ -568,9 +613,15 @@ function planRestore(
   }
   actions.push(
     `stream ${inspection.rawBytes} bytes of SQL into ${basename(session.client)}` +
-      (ownTransaction ? " in one transaction, committed once the whole file has verified" : ""),
+      (ownTransaction ? " in one transaction, committed once the whole file has verified" : "") +
+      (state.jobs > 1 ? ` over ${state.jobs} sessions (${PARALLEL_PLAN[source.engine]})` : ""),
   );
-  if (server.transactional && !ownTransaction) {
+  if (server.transactional && state.jobs > 1) {
+    notes.warn(
+      `the load over ${state.jobs} sessions is not one transaction: until it ends, ${target} ` +
+        `holds part of the data and is marked incomplete`,
+    );
+  } else if (server.transactional && !ownTransaction) {
     notes.warn(
       `the load is not one transaction (--no-single-transaction): until it ends, ${target} ` +
         `holds part of the data and is marked incomplete`,
@@ -593,6 +644,14 @@ function planRestore(
     actions,
   };
 }
+
+/** What each phase of a parallel load does, for the plan. */
+const PARALLEL_PLAN: Record<EngineFamily, string> = {
+  postgresql: "pre-data in one, table data and then indexes over all, constraints, foreign " +
+    "keys, triggers and privileges in one, in dump order",
+  mysql: "the prelude in one, each table's structure, rows and triggers in one of them, views, " +
+    "routines and events in one after all tables",
+};
 
 /** Step 4: changes the server as planned. */
 async function applyPlan(
@@ -639,6 +698,7 @@ async function applyPlan(
         : "",
       ownTransaction: plan.ownTransaction,
       noOwner: request.noOwner && session.engine.ownership,
+      jobs: state.jobs,
       request,
     });
     if (request.scratch) await request.scratch(session.adapter, target);
@@ -732,6 +792,8 @@ interface LoadOptions {
   trailer: string;
   ownTransaction: boolean;
   noOwner?: boolean;
+  /** Sessions (1: one client, the SQL streamed through). */
+  jobs: number;
   request: RestoreRequest;
 }
 
@@ -739,14 +801,16 @@ interface LoadOptions {
 async function load(session: Session, source: VerifiedSource, options: LoadOptions) {
   const { request } = options;
   const { inspection, target } = source;
-  const { child: spec, cleanup } = await session.server.clientCommand(session.client, target);
-  const filter = new DumpFilter({
+  const filterOptions = {
     dialect: inspection.facts.dialect,
     skipHeader: source.skipHeader,
     noOwner: options.noOwner,
     targetMajor: session.engine.filterTargetMajor(session.serverMajor),
     ownTransaction: options.ownTransaction,
-  });
+  };
+  if (options.jobs > 1) return await loadParallel(session, source, options, filterOptions);
+  const { child: spec, cleanup } = await session.server.clientCommand(session.client, target);
+  const filter = new DumpFilter(filterOptions);
   const sha = new Sha256Stream();
   const counter = new ByteCounter({
     onProgress: request.onProgress &&
@@ -795,7 +859,12 @@ async function load(session: Session, source: VerifiedSource, options: LoadOptio
     if (!status.success) {
       throw new RestoreFailedError(
         `restore into ${target} failed: ` +
-          describeClientError(stderr, filter, spec.cmd, countLines(options.prefix)),
+          describeClientError(
+            stderr,
+            spec.cmd,
+            // The client counts the lines the restore sent before the dump too.
+            (sent) => filter.reader.inputLine(sent - countLines(options.prefix)),
+          ),
       );
     }
     if (feedError instanceof RestoreFailedError) throw feedError;
@@ -812,6 +881,81 @@ async function load(session: Session, source: VerifiedSource, options: LoadOptio
     request.signal?.removeEventListener("abort", onAbort);
     child?.kill(1000);
     await cleanup();
+  }
+}
+
+/**
+ * {@linkcode load} over several sessions (lib/restore/parallel): no transaction of its own (the
+ * mark alone says the load is unfinished); the file is hashed again as it is read, and a change
+ * fails the load before the mark is removed.
+ */
+async function loadParallel(
+  session: Session,
+  source: VerifiedSource,
+  options: LoadOptions,
+  filterOptions: DumpFilterOptions,
+): Promise<void> {
+  const { request } = options;
+  const { inspection, target } = source;
+  const sha = new Sha256Stream();
+  let bytes = 0;
+  let detail: string | undefined;
+  const progress = request.onProgress;
+  const counter = new ByteCounter({
+    onProgress: progress && ((n) => progress("restore", bytes = n, inspection.bytes, detail)),
+  });
+  request.signal?.throwIfAborted();
+  const stop = new AbortController();
+  const onAbort = () => stop.abort(new RestoreFailedError("restore interrupted"));
+  request.signal?.addEventListener("abort", onAbort, { once: true });
+  const watch = new LoadWatch(
+    request.stallTimeoutMs ?? 0,
+    () => session.server.busy(target),
+    () => stop.abort(new RestoreFailedError("stalled")),
+  );
+  try {
+    const raw = await openRaw(inspection);
+    const content = raw.readable.pipeThrough(counter).pipeThrough(sha);
+    await parallelLoad({
+      jobs: options.jobs,
+      family: source.engine,
+      sql: await raw.decompress(content),
+      filter: filterOptions,
+      client: () => session.server.clientCommand(session.client, target),
+      verified: async () => {
+        if (inspection.packing !== "zip" && (await sha.digest) !== inspection.sha256) {
+          throw new RestoreFailedError(`${inspection.path} changed while it was being restored`);
+        }
+      },
+      signal: stop.signal,
+      onActivity: () => watch.touch(),
+      onTables: progress && ((done, total, loading) => {
+        detail = `${done}/${total} tables` +
+          (loading.length ? `, loading ${loading.slice(0, 3).join(", ")}` : "") +
+          (loading.length > 3 ? "…" : "");
+        progress("restore", bytes, inspection.bytes, detail);
+      }),
+      spoolLimit: request.spoolLimit,
+      target,
+      describe: describeClientError,
+      log: request.log,
+    });
+  } catch (e) {
+    if (watch.stalled) {
+      throw new RestoreFailedError(
+        `restore into ${target} ${watch.stalled} (${basename(session.client)} sessions killed; ` +
+          `see backup.stall_timeout)`,
+      );
+    }
+    if (request.signal?.aborted) throw new RestoreFailedError("restore interrupted");
+    if (e instanceof RestoreFailedError) throw e;
+    throw new RestoreFailedError(
+      `restore into ${target} failed while reading the file: ` +
+        redact(e instanceof Error ? e.message : String(e)),
+    );
+  } finally {
+    watch.stop();
+    request.signal?.removeEventListener("abort", onAbort);
   }
 }
 
@@ -915,12 +1059,9 @@ async function openRaw(inspection: DumpInspection): Promise<{
  */
 function describeClientError(
   stderr: string,
-  filter: DumpFilter,
   cmd: string,
-  prefixLines: number,
+  dumpLine: (sent: number) => number,
 ): string {
-  // The client counts the lines the restore sent before the dump too.
-  const dumpLine = (sent: number) => filter.reader.inputLine(sent - prefixLines);
   const lines = stderr.split("\n").map((l) => l.trim()).filter(Boolean);
   const pg = lines.find((l) => /^psql:.*?:\d+: (ERROR|FATAL)/.test(l));
   if (pg) {

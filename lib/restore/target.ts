@@ -54,6 +54,12 @@ export interface TargetServer {
    * long reads no input but is progress).
    */
   busy(name: string): Promise<boolean>;
+  /**
+   * How many more sessions the server accepts from this login now (max_connections less those
+   * in use and those reserved for others, or the login's own connection limit), and which of
+   * the two limits it is; undefined when it does not say.
+   */
+  freeConnections(): Promise<{ free: number; limit: string } | undefined>;
   /** How many other sessions are connected to database `name`. */
   sessionsUsing(name: string): Promise<number>;
   /** What dropping `name` does to the `sessions` connected to it, for the user. */

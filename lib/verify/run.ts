@@ -107,6 +107,8 @@ async function restoreOptions(o: VerifyRunOptions, instanceId: string | undefine
     params: await o.servers!.params(target),
     separate: target.id !== instanceId,
     stallTimeoutMs: o.config.backup.stall_timeout * 1000,
+    jobs: o.config.restore.jobs,
+    spoolLimit: o.config.restore.spool_limit,
   };
 }
 

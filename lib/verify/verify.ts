@@ -81,6 +81,10 @@ export interface RestoreVerifyOptions {
   separate: boolean;
   /** backup.stall_timeout in ms. */
   stallTimeoutMs: number;
+  /** restore.jobs: sessions the scratch restore loads over (default 1). */
+  jobs?: number;
+  /** restore.spool_limit. */
+  spoolLimit?: number;
 }
 
 /** What {@linkcode verifyItem} needs. */
@@ -220,6 +224,8 @@ async function restoreCheck(
     noOwner: r.separate,
     ignoreMissingDefiners: true,
     stallTimeoutMs: r.stallTimeoutMs,
+    jobs: r.jobs,
+    spoolLimit: r.spoolLimit,
     log: o.log,
     signal: o.signal,
     identities: o.identities,

@@ -204,6 +204,7 @@ export async function myTarget(params: ConnectionParams): Promise<TargetServer> 
       );
       return Number(row?.n ?? 0) > 0;
     },
+    freeConnections: () => myFreeConnections(query),
     async sessionsUsing(name) {
       const [row] = await query<{ n: number }>(
         `SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST
@@ -229,4 +230,14 @@ export async function myTarget(params: ConnectionParams): Promise<TargetServer> 
       await withTimeout(conn.end(), 5000, "closing the connection").catch(() => conn.destroy());
     },
   };
+}
+
+/** Connections the server still accepts: max_connections less those connected. */
+async function myFreeConnections(
+  query: <T>(text: string, values?: unknown[]) => Promise<T[]>,
+): Promise<{ free: number; limit: string }> {
+  // SHOW STATUS works on every version (MySQL 8 has no information_schema.GLOBAL_STATUS).
+  const [max] = await query<{ max: number }>("SELECT @@GLOBAL.max_connections AS max");
+  const [used] = await query<{ Value: string }>("SHOW GLOBAL STATUS LIKE 'Threads_connected'");
+  return { free: Number(max.max) - Number(used.Value), limit: "max_connections" };
 }

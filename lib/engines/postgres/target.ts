@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { openPostgres } from "./driver.ts";
+import { openPostgres, type PgSql } from "./driver.ts";
 import type { ConnectionParams } from "../../config/types.ts";
 import type { DatabaseProperties } from "../../storage/metadata.ts";
 import type { ChildSpec } from "../../process.ts";
@@ -198,6 +198,7 @@ export async function pgTarget(
          where datname = ${name} and state = 'active' and pid <> pg_backend_pid()`;
       return Number(row.n) > 0;
     },
+    freeConnections: () => pgFreeConnections(sql),
     async sessionsUsing(name) {
       const [row] = await sql`
         select count(*)::int as n from pg_stat_activity
@@ -228,4 +229,27 @@ export async function pgTarget(
       await sql.end({ timeout: 5 }).catch(() => {});
     },
   };
+}
+
+/** Connections this login may still open: max_connections less those in use and reserved. */
+async function pgFreeConnections(sql: PgSql): Promise<{ free: number; limit: string }> {
+  // Superusers may use the reserved slots; others are also bound by their role's limit.
+  const [row] = await sql`
+    with me as (select rolsuper, rolconnlimit from pg_roles where rolname = current_user),
+         used as (select count(*)::int as n,
+                         count(*) filter (where usename = current_user)::int as mine
+                    from pg_stat_activity where backend_type = 'client backend')
+    select current_setting('max_connections')::int - used.n -
+           case when me.rolsuper then 0
+                else current_setting('superuser_reserved_connections')::int +
+                     coalesce(nullif(current_setting('reserved_connections', true), ''), '0')::int
+           end as free,
+           case when me.rolsuper or me.rolconnlimit < 0 then null
+                else me.rolconnlimit - used.mine end as role_free
+      from me, used`;
+  const free = Number(row.free);
+  if (row.role_free !== null && Number(row.role_free) < free) {
+    return { free: Number(row.role_free), limit: "the login role's CONNECTION LIMIT" };
+  }
+  return { free, limit: "max_connections" };
 }
