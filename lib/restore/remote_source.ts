@@ -12,8 +12,8 @@
  *
  * @module
  */
-import { dirname, join } from "node:path";
-import { OWNER_FILE, sweepStaleOptionFolders } from "../engines/mysql/options_file.ts";
+import { join } from "node:path";
+import { makeRestoreTempDir } from "./temp_dir.ts";
 import { ConfigError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { type CatalogEntry, latestUsersEntry, listCatalog } from "../storage/catalog.ts";
@@ -21,17 +21,6 @@ import { keyBase, type Storage } from "../storage/storage.ts";
 import { Sha256Stream } from "../stream/sha256.ts";
 import { BadBackupError } from "./errors.ts";
 import type { RestoreSource } from "./restore.ts";
-
-const DOWNLOAD_PREFIX = "vya-restore-";
-let swept = false;
-
-/** Removes download folders of dead runs of this user, once per process; best effort. */
-async function sweepOnce(mine: string): Promise<void> {
-  if (swept) return;
-  swept = true;
-  const uid = (await Deno.lstat(mine)).uid;
-  await sweepStaleOptionFolders(dirname(mine), uid, [DOWNLOAD_PREFIX]).catch(() => {});
-}
 
 /** A backup downloaded for a restore; dispose removes it. */
 export interface DownloadedBackup extends AsyncDisposable {
@@ -55,13 +44,9 @@ export async function downloadEntry(
   if (!entry.keys.dump || !expected) {
     throw new BadBackupError(`${entry.paths.dump ?? entry.stem} is not a complete backup`);
   }
-  const dir = await Deno.makeTempDir({ prefix: DOWNLOAD_PREFIX });
+  const dir = await makeRestoreTempDir();
   const dispose = () => Deno.remove(dir, { recursive: true }).catch(() => {});
   try {
-    await Deno.chmod(dir, 0o700);
-    // Owned by this process: a run killed with -9 leaves the folder, the next run removes it.
-    await Deno.writeTextFile(join(dir, OWNER_FILE), `${Deno.pid}\n`, { mode: 0o600 });
-    await sweepOnce(dir);
     const path = join(dir, keyBase(entry.keys.dump));
     const hash = new Sha256Stream();
     const file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });

@@ -7,10 +7,11 @@
  * would never end).
  *
  * The folder is private (0700, files 0600: the dump's rows are in it) and removed at the end,
- * also when the restore fails.
+ * also when the restore fails; one a `kill -9` left is swept by the next run.
  *
  * @module
  */
+import { makeRestoreTempDir } from "../temp_dir.ts";
 
 /** Resolves the waiters of the moment each time something changes. */
 export class Changes {
@@ -56,9 +57,7 @@ export class Spool {
 
   /** Creates the private folder (under TMPDIR). */
   static async create(limit = DEFAULT_SPOOL_LIMIT): Promise<Spool> {
-    const dir = await Deno.makeTempDir({ prefix: "vya-restore-" });
-    await Deno.chmod(dir, 0o700);
-    return new Spool(dir, limit);
+    return new Spool(await makeRestoreTempDir(), limit);
   }
 
   /** A new, empty section file (created on disk at its first flush). */
