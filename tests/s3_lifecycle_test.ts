@@ -511,6 +511,11 @@ Deno.test(
       assertEquals(down.code, 2, down.stderr + down.stdout);
       assertStringIncludes(down.stderr, "s3://backups/db");
       assertNoSecret(down.stdout, down.stderr, stale.stdout, stale.stderr);
+      // A credential entry that does not exist is the configuration's error, not the remote's.
+      await env.writeConfig({ storage: s3Storage(env, s3, {}, { credential: "s3-nope" }) });
+      const cred = await env.run(one);
+      assertEquals(cred.code, 3, cred.stderr + cred.stdout);
+      assertStringIncludes(cred.stderr, "s3-nope");
 
       await env.writeConfig({ storage: { path: env.storage } });
       const usage = await env.run(["info", "--from", "remote"]);

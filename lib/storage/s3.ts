@@ -140,6 +140,10 @@ export class S3Storage implements Storage {
 
   async #sdk(): Promise<{ sdk: Sdk; client: S3Client }> {
     this.#client ??= (async () => {
+      // A credential entry that is missing or cannot be decrypted is the configuration's error
+      // (exit 3, naming the entry), not a failure of the remote: resolved here, outside the
+      // calls whose errors are reported as the remote's.
+      await this.#settings.credentials();
       guardProcessEnv();
       const sdk = await import("@aws-sdk/client-s3");
       const s = this.#settings;
