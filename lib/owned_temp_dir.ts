@@ -9,7 +9,7 @@
 import { dirname, join } from "node:path";
 
 /** The file in an owned folder naming the PID that owns it. */
-export const OWNER_FILE = "owner";
+const OWNER_FILE = "owner";
 
 /** Prefixes already swept by this process (one sweep per kind and run is enough). */
 const swept = new Set<string>();
@@ -46,7 +46,7 @@ export async function makeOwnedTempDir(
     swept.add(prefix);
     // Whose folders are ours: the owner of the one just made (Deno.uid() needs --allow-sys).
     const uid = (await Deno.lstat(dir)).uid;
-    await sweepStaleFolders(dirname(dir), uid, [prefix], options.legacy ?? false)
+    await sweepStaleFolders(dirname(dir), uid, prefix, options.legacy ?? false)
       .catch(() => {});
   }
   return dir;
@@ -78,17 +78,17 @@ async function liveProcesses(): Promise<Map<number, number> | undefined> {
 }
 
 /**
- * Removes the folders of these prefixes whose owner process is gone (its pid is not running, or
+ * Removes the folders named `<prefix>…` whose owner process is gone (its pid is not running, or
  * is running a process started after the folder was made: a reused pid), and with `legacy` the
  * folders of older versions of this tool (`vya-*` holding only a plain `client.cnf`) older than
  * a minute. Only folders of `uid`; anything else in the temporary folder is left alone. Best
  * effort: returns how many.
  */
-export async function sweepStaleFolders(
+async function sweepStaleFolders(
   tmp: string,
   uid: number | null,
-  prefixes: readonly string[],
-  legacy = false,
+  prefix: string,
+  legacy: boolean,
 ): Promise<number> {
   let removed = 0;
   let live: Map<number, number> | undefined | null = null;
@@ -100,7 +100,7 @@ export async function sweepStaleFolders(
       if (uid !== null && st.uid !== uid) continue;
       const names = (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name);
       let stale = false;
-      if (prefixes.some((p) => entry.name.startsWith(p)) && names.includes(OWNER_FILE)) {
+      if (entry.name.startsWith(prefix) && names.includes(OWNER_FILE)) {
         const owner = join(dir, OWNER_FILE);
         const pid = Number((await Deno.readTextFile(owner)).trim());
         const madeAt = (await Deno.lstat(owner)).mtime?.getTime() ?? 0;
