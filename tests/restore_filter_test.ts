@@ -3,8 +3,13 @@
  * quoted strings that look like statements are never touched.
  */
 import { assertEquals } from "./harness/assert.ts";
-import { DumpLineReader } from "../lib/restore/dump_filter.ts";
+import {
+  DumpLineReader,
+  type ForeignStatementError,
+  MAX_HELD_LINE,
+} from "../lib/restore/dump_filter.ts";
 import { postgresDialect } from "../lib/engines/postgres/dialect.ts";
+import { mysqlDialect } from "../lib/engines/mysql/dialect.ts";
 
 const DUMP = [
   "CREATE DATABASE old;",
@@ -134,8 +139,7 @@ Deno.test("filter: long COPY blocks keep exact line numbers and end only at thei
   }
 });
 
-Deno.test("filter: MySQL rows are skipped by their first byte, statements after them still seen", async () => {
-  const { mysqlDialect } = await import("../lib/engines/mysql/dialect.ts");
+Deno.test("filter: MySQL rows are skipped by their first byte, statements after them still seen", () => {
   const rows = Array.from({ length: 2000 }, (_, i) => `(${i},'USE x; DEFINER=\`no\`@\`x\`'),`);
   const text = [
     "-- MariaDB dump 10.19",
@@ -160,5 +164,120 @@ Deno.test("filter: MySQL rows are skipped by their first byte, statements after 
     for (let i = 0; i < bytes.length; i += size) plain.push(bytes.subarray(i, i + size), () => {});
     plain.end(() => {});
     assertEquals(plain.facts.lines, text.split("\n").length - 1, `size ${size} (no scanner)`);
+  }
+});
+
+/** Feeds `text` in chunks of `size` through a reader; returns what it passed on, or the error. */
+function pass(
+  text: string,
+  size: number,
+  options: ConstructorParameters<typeof DumpLineReader>[0],
+): { out: string; error?: unknown } {
+  const reader = new DumpLineReader(options);
+  const bytes = new TextEncoder().encode(text);
+  const out: Uint8Array[] = [];
+  const keep = (span: Uint8Array) => out.push(span.slice());
+  let error: unknown;
+  try {
+    for (let i = 0; i < bytes.length; i += size) reader.push(bytes.subarray(i, i + size), keep);
+    reader.end(keep);
+  } catch (e) {
+    error = e;
+  }
+  return { out: new TextDecoder().decode(concatAll(out)), error };
+}
+
+function concatAll(parts: Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.length;
+  }
+  return all;
+}
+
+Deno.test("filter: a psql command padded past the held-line limit is still foreign", () => {
+  // A line longer than MAX_HELD_LINE streams through unread; its start must still be judged.
+  const text = [
+    "--",
+    "-- PostgreSQL database dump",
+    "--",
+    "CREATE TABLE t (x int);",
+    "\\! touch /tmp/pwned" + " ".repeat(MAX_HELD_LINE + 10),
+    "DROP DATABASE other" + " ".repeat(MAX_HELD_LINE + 10) + ";",
+    "-- PostgreSQL database dump complete",
+    "",
+  ].join("\n");
+  for (const size of [7, 65536, 1 << 20]) {
+    const looked = pass(text, size, { dialect: postgresDialect });
+    assertEquals(looked.error, undefined);
+    assertEquals(looked.out, text, "without refuseForeign the reader only looks");
+    const r = new DumpLineReader({ dialect: postgresDialect });
+    const bytes = new TextEncoder().encode(text);
+    for (let i = 0; i < bytes.length; i += size) r.push(bytes.subarray(i, i + size), () => {});
+    r.end(() => {});
+    assertEquals(r.facts.foreign?.line, 5);
+    assertEquals(r.facts.foreign?.text.trimEnd(), "\\! touch /tmp/pwned");
+    const stopped = pass(text, size, { dialect: postgresDialect, refuseForeign: true });
+    assertEquals((stopped.error as ForeignStatementError)?.statement?.line, 5, `size ${size}`);
+    assertEquals(stopped.out.includes("\\!"), false, `size ${size}: nothing of it passed on`);
+    assertEquals(stopped.out.includes("CREATE TABLE t (x int);\n"), true, `size ${size}`);
+  }
+});
+
+Deno.test("filter: refuseForeign stops before any byte of a foreign statement is passed on", () => {
+  const pg = [
+    "--",
+    "-- PostgreSQL database dump",
+    "--",
+    "\\restrict k",
+    "CREATE TABLE t (x int);",
+    "COPY public.t (x) FROM stdin;",
+    "\\connect inside_copy",
+    "\\.",
+    "\\connect other",
+    "CREATE TABLE after (x int);",
+    "",
+  ].join("\n");
+  const my = [
+    "-- MariaDB dump 10.19",
+    "INSERT INTO `t` VALUES (1),(2);",
+    "/*!40000 ALTER TABLE `t` ENABLE KEYS */;",
+    "DROP DATABASE other_db;",
+    "CREATE TABLE after (x int);",
+    "",
+  ].join("\n");
+  const cases = [
+    { text: pg, dialect: postgresDialect, line: 9, cut: "\\connect other" },
+    { text: my, dialect: mysqlDialect, line: 4, cut: "DROP DATABASE other_db" },
+    // The last line without a newline: judged at the end, and still not passed on.
+    {
+      text: my.replace(/CREATE TABLE after.*\n$/, "").trimEnd(),
+      dialect: mysqlDialect,
+      line: 4,
+      cut: "DROP",
+    },
+  ];
+  for (const c of cases) {
+    for (const size of [1, 3, 5, 11, 64, 65536]) {
+      const r = pass(c.text, size, {
+        dialect: c.dialect,
+        refuseForeign: true,
+        collectDefiners: true,
+      });
+      const what = `${c.dialect.family}, chunks of ${size}`;
+      assertEquals((r.error as ForeignStatementError)?.statement?.line, c.line, what);
+      assertEquals(c.text.startsWith(r.out), true, what);
+      // Not even a prefix of it (a client runs what it holds when its input ends).
+      assertEquals(
+        r.out.length <= c.text.indexOf(c.cut),
+        true,
+        `${what}: passed on ${r.out.length}`,
+      );
+      assertEquals(r.out.includes("CREATE TABLE after"), false, what);
+    }
+    // Without it, the same bytes all pass (the verify pass refuses such a file).
+    assertEquals(pass(c.text, 64, { dialect: c.dialect, collectDefiners: true }).out, c.text);
   }
 });

@@ -317,7 +317,7 @@ Deno.test(
   },
 );
 
-Deno.test("missing DEFINER accounts are named before anything loads", opts, async () => {
+Deno.test("missing DEFINER accounts are named, and nothing of the dump is kept", opts, async () => {
   const { env, engines } = await getSetup();
   const my = engines.find((e) => e.id === "my")!;
   await my.server.sql(

@@ -71,8 +71,16 @@ export interface DumpFilterOptions {
    * `BEGIN;`/`COMMIT;` (around large objects) are left out: they would commit it early.
    */
   ownTransaction?: boolean;
-  /** MySQL/MariaDB: collect the DEFINER accounts (an inspection pass; the load needs none). */
+  /**
+   * MySQL/MariaDB: collect the DEFINER accounts and look for foreign statements (an inspection
+   * pass, or a load that reads the file only once).
+   */
   collectDefiners?: boolean;
+  /**
+   * Stop at the first statement that would leave the target, before any of it is passed on
+   * (throws {@linkcode ForeignStatementError}): for a load that has not read the file before.
+   */
+  refuseForeign?: boolean;
   /**
    * PostgreSQL: called, before the line is passed on, for each kept line at a statement
    * boundary that is a pg_dump entry header (`-- Name: …; Type: …`, `-- Data for Name: …`) or a
@@ -103,6 +111,15 @@ export class DumpFormatError extends Error {
     this.name = "DumpFormatError";
   }
 }
+/** {@linkcode DumpFilterOptions.refuseForeign}: the statement that stopped the reader. */
+export class ForeignStatementError extends DumpFormatError {
+  /** Creates the error. */
+  constructor(readonly statement: ForeignStatement) {
+    super(`line ${statement.line}: \`${statement.text}\` would leave the target database`);
+    this.name = "ForeignStatementError";
+  }
+}
+
 const decoder = new TextDecoder();
 
 type Mode = "header" | "body" | "copy" | "pass";
@@ -170,6 +187,8 @@ export class DumpLineReader {
   #midDataLine = false;
   // Outside COPY data: the current line is longer than MAX_HELD_LINE and streams through.
   #longLine = false;
+  // MySQL pass-through with refuseForeign: the undecided start of the last line.
+  #held: Uint8Array = new Uint8Array(0);
   // For each dropped line, how many lines had been kept before it (non-decreasing).
   #drops: number[] = [];
 
@@ -200,12 +219,19 @@ export class DumpLineReader {
     let pos = 0;
     while (pos < chunk.length) {
       if (this.#mode === "pass") {
-        emit(pos === 0 ? chunk : chunk.subarray(pos));
+        const rest = pos === 0 ? chunk : chunk.subarray(pos);
         if (this.#definers) {
-          // The scanner counts the lines anyway (from the banner's own newline on).
+          // The scanner counts the lines anyway (from the banner's own newline on). It reads
+          // the chunk before it is passed on, so a foreign statement in it is never sent.
           this.#definers.push(chunk, pos);
           this.facts.lines = this.facts.bannerLine! - 1 + this.#definers.lines;
+          this.#scannerForeign();
+          if (this.#options.refuseForeign) {
+            this.#passHeld(rest, emit);
+            return;
+          }
         } else this.facts.lines += countNewlines(chunk, pos);
+        emit(rest);
         return;
       }
       const nl = chunk.indexOf(NL, pos);
@@ -267,11 +293,51 @@ export class DumpLineReader {
     if (this.#definers) {
       this.#definers.end();
       this.facts.definers = this.#definers.found;
-      if (this.#definers.foreign && !this.facts.foreign) {
-        const f = this.#definers.foreign;
-        this.facts.foreign = { line: f.line - 1 + (this.facts.bannerLine ?? 1), text: f.text };
-      }
+      this.#scannerForeign();
+      if (this.#held.length) emit(this.#held);
+      this.#held = new Uint8Array(0);
     }
+  }
+
+  /**
+   * MySQL pass-through with refuseForeign: the start of a line the scanner has not judged yet
+   * is held back, so that no prefix of a foreign statement (`DROP DATABASE other` cut short of
+   * `_db`) ever reaches a client, which would run it at the end of its input.
+   */
+  #passHeld(rest: Uint8Array, emit: (span: Uint8Array) => void): void {
+    const keep = this.#definers!.undecided;
+    const held = this.#held;
+    const out = (span: Uint8Array) => span.length > 0 && emit(span);
+    if (held.length) {
+      const cut = Math.max(0, held.length + rest.length - keep);
+      if (cut === 0) {
+        this.#held = concat([held, rest], held.length + rest.length);
+        return;
+      }
+      if (cut < held.length) {
+        out(held.subarray(0, cut));
+        this.#held = concat([held.subarray(cut), rest], held.length - cut + rest.length);
+        return;
+      }
+      out(held);
+      this.#held = new Uint8Array(0);
+      out(rest.subarray(0, cut - held.length));
+      this.#held = rest.slice(cut - held.length);
+      return;
+    }
+    if (keep === 0) out(rest);
+    else {
+      out(rest.subarray(0, rest.length - keep));
+      this.#held = rest.slice(rest.length - keep);
+    }
+  }
+
+  /** Takes over the MySQL scanner's foreign statement (its lines count from the banner). */
+  #scannerForeign(): void {
+    const f = this.#definers?.foreign;
+    if (!f || this.facts.foreign) return;
+    this.facts.foreign = { line: f.line - 1 + (this.facts.bannerLine ?? 1), text: f.text };
+    if (this.#options.refuseForeign) throw new ForeignStatementError(this.facts.foreign);
   }
 
   #partial(rest: Uint8Array, emit: (span: Uint8Array) => void): void {
@@ -317,6 +383,11 @@ export class DumpLineReader {
       );
     }
     const lexer = this.#lexer!;
+    // The line is never read whole: judge its start, as a line of normal length is judged.
+    if (lexer.atBoundary) {
+      const head = concat([...this.#carry, rest], this.#carryBytes + rest.length).subarray(0, 64);
+      if (leavesTarget(decoder.decode(head))) this.#foreign(head, this.facts.lines + 1);
+    }
     for (const part of this.#carry) {
       lexer.feed(part, 0, part.length, false);
       emit(part);
@@ -441,9 +512,7 @@ export class DumpLineReader {
     // psql meta-commands are one line and no SQL. pg_dump writes only \restrict/\unrestrict;
     // any other (\connect, \!, \copy, \i…) would leave the target or run on this machine.
     if (first === 0x5c) {
-      if (!/^\\(un)?restrict\b/.test(decoder.decode(line.subarray(0, 16)))) {
-        this.#foreign(line);
-      }
+      if (leavesTarget(decoder.decode(line.subarray(0, 16)))) this.#foreign(line);
       return true;
     }
     if (first === 0x2d /* - */ && this.#options.onEntryLine && line[1] === 0x2d) {
@@ -453,9 +522,7 @@ export class DumpLineReader {
       }
     }
     if (first === 0x44 /* D */) {
-      if (/^DROP (DATABASE|TABLESPACE|ROLE|USER)\b/i.test(decoder.decode(line.subarray(0, 32)))) {
-        this.#foreign(line);
-      }
+      if (leavesTarget(decoder.decode(line.subarray(0, 32)))) this.#foreign(line);
     }
     // Only statements that begin with these letters matter here; the rest is just lexed.
     if (
@@ -472,11 +539,8 @@ export class DumpLineReader {
         // Only pg_dump's wrapper around large objects is written this way.
         if (this.#options.ownTransaction) return false;
       }
-      if (first === 0x43) {
-        this.facts.relations += relationsCreated(text);
-        if (/^(CREATE (DATABASE|TABLESPACE)|COPY )/i.test(text)) this.#foreign(line);
-      }
-      if (first === 0x41 && /^ALTER (DATABASE|SYSTEM)\b/i.test(text)) this.#foreign(line);
+      if (first === 0x43) this.facts.relations += relationsCreated(text);
+      if ((first === 0x43 || first === 0x41) && leavesTarget(text)) this.#foreign(line);
       const owner = OWNER_RE.exec(text);
       if (owner && topLevelAt(lexer.dialect, text, text.lastIndexOf(" OWNER TO "))) {
         for (const r of parseRoleList(owner[1])) this.facts.ownerRoles.add(r);
@@ -494,11 +558,13 @@ export class DumpLineReader {
     return true;
   }
 
-  #foreign(line: Uint8Array): void {
+  /** Records (or, with refuseForeign, stops at) a line that leaves the target. */
+  #foreign(line: Uint8Array, at = this.facts.lines): void {
     this.facts.foreign ??= {
-      line: this.facts.lines,
+      line: at,
       text: decoder.decode(line.subarray(0, 80)).split(/[;\n]/)[0],
     };
+    if (this.#options.refuseForeign) throw new ForeignStatementError(this.facts.foreign);
   }
 
   #newerSetting(text: string): boolean {
@@ -526,6 +592,18 @@ export class DumpLineReader {
     const revoke = REVOKE_RE.exec(text);
     if (revoke && topLevelAt(dialect, text, text.lastIndexOf(" FROM "))) add(revoke[1]);
   }
+}
+
+/**
+ * Whether a PostgreSQL statement starting with `head` (at a statement boundary) would leave the
+ * target or run on this machine: any psql meta-command but pg_dump's own `\restrict` and
+ * `\unrestrict`, statements on databases, tablespaces, roles or the server, and a `COPY` that
+ * is no `COPY … FROM stdin;` (which the caller has ruled out: a file or program is named).
+ */
+function leavesTarget(head: string): boolean {
+  if (head.startsWith("\\")) return !/^\\(un)?restrict\b/.test(head);
+  return /^(DROP (DATABASE|TABLESPACE|ROLE|USER)\b|CREATE (DATABASE|TABLESPACE)|COPY |ALTER (DATABASE|SYSTEM)\b)/i
+    .test(head);
 }
 
 const RELATION_RE =

@@ -66,7 +66,8 @@ export interface InspectOptions {
   recipients?: readonly string[];
 }
 
-const TAIL = 4096;
+/** How much of the end of a dump's SQL is kept to find the completion marker in. */
+export const COMPLETION_TAIL = 4096;
 
 /**
  * Refuses, before anything opens it, a path that is missing or not a regular file: opening a
@@ -155,7 +156,7 @@ export async function inspectDump(
   const size = (await Deno.stat(path)).size;
   const zipEntry = packing === "zip" ? await readZipEntry(path) : undefined;
   const reader = new DumpLineReader({ collectDefiners: true });
-  const tail = new TailKeeper(TAIL);
+  const tail = new TailKeeper(COMPLETION_TAIL);
   let rawBytes = 0;
   const sink = new WritableStream<Uint8Array>({
     write(chunk) {
@@ -218,14 +219,8 @@ export async function inspectDump(
         `(no "-- PostgreSQL database dump", "-- MySQL dump" or "-- MariaDB dump" banner)`,
     );
   }
-  const tailText = new TextDecoder().decode(tail.bytes());
-  const complete = DIALECTS.some((d) => tailText.includes(d.completionMarker));
-  if (!complete) {
-    throw new BadBackupError(
-      `${path} is truncated: the dump tool's completion marker ` +
-        `("${facts.dialect.completionMarker}") is missing at its end`,
-    );
-  }
+  assertComplete(path, facts, tail);
+  const complete = true;
   const encrypted = identities !== undefined;
   return {
     path,
@@ -241,6 +236,77 @@ export async function inspectDump(
   };
 }
 
+/** The most of a file's SQL {@linkcode peekDump} reads looking for the banner. */
+const PEEK_LIMIT = 4 * 1024 * 1024;
+
+/**
+ * Reads only the start of a file: how it is packed, its identities when it is encrypted, and
+ * the banner with what precedes it (the facts a load needs before it starts). Undefined when
+ * anything is not as a backup of this tool has it (no banner near the start, a zip, a file that
+ * cannot be opened, decrypted or decompressed): the caller reads the file whole first, and that
+ * pass says what is wrong. The checksum, the completion marker and the rest of the facts are
+ * the load's to check as it reads; `sha256` is the expected one, `complete` false.
+ */
+export async function peekDump(
+  path: string,
+  options: InspectOptions & { expectedSha256: string },
+): Promise<DumpInspection | undefined> {
+  let packing = await detectPacking(path);
+  if (packing === "zip") return undefined;
+  const size = (await Deno.stat(path)).size;
+  const reader = new DumpLineReader({ collectDefiners: true });
+  const file = await openOrExplain(path);
+  let stream: ReadableStream<Uint8Array> | undefined;
+  try {
+    const plain = await decryptIfAge(
+      fileChunks(file),
+      path,
+      options.identities,
+      options.recipients,
+    );
+    const inner = plain.identities ? await peekStream(plain.stream) : undefined;
+    if (inner) packing = detectCodec(inner.head).format;
+    const codec = detectCodec(packing === "gzip" ? ".gz" : packing === "zstd" ? ".zst" : "");
+    stream = (inner?.stream ?? plain.stream).pipeThrough(codec.decompress());
+    for await (const chunk of stream) {
+      reader.push(chunk, () => {});
+      if (reader.facts.dialect || reader.facts.bytes >= PEEK_LIMIT) break;
+    }
+    if (!reader.facts.dialect || reader.facts.foreign) return undefined;
+    return {
+      path,
+      bytes: size,
+      sha256: options.expectedSha256,
+      packing,
+      encrypted: plain.identities !== undefined,
+      identities: plain.identities,
+      rawBytes: 0,
+      facts: reader.facts,
+      complete: false,
+    };
+  } catch (e) {
+    // No (matching) identity is told as such; the rest is for the whole-file pass to explain.
+    if (e instanceof VyaError && e.kind === "credential") throw e;
+    return undefined;
+  } finally {
+    await stream?.cancel().catch(() => {});
+    try {
+      file.close();
+    } catch { /* closed by the stream */ }
+  }
+}
+
+/** Throws {@linkcode BadBackupError} when the dump tool's completion marker is not at the end. */
+export function assertComplete(path: string, facts: DumpFacts, tail: TailKeeper): void {
+  const tailText = new TextDecoder().decode(tail.bytes());
+  if (DIALECTS.some((d) => tailText.includes(d.completionMarker))) return;
+  const marker = facts.dialect?.completionMarker;
+  throw new BadBackupError(
+    `${path} is truncated: the dump tool's completion marker ` +
+      `${marker ? `("${marker}") ` : ""}is missing at its end`,
+  );
+}
+
 function checksumError(path: string, expected: string, actual: string): BadBackupError {
   return new BadBackupError(
     `${path} does not match its checksum (expected sha256 ${expected}, file has ${actual}): ` +
@@ -253,11 +319,13 @@ function checksumError(path: string, expected: string, actual: string): BadBacku
  * The last `size` bytes of a stream, kept as references to its last chunks and copied only
  * once at the end (copying a tail out of every chunk cost more than the hash of the file).
  */
-class TailKeeper {
+export class TailKeeper {
   #chunks: Uint8Array[] = [];
   #bytes = 0;
+  /** Keeps the last `size` bytes. */
   constructor(readonly size: number) {}
 
+  /** Takes the next chunk (kept by reference: it must not change afterwards). */
   push(chunk: Uint8Array): void {
     this.#chunks.push(chunk);
     this.#bytes += chunk.length;
@@ -266,6 +334,17 @@ class TailKeeper {
     }
   }
 
+  /** A stream stage that keeps the tail of what passes through it. */
+  tap(): TransformStream<Uint8Array, Uint8Array> {
+    return new TransformStream({
+      transform: (chunk, controller) => {
+        this.push(chunk);
+        controller.enqueue(chunk);
+      },
+    });
+  }
+
+  /** The last `size` bytes (fewer if fewer went through). */
   bytes(): Uint8Array {
     const out = new Uint8Array(Math.min(this.size, this.#bytes));
     let at = out.length;

@@ -64,6 +64,14 @@ export class MysqlBodyScanner {
     return this.#line;
   }
 
+  /**
+   * Bytes at the end of the input read so far that are the start of a line not judged yet (at
+   * most {@linkcode HEAD}): it might still turn out to be a foreign statement.
+   */
+  get undecided(): number {
+    return this.#head?.length ?? 0;
+  }
+
   /** Reads `chunk` from offset `from`. */
   push(chunk: Uint8Array, from = 0): void {
     let start = from;

@@ -3,10 +3,13 @@
  *
  * 1. {@linkcode verifySource}: the file is read end to end (checksum, decryption of an age file
  *    with the configured identity, decompression, banner, completion marker) before any
- *    connection.
- * 2. {@linkcode inspectTarget}: the restore lock on the target name is taken on the server, and
- *    the target, its mark, the roles and DEFINER accounts the dump needs and the server's lock
- *    capacity are read. Nothing changes yet; every refusal here exits 3.
+ *    connection. A restore that creates its target from a backup with metadata reads only the
+ *    file's start here ({@linkcode peekSource}), and the rest as it loads: each of these checks
+ *    is then made before the mark is removed, and a failure drops the database it created.
+ * 2. {@linkcode readTarget} and {@linkcode checkNeeds}: the restore lock on the target name is
+ *    taken on the server, and the target, its mark, the roles and DEFINER accounts the dump
+ *    needs and the server's lock capacity are read. Nothing changes yet; every refusal here
+ *    exits 3.
  * 3. {@linkcode planRestore}: what will be done, as sentences (also what `--dry-run` prints).
  * 4. {@linkcode applyPlan}: the target is (re)created with its captured properties and marked
  *    incomplete, the dump streamed into the engine's own client, and the mark removed only once
@@ -20,7 +23,7 @@
 import { basename } from "node:path";
 import type { ConnectionParams, InstanceConfig } from "../config/types.ts";
 import type { BackupMetadata } from "../storage/metadata.ts";
-import type { Logger } from "../log.ts";
+import { type Logger, silentLogger } from "../log.ts";
 import { redact } from "../redact.ts";
 import { startChild } from "../process.ts";
 import { connect, type Engine, engineFor, engineOf, familyOf } from "../engines/mod.ts";
@@ -34,7 +37,15 @@ import { Sha256Stream } from "../stream/sha256.ts";
 import { DumpFilter, type DumpFilterOptions } from "./dump_filter.ts";
 import { parallelLoad } from "./parallel/load.ts";
 import { BadBackupError, RestoreFailedError, RestoreRefusedError } from "./errors.ts";
-import { type DumpInspection, inspectDump, openDump } from "./inspect.ts";
+import {
+  assertComplete,
+  COMPLETION_TAIL,
+  type DumpInspection,
+  inspectDump,
+  openDump,
+  peekDump,
+  TailKeeper,
+} from "./inspect.ts";
 import type { TargetServer } from "./target.ts";
 import type { RestoreMarker } from "./marker.ts";
 import { LockError, OptionError, VyaError } from "../errors.ts";
@@ -161,10 +172,21 @@ function describeCounts(c: ObjectCounts): string {
 export async function restore(request: RestoreRequest): Promise<RestoreResult> {
   const started = Date.now();
   const notes = new Notes(request.log);
-  const source = await verifySource(request, notes);
-  const session = await openSession(request, source);
+  let source = await peekSource(request) ?? await verifySource(request, notes);
+  let session: Session;
   try {
-    const state = await inspectTarget(session, request, source, notes);
+    session = await openSession(request, source);
+  } catch (e) {
+    throw await explainStreamed(e, request, source);
+  }
+  let loading = false;
+  try {
+    const state = await readTarget(session, request, source, notes);
+    if (source.streamed && !await streamable(session, request, source, state)) {
+      source = await verifySource(request, notes);
+    }
+    for (const warning of source.deferred ?? []) notes.warn(warning);
+    await checkNeeds(session, request, source, state, notes);
     const plan = planRestore(session, request, source, state, notes);
     const result = (status: RestoreResult["status"]): RestoreResult => ({
       status,
@@ -183,17 +205,58 @@ export async function restore(request: RestoreRequest): Promise<RestoreResult> {
       duration_ms: Date.now() - started,
     });
     if (request.dryRun) return result("planned");
-    await applyPlan(session, request, source, state, plan);
+    loading = true;
+    await applyPlan(session, request, source, state, plan, notes);
     const done = result("restored");
     if (request.scratch) return done;
     done.objects = await session.adapter.objectCounts(source.target).catch(() => undefined);
     compareCounts(source.meta, done.objects, source.target, notes);
     done.duration_ms = Date.now() - started;
     return done;
+  } catch (e) {
+    throw await explainStreamed(e, request, source, loading ? session : undefined);
   } finally {
     await session.close();
   }
 }
+
+/**
+ * A restore that read the file only as it loaded it, and failed: the error the verify-first
+ * order would have given instead, if any. The file is read whole now (a damaged, foreign or
+ * changed file is told as such, exit 2 or 3, like before any change), and after a failed load
+ * the needs the load ran into (a missing role, too many relations for one transaction) are
+ * told as the same refusals. The database the run created is dropped already.
+ */
+async function explainStreamed(
+  error: unknown,
+  request: RestoreRequest,
+  source: VerifiedSource,
+  loaded?: Session,
+): Promise<unknown> {
+  if (!source.streamed || request.signal?.aborted || error instanceof LoadStalledError) {
+    return error;
+  }
+  const quiet = new Notes(silentLogger);
+  let full: VerifiedSource;
+  try {
+    full = await verifySource(request, quiet);
+  } catch (refusal) {
+    return refusal;
+  }
+  if (!loaded) return error;
+  const needs = async () => {
+    await checkRoles(loaded, request, full);
+    await checkDefiners(loaded, request, full, quiet);
+    await checkLockCapacity(loaded, request, full);
+  };
+  return await withTimeout(needs(), CLEANUP_MS, "checking the dump's needs").then(
+    () => error,
+    (refusal) => refusal instanceof RestoreRefusedError ? refusal : error,
+  );
+}
+
+/** A load its watch ended (see `backup.stall_timeout`): the server may not answer at all. */
+class LoadStalledError extends RestoreFailedError {}
 
 /** Warnings, kept for the result and logged as they come. */
 class Notes {
@@ -217,6 +280,65 @@ export interface VerifiedSource {
   target: string;
   /** The original tool's header is left out. */
   skipHeader: boolean;
+  /**
+   * Only the start of the file has been read ({@linkcode peekSource}): the load reads it once,
+   * checking what the verify pass would have checked as it goes.
+   */
+  streamed?: boolean;
+  /** Warnings about the file, told once it is known that the load streams it. */
+  deferred?: string[];
+}
+
+/**
+ * A restore that creates its target reads the file once, as it loads it, instead of twice
+ * (verify, then load): a backup of this tool's with metadata (the checksum to hold it to), one
+ * session, not a dry run or a scratch restore. Everything the verify pass looks at before the
+ * server is touched is looked at as the load reads, and anything wrong ends the load before
+ * its mark is removed, so that the new database is dropped: the checksum and the completion
+ * marker at the end (PostgreSQL: before the COMMIT is sent), a statement that would leave the
+ * target before it is sent, DEFINER accounts at the end. Undefined when the file must be read
+ * first (see also {@linkcode streamable}).
+ */
+async function peekSource(request: RestoreRequest): Promise<VerifiedSource | undefined> {
+  const meta = request.source.metadata;
+  if (request.dryRun || request.scratch || (request.jobs ?? 1) > 1) return undefined;
+  if (meta?.kind !== "database" || meta.status !== "ok" || !meta.file || !meta.objects) {
+    return undefined;
+  }
+  const inspection = await peekDump(request.source.path, {
+    expectedSha256: meta.file.sha256,
+    identities: request.identities,
+    recipients: meta.encryption?.recipients,
+  });
+  if (!inspection || inspection.bytes !== meta.file.bytes) return undefined;
+  const notes = new Notes(silentLogger);
+  try {
+    const source = judgeSource(request, inspection, notes);
+    return { ...source, streamed: true, deferred: notes.warnings };
+  } catch {
+    return undefined; // the verify pass tells what is wrong
+  }
+}
+
+/**
+ * Whether a load may stream the file it has only peeked at: the target does not exist (an
+ * existing one, empty or under --force, is changed only after the whole file verified), and on
+ * PostgreSQL in one transaction, the relations the metadata counts fit well within the
+ * server's lock table (the exact count is only known from a read of the whole file).
+ */
+async function streamable(
+  session: Session,
+  request: RestoreRequest,
+  source: VerifiedSource,
+  state: TargetState,
+): Promise<boolean> {
+  if (state.exists) return false;
+  if (!session.server.transactional || request.singleTransaction === false) return true;
+  const o = source.meta?.objects ?? {};
+  const estimate = 3 * (o.tables ?? 0) + (o.sequences ?? 0) + (o.views ?? 0);
+  const capacity = await session.server.lockCapacity().catch(() => undefined);
+  // Indexes are not counted in the metadata: a margin of two for them.
+  return capacity !== undefined && 2 * estimate < capacity;
 }
 
 /** Step 1: reads the file before any connection; throws BadBackupError when it is unusable. */
@@ -224,7 +346,7 @@ async function verifySource(
   request: RestoreRequest,
   notes: Notes,
 ): Promise<VerifiedSource> {
-  const { instance, source } = request;
+  const { source } = request;
   const meta = source.metadata;
   if (meta) {
     if (meta.kind !== "database") {
@@ -243,6 +365,17 @@ async function verifySource(
     identities: request.identities,
     recipients: meta?.encryption?.recipients,
   });
+  return judgeSource(request, inspection, notes);
+}
+
+/** What a read of the file (whole, or its start) says about restoring it; throws refusals. */
+function judgeSource(
+  request: RestoreRequest,
+  inspection: DumpInspection,
+  notes: Notes,
+): VerifiedSource {
+  const { instance, source } = request;
+  const meta = source.metadata;
   if (meta && (meta.encryption !== undefined) !== inspection.encrypted) {
     throw new BadBackupError(
       `${source.path}: its metadata says it is ${meta.encryption ? "" : "not "}encrypted, ` +
@@ -362,10 +495,10 @@ export interface TargetState {
 }
 
 /**
- * Step 2: takes the restore lock and reads the target; checks what the dump needs of the
- * server. Throws RestoreRefusedError (exit 3) or LockError (exit 4); nothing changes.
+ * Step 2a: takes the restore lock and reads the target. Throws RestoreRefusedError (exit 3) or
+ * LockError (exit 4); nothing changes.
  */
-async function inspectTarget(
+async function readTarget(
   session: Session,
   request: RestoreRequest,
   source: VerifiedSource,
@@ -422,11 +555,25 @@ async function inspectTarget(
       { hint: "restore under another name with --target NAME, or replace it with --force" },
     );
   }
+  return state;
+}
+
+/**
+ * Step 2b: checks what the dump needs of the server (roles, DEFINER accounts, lock capacity)
+ * as far as the file has been read, and settles the sessions of the load. Throws
+ * RestoreRefusedError (exit 3); nothing changes.
+ */
+async function checkNeeds(
+  session: Session,
+  request: RestoreRequest,
+  source: VerifiedSource,
+  state: TargetState,
+  notes: Notes,
+): Promise<void> {
   await checkRoles(session, request, source);
   await checkDefiners(session, request, source, notes);
   state.jobs = await sessionsFor(session, request, source, notes);
   if (state.jobs === 1) await checkLockCapacity(session, request, source);
-  return state;
 }
 
 /**
@@ -578,8 +725,12 @@ function planRestore(
   const ownTransaction = server.transactional && request.singleTransaction !== false &&
     state.jobs === 1;
   const actions = [
-    `verified ${request.source.path} (${inspection.bytes} bytes, sha256 ${inspection.sha256}` +
-    `${meta ? ", matches its metadata" : ", no metadata"})`,
+    source.streamed
+      ? `read ${request.source.path} once, as it is loaded (${inspection.bytes} bytes; its ` +
+        `sha256 ${inspection.sha256} from its metadata, the completion marker and what the ` +
+        `dump needs of the server are checked before the mark is removed)`
+      : `verified ${request.source.path} (${inspection.bytes} bytes, sha256 ` +
+        `${inspection.sha256}${meta ? ", matches its metadata" : ", no metadata"})`,
     `took the restore lock on ${where}`,
   ];
   if (drop === "force") {
@@ -612,7 +763,9 @@ function planRestore(
     );
   }
   actions.push(
-    `stream ${inspection.rawBytes} bytes of SQL into ${basename(session.client)}` +
+    `stream ${source.streamed ? meta?.raw_bytes : inspection.rawBytes} bytes of SQL into ${
+      basename(session.client)
+    }` +
       (ownTransaction ? " in one transaction, committed once the whole file has verified" : "") +
       (state.jobs > 1 ? ` over ${state.jobs} sessions (${PARALLEL_PLAN[source.engine]})` : ""),
   );
@@ -660,6 +813,7 @@ async function applyPlan(
   source: VerifiedSource,
   state: TargetState,
   plan: RestorePlan,
+  notes: Notes,
 ): Promise<void> {
   const { server } = session;
   const { target } = source;
@@ -700,6 +854,7 @@ async function applyPlan(
       noOwner: request.noOwner && session.engine.ownership,
       jobs: state.jobs,
       request,
+      notes,
     });
     if (request.scratch) await request.scratch(session.adapter, target);
     else {
@@ -795,6 +950,7 @@ interface LoadOptions {
   /** Sessions (1: one client, the SQL streamed through). */
   jobs: number;
   request: RestoreRequest;
+  notes: Notes;
 }
 
 /** Streams the dump into the client; throws RestoreFailedError with the server's message. */
@@ -807,10 +963,14 @@ async function load(session: Session, source: VerifiedSource, options: LoadOptio
     noOwner: options.noOwner,
     targetMajor: session.engine.filterTargetMajor(session.serverMajor),
     ownTransaction: options.ownTransaction,
+    // Verified files hold no foreign statement; a file changed since, or streamed, may.
+    refuseForeign: true,
+    collectDefiners: source.streamed,
   };
   if (options.jobs > 1) return await loadParallel(session, source, options, filterOptions);
   const { child: spec, cleanup } = await session.server.clientCommand(session.client, target);
   const filter = new DumpFilter(filterOptions);
+  const tail = source.streamed ? new TailKeeper(COMPLETION_TAIL) : undefined;
   const sha = new Sha256Stream();
   const counter = new ByteCounter({
     onProgress: request.onProgress &&
@@ -832,15 +992,29 @@ async function load(session: Session, source: VerifiedSource, options: LoadOptio
     // then the trailer (the COMMIT) is never sent.
     const raw = await openRaw(inspection);
     const content = raw.readable.pipeThrough(counter).pipeThrough(sha);
-    const sql = (await raw.decompress(content)).pipeThrough(filter);
+    let plain = await raw.decompress(content);
+    if (tail) plain = plain.pipeThrough(tail.tap());
+    const sql = plain.pipeThrough(filter);
     const verified = async () => {
       if (inspection.packing !== "zip" && (await sha.digest) !== inspection.sha256) {
-        throw new RestoreFailedError(`${inspection.path} changed while it was being restored`);
+        throw new RestoreFailedError(
+          source.streamed
+            ? `${inspection.path} does not match its checksum`
+            : `${inspection.path} changed while it was being restored`,
+        );
       }
+      if (source.streamed) await checkStreamed(session, request, source, filter, tail!, options);
       return options.trailer;
     };
-    const feeding = feed(child.process.stdin, sql, options.prefix, verified, () => watch.touch())
-      .then(() => undefined, (e) => e);
+    let inputFailed = false;
+    const feeding = feed(child.process.stdin, sql, options.prefix, verified, {
+      progress: () => watch.touch(),
+      // The client must not run what it holds of a statement cut short: it goes first.
+      onInputError: () => {
+        inputFailed = true;
+        child?.kill(0);
+      },
+    }).then(() => undefined, (e) => e);
     const [feedError, status, stderr] = await Promise.all([
       feeding,
       child.process.status,
@@ -851,11 +1025,12 @@ async function load(session: Session, source: VerifiedSource, options: LoadOptio
       throw new RestoreFailedError("restore interrupted");
     }
     if (watch.stalled) {
-      throw new RestoreFailedError(
+      throw new LoadStalledError(
         `restore into ${target} ${watch.stalled} (${basename(spec.cmd)} killed; see ` +
           `backup.stall_timeout)`,
       );
     }
+    if (feedError && inputFailed) throw describeInputError(feedError, target);
     if (!status.success) {
       throw new RestoreFailedError(
         `restore into ${target} failed: ` +
@@ -867,13 +1042,7 @@ async function load(session: Session, source: VerifiedSource, options: LoadOptio
           ),
       );
     }
-    if (feedError instanceof RestoreFailedError) throw feedError;
-    if (feedError) {
-      throw new RestoreFailedError(
-        `restore into ${target} failed while reading the file: ` +
-          redact(feedError instanceof Error ? feedError.message : String(feedError)),
-      );
-    }
+    if (feedError) throw describeInputError(feedError, target);
     const noise = stderr.split("\n").filter((l) => l.trim());
     for (const line of noise.slice(0, 20)) request.log.warn(`${basename(spec.cmd)}: ${line}`);
   } finally {
@@ -942,7 +1111,7 @@ async function loadParallel(
     });
   } catch (e) {
     if (watch.stalled) {
-      throw new RestoreFailedError(
+      throw new LoadStalledError(
         `restore into ${target} ${watch.stalled} (${basename(session.client)} sessions killed; ` +
           `see backup.stall_timeout)`,
       );
@@ -1013,23 +1182,64 @@ async function feed(
   sql: ReadableStream<Uint8Array>,
   prefix: string,
   finish: () => Promise<string>,
-  progress: () => void,
+  on: { progress: () => void; onInputError: () => void },
 ): Promise<void> {
   const encoder = new TextEncoder();
   const writer = stdin.getWriter();
+  const input = sql.getReader();
+  // An error of the input (the file, its decompression, the filter, the final checks) is told
+  // before the client's input closes, so that the client can be stopped first.
+  const read = async <T>(step: () => Promise<T>): Promise<T> => {
+    try {
+      return await step();
+    } catch (e) {
+      on.onInputError();
+      throw e;
+    }
+  };
   try {
     if (prefix) await writer.write(encoder.encode(prefix));
-    for await (const chunk of sql) {
-      await writer.write(chunk);
-      progress();
+    for (;;) {
+      const next = await read(() => input.read());
+      if (next.done) break;
+      await writer.write(next.value);
+      on.progress();
     }
-    const trailer = await finish();
+    const trailer = await read(finish);
     if (trailer) await writer.write(encoder.encode(trailer));
     await writer.close();
   } catch (e) {
+    await input.cancel(e).catch(() => {});
     await writer.abort(e).catch(() => {});
     throw e;
   }
+}
+
+/** A load that failed on its input's side (not the client's): passed on as it is, or wrapped. */
+function describeInputError(e: unknown, target: string): VyaError {
+  if (e instanceof VyaError) return e;
+  return new RestoreFailedError(
+    `restore into ${target} failed while reading the file: ` +
+      redact(e instanceof Error ? e.message : String(e)),
+  );
+}
+
+/**
+ * The end of a streamed load ({@linkcode peekSource}), before its mark is removed: what the
+ * verify pass would have refused. The checksum has matched already.
+ */
+async function checkStreamed(
+  session: Session,
+  request: RestoreRequest,
+  source: VerifiedSource,
+  filter: DumpFilter,
+  tail: TailKeeper,
+  options: LoadOptions,
+): Promise<void> {
+  const facts = filter.reader.facts;
+  assertComplete(source.inspection.path, facts, tail);
+  source.inspection = { ...source.inspection, facts, rawBytes: facts.bytes, complete: true };
+  await checkDefiners(session, request, source, options.notes);
 }
 
 /** The file's bytes and how to decompress them (zip entries decompress from their offset). */
