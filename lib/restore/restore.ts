@@ -34,7 +34,7 @@ import { fileChunks } from "../stream/file_chunks.ts";
 import { decryptStream } from "../crypto/age_stream.ts";
 import type { IdentitySource } from "../crypto/identity_source.ts";
 import { Sha256Stream } from "../stream/sha256.ts";
-import { DumpFilter, type DumpFilterOptions } from "./dump_filter.ts";
+import { type DumpFacts, DumpFilter, type DumpFilterOptions } from "./dump_filter.ts";
 import { parallelLoad } from "./parallel/load.ts";
 import { BadBackupError, RestoreFailedError, RestoreRefusedError } from "./errors.ts";
 import {
@@ -301,7 +301,10 @@ export interface VerifiedSource {
  */
 async function peekSource(request: RestoreRequest): Promise<VerifiedSource | undefined> {
   const meta = request.source.metadata;
-  if (request.dryRun || request.scratch || (request.jobs ?? 1) > 1) return undefined;
+  if (request.dryRun || request.scratch) return undefined;
+  if ((request.jobs ?? 1) > 1 && SESSIONS_FROM_WHOLE_FILE[familyOf(request.instance.type)]) {
+    return undefined;
+  }
   if (meta?.kind !== "database" || meta.status !== "ok" || !meta.file || !meta.objects) {
     return undefined;
   }
@@ -798,6 +801,16 @@ function planRestore(
   };
 }
 
+/**
+ * Whether the sessions of a parallel load depend on a fact only a read of the whole file gives:
+ * a PostgreSQL dump with large objects loads in one session (pg_dump wraps them in a
+ * transaction of its own), so such a load verifies first.
+ */
+const SESSIONS_FROM_WHOLE_FILE: Record<EngineFamily, boolean> = {
+  postgresql: true,
+  mysql: false,
+};
+
 /** What each phase of a parallel load does, for the plan. */
 const PARALLEL_PLAN: Record<EngineFamily, string> = {
   postgresql: "pre-data in one, table data and then indexes over all, constraints, foreign " +
@@ -1003,7 +1016,9 @@ async function load(session: Session, source: VerifiedSource, options: LoadOptio
             : `${inspection.path} changed while it was being restored`,
         );
       }
-      if (source.streamed) await checkStreamed(session, request, source, filter, tail!, options);
+      if (source.streamed) {
+        await checkStreamed(session, request, source, filter.reader.facts, tail!, options.notes);
+      }
       return options.trailer;
     };
     let inputFailed = false;
@@ -1082,19 +1097,26 @@ async function loadParallel(
     () => session.server.busy(target),
     () => stop.abort(new RestoreFailedError("stalled")),
   );
+  const tail = source.streamed ? new TailKeeper(COMPLETION_TAIL) : undefined;
   try {
     const raw = await openRaw(inspection);
     const content = raw.readable.pipeThrough(counter).pipeThrough(sha);
+    const plain = await raw.decompress(content);
     await parallelLoad({
       jobs: options.jobs,
       family: source.engine,
-      sql: await raw.decompress(content),
+      sql: tail ? plain.pipeThrough(tail.tap()) : plain,
       filter: filterOptions,
       client: () => session.server.clientCommand(session.client, target),
-      verified: async () => {
+      verified: async (facts) => {
         if (inspection.packing !== "zip" && (await sha.digest) !== inspection.sha256) {
-          throw new RestoreFailedError(`${inspection.path} changed while it was being restored`);
+          throw new RestoreFailedError(
+            source.streamed
+              ? `${inspection.path} does not match its checksum`
+              : `${inspection.path} changed while it was being restored`,
+          );
         }
+        if (tail) await checkStreamed(session, request, source, facts, tail, options.notes);
       },
       signal: stop.signal,
       onActivity: () => watch.touch(),
@@ -1117,11 +1139,7 @@ async function loadParallel(
       );
     }
     if (request.signal?.aborted) throw new RestoreFailedError("restore interrupted");
-    if (e instanceof RestoreFailedError) throw e;
-    throw new RestoreFailedError(
-      `restore into ${target} failed while reading the file: ` +
-        redact(e instanceof Error ? e.message : String(e)),
-    );
+    throw describeInputError(e, target);
   } finally {
     watch.stop();
     request.signal?.removeEventListener("abort", onAbort);
@@ -1232,14 +1250,13 @@ async function checkStreamed(
   session: Session,
   request: RestoreRequest,
   source: VerifiedSource,
-  filter: DumpFilter,
+  facts: DumpFacts,
   tail: TailKeeper,
-  options: LoadOptions,
+  notes: Notes,
 ): Promise<void> {
-  const facts = filter.reader.facts;
   assertComplete(source.inspection.path, facts, tail);
   source.inspection = { ...source.inspection, facts, rawBytes: facts.bytes, complete: true };
-  await checkDefiners(session, request, source, options.notes);
+  await checkDefiners(session, request, source, notes);
 }
 
 /** The file's bytes and how to decompress them (zip entries decompress from their offset). */

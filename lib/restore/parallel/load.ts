@@ -10,7 +10,7 @@
 import { basename } from "node:path";
 import type { Logger } from "../../log.ts";
 import { type ChildSpec, startChild } from "../../process.ts";
-import { type DumpFilterOptions, DumpLineReader } from "../dump_filter.ts";
+import { type DumpFacts, type DumpFilterOptions, DumpLineReader } from "../dump_filter.ts";
 import { RestoreFailedError } from "../errors.ts";
 import { abortable, Changes, Spool } from "./spool.ts";
 import {
@@ -34,8 +34,11 @@ export interface ParallelLoadOptions {
   filter: DumpFilterOptions;
   /** A client command reading SQL on stdin into the target, one per session. */
   client: () => Promise<{ child: ChildSpec; cleanup: () => Promise<void> }>;
-  /** Called once the SQL has ended; throws when the file changed while it was read. */
-  verified: () => Promise<void>;
+  /**
+   * Called once the SQL has ended, with what the reader found; throws when the file changed
+   * while it was read, or (a load that reads the file only once) it is not fit to keep.
+   */
+  verified: (facts: DumpFacts) => Promise<void>;
   /** Ends the load (interrupt, stall): every session is killed. */
   signal: AbortSignal;
   /** Something went through (for the stall watch). */
@@ -180,7 +183,7 @@ class ParallelLoad {
       this.#reader.end(emit);
       splitter.end(this.#reader.outputLines);
       await splitter.settle();
-      await this.#o.verified();
+      await this.#o.verified(this.#reader.facts);
     } catch (e) {
       this.#fail(e);
     } finally {
