@@ -94,6 +94,37 @@ export async function dumpSize(server: BenchServer, database: string): Promise<n
   return Number(new TextDecoder().decode(out.stdout).trim());
 }
 
+/**
+ * The client creating `database` (a plain identifier), for bash: a restore into a new database
+ * needs one first, and vya's restore time includes its own CREATE DATABASE.
+ */
+export function createShell(server: BenchServer, database: string): string {
+  const sql = `CREATE DATABASE ${database}`;
+  if (server.engine === "postgresql") {
+    return [
+      `${server.bin}/psql`,
+      "-X",
+      "-q",
+      `--dbname=${pgConninfo(server.params, "postgres")}`,
+      "-c",
+      sql,
+    ].map(q).join(" ");
+  }
+  return [
+    "mariadb",
+    "--no-defaults",
+    "--protocol=TCP",
+    "-h",
+    server.host,
+    "-P",
+    String(server.port),
+    "-u",
+    server.user,
+    "-e",
+    sql,
+  ].map(q).join(" ");
+}
+
 /** The client loading SQL from stdin into `database`, for bash. */
 export function loadShell(server: BenchServer, database: string): string {
   if (server.engine === "postgresql") {

@@ -2,7 +2,9 @@
  * The benchmark's restore rows: `vya-backupdb restore --jobs N` for N = 1, 2, 4 beside the shell
  * pipeline (`gzip -dc f | psql` / `| mariadb`) and, on PostgreSQL, beside `pg_restore -j N` on a
  * custom-format dump (`pg_dump -Fc`) of the same database, all measured in the same run on the
- * same file's data.
+ * same file's data. Every row restores into a new database, and its CREATE DATABASE is timed
+ * with it (vya's restore creates the target itself; the shell runs `psql -c 'CREATE DATABASE …'`
+ * or `mariadb -e …` first).
  *
  * While the CLI does not know `--jobs` yet, the jobs-1 row runs plain `restore` (its default is
  * one job) and the other job counts are skipped with a "not available" line.
@@ -12,7 +14,7 @@
 import { join } from "node:path";
 import type { BenchServer } from "./data.ts";
 import { dropDatabase } from "./data.ts";
-import { clientEnv, loadShell, q, serverPid } from "./commands.ts";
+import { clientEnv, createShell, loadShell, q, serverPid } from "./commands.ts";
 import type { Sample } from "./measure.ts";
 import { PG_DUMP_OPTIONS, pgConninfo } from "../../lib/engines/postgres/dump.ts";
 
@@ -153,15 +155,15 @@ export async function restoreRows(ctx: RestoreRowsContext, rep: number): Promise
         { env: { NO_COLOR: "1" }, cwd: ctx.cwd, serverPid: pid },
       );
     } else if (c.who === "shell") {
-      await server.sql(`CREATE DATABASE ${target}`);
+      // The same job as vya's: into a new database, so CREATE DATABASE is timed too.
+      const load = `gzip -dc ${q(ctx.file)} | ${loadShell(server, target)}`;
       sample = await ctx.timed(
-        ["bash", "-o", "pipefail", "-c", `gzip -dc ${q(ctx.file)} | ${loadShell(server, target)}`],
+        ["bash", "-o", "pipefail", "-c", `${createShell(server, target)} && ${load}`],
         { env: clientEnv(server), serverPid: pid },
       );
     } else {
       const file = await customDump(ctx);
       const pg = server as Extract<BenchServer, { engine: "postgresql" }>;
-      await server.sql(`CREATE DATABASE ${target}`);
       // -j 1 is pg_restore's plain serial restore; --exit-on-error like psql's ON_ERROR_STOP.
       const argv = [
         `${pg.bin}/pg_restore`,
@@ -171,7 +173,10 @@ export async function restoreRows(ctx: RestoreRowsContext, rep: number): Promise
         `--dbname=${pgConninfo(pg.params, target)}`,
         file,
       ];
-      sample = await ctx.timed(argv, { env: clientEnv(server), serverPid: pid });
+      sample = await ctx.timed(
+        ["bash", "-c", `${createShell(server, target)} && ${argv.map(q).join(" ")}`],
+        { env: clientEnv(server), serverPid: pid },
+      );
     }
     if (ctx.checkData) await ctx.check();
     const name = label(c, engine);
