@@ -399,13 +399,31 @@ for (const entry of matrixEntries(MODE)) {
             assertEquals(await rows(b, APP_DB), await rows(a, APP_DB));
             assertEquals(await schema(entry, b, APP_DB), await schema(entry, a, APP_DB));
             assertEquals(await loginAsUser(entry, b), "500");
+            // The same file over four sessions: the same database, ownership and grants.
+            const j4 = `${APP_DB}_j4`;
+            r = await cli([
+              "restore",
+              "--instance",
+              "b",
+              "--file",
+              dbFile,
+              "--target",
+              j4,
+              "--jobs",
+              "4",
+            ]);
+            assertEquals(r.code, 0, r.stdout + r.stderr);
+            assertEquals(await rows(b, j4), await rows(a, APP_DB));
+            assertEquals(await schema(entry, b, j4), await schema(entry, a, APP_DB));
             if (entry.engine === "postgresql") {
-              assertEquals(
-                await b.sql(`SELECT tableowner FROM pg_tables WHERE tablename = 'user_notes'`, {
-                  database: APP_DB,
-                }),
-                USER,
-              );
+              for (const db of [APP_DB, j4]) {
+                assertEquals(
+                  await b.sql(`SELECT tableowner FROM pg_tables WHERE tablename = 'user_notes'`, {
+                    database: db,
+                  }),
+                  USER,
+                );
+              }
             } else {
               assertEquals(
                 await b.sql(`SELECT plugin FROM mysql.user WHERE user = '${USER}'`),
