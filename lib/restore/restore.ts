@@ -1008,17 +1008,9 @@ async function load(session: Session, source: VerifiedSource, options: LoadOptio
     let plain = await raw.decompress(content);
     if (tail) plain = plain.pipeThrough(tail.tap());
     const sql = plain.pipeThrough(filter);
+    const endCheck = endOfInput(session, source, options, sha, tail);
     const verified = async () => {
-      if (inspection.packing !== "zip" && (await sha.digest) !== inspection.sha256) {
-        throw new RestoreFailedError(
-          source.streamed
-            ? `${inspection.path} does not match its checksum`
-            : `${inspection.path} changed while it was being restored`,
-        );
-      }
-      if (source.streamed) {
-        await checkStreamed(session, request, source, filter.reader.facts, tail!, options.notes);
-      }
+      await endCheck(filter.reader.facts);
       return options.trailer;
     };
     let inputFailed = false;
@@ -1108,16 +1100,7 @@ async function loadParallel(
       sql: tail ? plain.pipeThrough(tail.tap()) : plain,
       filter: filterOptions,
       client: () => session.server.clientCommand(session.client, target),
-      verified: async (facts) => {
-        if (inspection.packing !== "zip" && (await sha.digest) !== inspection.sha256) {
-          throw new RestoreFailedError(
-            source.streamed
-              ? `${inspection.path} does not match its checksum`
-              : `${inspection.path} changed while it was being restored`,
-          );
-        }
-        if (tail) await checkStreamed(session, request, source, facts, tail, options.notes);
-      },
+      verified: endOfInput(session, source, options, sha, tail),
       signal: stop.signal,
       onActivity: () => watch.touch(),
       onTables: progress && ((done, total, loading) => {
@@ -1243,20 +1226,33 @@ function describeInputError(e: unknown, target: string): VyaError {
 }
 
 /**
- * The end of a streamed load ({@linkcode peekSource}), before its mark is removed: what the
- * verify pass would have refused. The checksum has matched already.
+ * What a load checks once its input has ended, before its mark is removed (and, in one
+ * transaction, before the COMMIT is sent): the file hashed as it was read is the one verified
+ * (or recorded, for a streamed load). A streamed load ({@linkcode peekSource}, `tail` given)
+ * also checks what the verify pass would have refused: the completion marker and the DEFINER
+ * accounts; the source then holds the facts of the whole file.
  */
-async function checkStreamed(
+function endOfInput(
   session: Session,
-  request: RestoreRequest,
   source: VerifiedSource,
-  facts: DumpFacts,
-  tail: TailKeeper,
-  notes: Notes,
-): Promise<void> {
-  assertComplete(source.inspection.path, facts, tail);
-  source.inspection = { ...source.inspection, facts, rawBytes: facts.bytes, complete: true };
-  await checkDefiners(session, request, source, notes);
+  options: LoadOptions,
+  sha: Sha256Stream,
+  tail: TailKeeper | undefined,
+): (facts: DumpFacts) => Promise<void> {
+  const { inspection } = source;
+  return async (facts) => {
+    if (inspection.packing !== "zip" && (await sha.digest) !== inspection.sha256) {
+      throw new RestoreFailedError(
+        source.streamed
+          ? `${inspection.path} does not match its checksum`
+          : `${inspection.path} changed while it was being restored`,
+      );
+    }
+    if (!tail) return;
+    assertComplete(inspection.path, facts, tail);
+    source.inspection = { ...inspection, facts, rawBytes: facts.bytes, complete: true };
+    await checkDefiners(session, options.request, source, options.notes);
+  };
 }
 
 /** The file's bytes and how to decompress them (zip entries decompress from their offset). */
