@@ -281,3 +281,42 @@ Deno.test("filter: refuseForeign stops before any byte of a foreign statement is
     assertEquals(pass(c.text, 64, { dialect: c.dialect, collectDefiners: true }).out, c.text);
   }
 });
+
+Deno.test("filter: foreign statements in lower case, indented, or as client commands are caught", () => {
+  const pgHead = "--\n-- PostgreSQL database dump\n--\nCREATE TABLE t (x int);\n";
+  const myHead = "-- MariaDB dump 10.19\nINSERT INTO `t` VALUES (1),(2);\n";
+  const cases = [
+    { head: pgHead, line: "drop database other;", dialect: postgresDialect },
+    { head: pgHead, line: "copy t to program 'id';", dialect: postgresDialect },
+    { head: pgHead, line: "   \\connect other", dialect: postgresDialect },
+    { head: pgHead, line: "\tALTER SYSTEM SET fsync = off;", dialect: postgresDialect },
+    { head: myHead, line: "  USE other;", dialect: mysqlDialect },
+    { head: myHead, line: "\tDROP DATABASE other;", dialect: mysqlDialect },
+    { head: myHead, line: "connect other", dialect: mysqlDialect },
+    { head: myHead, line: "system id", dialect: mysqlDialect },
+    { head: myHead, line: "source /tmp/x.sql", dialect: mysqlDialect },
+  ];
+  for (const c of cases) {
+    const text = c.head + c.line + "\nCREATE TABLE after (x int);\n";
+    for (const size of [1, 9, 65536]) {
+      const what = `${JSON.stringify(c.line)}, chunks of ${size}`;
+      const r = pass(text, size, { dialect: c.dialect, refuseForeign: true });
+      assertEquals(r.error instanceof Error, true, what);
+      assertEquals(r.out.includes(c.line.trim().slice(0, 4)), false, `${what}: passed on`);
+    }
+  }
+  // What the dump tools write at those places is not taken for one.
+  const fine = [
+    { text: pgHead + "COMMENT ON TABLE t IS 'drop database other';\n", dialect: postgresDialect },
+    {
+      text: myHead + "DELIMITER ;;\nCREATE PROCEDURE p()\nBEGIN\n  SET @use_count = 1;\n" +
+        "  SELECT source_id FROM t;\nEND ;;\nDELIMITER ;\n",
+      dialect: mysqlDialect,
+    },
+  ];
+  for (const f of fine) {
+    const r = pass(f.text, 7, { dialect: f.dialect, refuseForeign: true });
+    assertEquals(r.error, undefined);
+    assertEquals(r.out, f.text);
+  }
+});

@@ -198,7 +198,8 @@ export class DumpLineReader {
     this.#lexers = options.dialect
       ? [new SqlLexer(options.dialect)]
       : DIALECTS.map((dialect) => new SqlLexer(dialect));
-    if (options.collectDefiners) this.#definers = new MysqlBodyScanner();
+    // The scanner is also what finds a MySQL body's foreign statements.
+    if (options.collectDefiners || options.refuseForeign) this.#definers = new MysqlBodyScanner();
   }
 
   /**
@@ -386,7 +387,9 @@ export class DumpLineReader {
     // The line is never read whole: judge its start, as a line of normal length is judged.
     if (lexer.atBoundary) {
       const head = concat([...this.#carry, rest], this.#carryBytes + rest.length).subarray(0, 64);
-      if (leavesTarget(decoder.decode(head))) this.#foreign(head, this.facts.lines + 1);
+      if (leavesTarget(decoder.decode(head).trimStart())) {
+        this.#foreign(head, this.facts.lines + 1);
+      }
     }
     for (const part of this.#carry) {
       lexer.feed(part, 0, part.length, false);
@@ -523,6 +526,11 @@ export class DumpLineReader {
     }
     if (first === 0x44 /* D */) {
       if (leavesTarget(decoder.decode(line.subarray(0, 32)))) this.#foreign(line);
+    }
+    // pg_dump starts its statements in upper case at the line's start; a statement written
+    // otherwise is no pg_dump's, but whether it leaves the target is still judged.
+    if (first === 0x20 || first === 0x09 || (first >= 0x61 && first <= 0x7a)) {
+      if (leavesTarget(decoder.decode(line.subarray(0, 80)).trimStart())) this.#foreign(line);
     }
     // Only statements that begin with these letters matter here; the rest is just lexed.
     if (

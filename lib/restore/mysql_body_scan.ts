@@ -46,8 +46,11 @@ export interface ForeignStatement {
   text: string;
 }
 
-// At a line's start, after an optional version comment `/*!40000 `.
-const FOREIGN_RE = /^(?:\/\*!\d{5}\s*)?(USE\b|(?:CREATE|DROP)\s+(?:DATABASE|SCHEMA)\b|\\[^C-])/i;
+// At a line's start (the client skips blanks there too), after an optional version comment
+// `/*!40000 `: statements on other databases, and the client's own commands that switch
+// database, read another file or run one on this machine (long forms as well as `\u`, `\.`…).
+const FOREIGN_RE =
+  /^\s*(?:\/\*!\d{5}\s*)?(USE\b|CONNECT\b|SOURCE\b|SYSTEM\b|(?:CREATE|DROP)\s+(?:DATABASE|SCHEMA)\b|\\[^C-])/i;
 
 /** Collects DEFINER accounts and foreign statements from the chunks of a dump, in order. */
 export class MysqlBodyScanner {
@@ -134,9 +137,11 @@ function mayMatter(head: Uint8Array): boolean {
 
 /** Whether a line whose first byte is `b` can hold anything this scanner looks for. */
 function mayMatterByte(b: number): boolean {
-  // "/*!", "CREATE", "DROP", "USE" (any case), or a client command's backslash.
+  // "/*!", "CREATE"/"CONNECT", "DROP", "USE", "SOURCE"/"SYSTEM" (any case), a client command's
+  // backslash, or a blank before any of them.
   const c = b | 0x20;
-  return b === 0x2f || b === 0x5c || c === 0x63 || c === 0x64 || c === 0x75;
+  return b === 0x2f || b === 0x5c || b === 0x20 || b === 0x09 || c === 0x63 || c === 0x64 ||
+    c === 0x75 || c === 0x73;
 }
 
 /** Whether a line starting with `head` can open a view, routine, trigger or event. */

@@ -33,7 +33,7 @@ import { ByteCounter } from "../stream/counter.ts";
 import { fileChunks } from "../stream/file_chunks.ts";
 import { decryptStream } from "../crypto/age_stream.ts";
 import type { IdentitySource } from "../crypto/identity_source.ts";
-import { Sha256Stream } from "../stream/sha256.ts";
+import { sha256File, Sha256Stream } from "../stream/sha256.ts";
 import { type DumpFacts, DumpFilter, type DumpFilterOptions } from "./dump_filter.ts";
 import { parallelLoad } from "./parallel/load.ts";
 import { BadBackupError, RestoreFailedError, RestoreRefusedError } from "./errors.ts";
@@ -181,9 +181,11 @@ export async function restore(request: RestoreRequest): Promise<RestoreResult> {
   }
   let loading = false;
   try {
-    const state = await readTarget(session, request, source, notes);
+    let state = await readTarget(session, request, source, notes);
     if (source.streamed && !await streamable(session, request, source, state)) {
       source = await verifySource(request, notes);
+      // The verify took time: the target is read again right before it is changed.
+      state = await readTarget(session, request, source, notes);
     }
     for (const warning of source.deferred ?? []) notes.warn(warning);
     await checkNeeds(session, request, source, state, notes);
@@ -233,7 +235,10 @@ async function explainStreamed(
   source: VerifiedSource,
   loaded?: Session,
 ): Promise<unknown> {
-  if (!source.streamed || request.signal?.aborted || error instanceof LoadStalledError) {
+  if (
+    !source.streamed || request.signal?.aborted || error instanceof LoadStalledError ||
+    error instanceof BadBackupError // the verify pass's own refusal already
+  ) {
     return error;
   }
   const quiet = new Notes(silentLogger);
@@ -308,7 +313,22 @@ async function peekSource(request: RestoreRequest): Promise<VerifiedSource | und
   if (meta?.kind !== "database" || meta.status !== "ok" || !meta.file || !meta.objects) {
     return undefined;
   }
-  const inspection = await peekDump(request.source.path, {
+  // An existing target is read and changed only after the whole file verified, as always.
+  const target = request.target ?? meta.database;
+  if (!target || await targetExists(request, target)) return undefined;
+  // The checksum still gates: nothing of a file that is not the recorded one is ever sent. It
+  // reads only the compressed bytes, a fraction of the cost of decompressing them.
+  const { path } = request.source;
+  const bytes = meta.file.bytes;
+  const sha256 = await sha256File(path, {
+    onBytes: request.onProgress && ((n) => request.onProgress!("verify", n, bytes)),
+    signal: request.signal,
+  }).catch((e) => {
+    if (request.signal?.aborted) throw e;
+    return undefined; // unreadable: the verify pass says why
+  });
+  if (sha256 !== meta.file.sha256) return undefined;
+  const inspection = await peekDump(path, {
     expectedSha256: meta.file.sha256,
     identities: request.identities,
     recipients: meta.encryption?.recipients,
@@ -323,11 +343,24 @@ async function peekSource(request: RestoreRequest): Promise<VerifiedSource | und
   }
 }
 
+/** Whether database `name` exists, asked over a connection of its own (closed again). */
+async function targetExists(request: RestoreRequest, name: string): Promise<boolean> {
+  let adapter: EngineAdapter | undefined;
+  try {
+    adapter = await connect(request.instance.type, request.params);
+    return (await adapter.listDatabases()).some((d) => d.name === name);
+  } catch {
+    return true; // not known: the file is read first, and the connection's error told after
+  } finally {
+    await adapter?.close().catch(() => {});
+  }
+}
+
 /**
- * Whether a load may stream the file it has only peeked at: the target does not exist (an
- * existing one, empty or under --force, is changed only after the whole file verified), and on
- * PostgreSQL in one transaction, the relations the metadata counts fit well within the
- * server's lock table (the exact count is only known from a read of the whole file).
+ * Whether a load may stream the file it has only peeked at: the target still does not exist
+ * (it did not a moment ago, see {@linkcode peekSource}), and on PostgreSQL in one transaction,
+ * the relations the metadata counts fit well within the server's lock table (the exact count is
+ * only known from a read of the whole file).
  */
 async function streamable(
   session: Session,
@@ -340,8 +373,10 @@ async function streamable(
   const o = source.meta?.objects ?? {};
   const estimate = 3 * (o.tables ?? 0) + (o.sequences ?? 0) + (o.views ?? 0);
   const capacity = await session.server.lockCapacity().catch(() => undefined);
-  // Indexes are not counted in the metadata: a margin of two for them.
-  return capacity !== undefined && 2 * estimate < capacity;
+  // Indexes are not counted in the metadata: a wide margin for them (a table with up to a dozen
+  // indexes). Past it the whole file is read first and counted exactly; guessing wrong would
+  // fill the server's lock table for every session until the load failed.
+  return capacity !== undefined && 5 * estimate < capacity;
 }
 
 /** Step 1: reads the file before any connection; throws BadBackupError when it is unusable. */
@@ -1251,7 +1286,12 @@ function endOfInput(
     if (!tail) return;
     assertComplete(inspection.path, facts, tail);
     source.inspection = { ...inspection, facts, rawBytes: facts.bytes, complete: true };
-    await checkDefiners(session, options.request, source, options.notes);
+    // Bounded: a server that stopped answering must not hold the run at its very end.
+    await withTimeout(
+      checkDefiners(session, options.request, source, options.notes),
+      CLEANUP_MS,
+      "checking the dump's DEFINER accounts on the server",
+    );
   };
 }
 

@@ -65,15 +65,24 @@ export class Sha256Stream extends TransformStream<Uint8Array, Uint8Array> {
 
 const READ_SIZE = 1024 * 1024;
 
-/** The lowercase hex SHA-256 of a file, read in 1 MiB pieces. */
-export async function sha256File(path: string | URL): Promise<string> {
+/**
+ * The lowercase hex SHA-256 of a file, read in 1 MiB pieces; `onBytes` hears the bytes read so
+ * far, `signal` stops the reading (the promise rejects with its reason).
+ */
+export async function sha256File(
+  path: string | URL,
+  options: { onBytes?: (bytes: number) => void; signal?: AbortSignal } = {},
+): Promise<string> {
   const hash = createHash("sha256");
   using file = await Deno.open(path, { read: true });
   const buffer = new Uint8Array(READ_SIZE);
+  let bytes = 0;
   for (;;) {
+    options.signal?.throwIfAborted();
     const n = await file.read(buffer);
     if (n === null) break;
     hash.update(buffer.subarray(0, n));
+    options.onBytes?.(bytes += n);
   }
   return hash.digest("hex");
 }
