@@ -5,6 +5,7 @@
  * @module
  */
 import { redact } from "./redact.ts";
+import { concatBytes } from "./stream/bytes.ts";
 
 /** How to start one client tool. */
 export interface ChildSpec {
@@ -146,18 +147,8 @@ export async function collectTail(
       dropped = true;
     }
   }
-  const text = new TextDecoder().decode(concat(chunks));
+  const text = new TextDecoder().decode(concatBytes(chunks));
   return dropped ? "…" + text : text;
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }
 
 /** Runs a tool to completion and returns its stdout, throwing with its stderr on failure. */

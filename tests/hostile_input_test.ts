@@ -191,8 +191,9 @@ Deno.test("SIGTERM while a large dump is verified ends the run with exit 130 at 
     const stderr = new TextDecoder().decode(out.stderr);
     assertEquals(out.code, 130, stderr);
     // Alone it exits within a second; the bound leaves room for a machine busy with the other
-    // test files, and is still far below the tens of seconds the whole verification takes then.
-    assert(took < 8000, `exited ${took} ms after SIGTERM`);
+    // test files (8.2 s was seen once there), and is still far below the tens of seconds the
+    // whole verification takes then.
+    assert(took < 12_000, `exited ${took} ms after SIGTERM`);
   });
 });
 

@@ -10,6 +10,7 @@ import {
 } from "../lib/restore/dump_filter.ts";
 import { postgresDialect } from "../lib/engines/postgres/dialect.ts";
 import { mysqlDialect } from "../lib/engines/mysql/dialect.ts";
+import { concatBytes } from "../lib/stream/bytes.ts";
 
 const DUMP = [
   "CREATE DATABASE old;",
@@ -184,17 +185,7 @@ function pass(
   } catch (e) {
     error = e;
   }
-  return { out: new TextDecoder().decode(concatAll(out)), error };
-}
-
-function concatAll(parts: Uint8Array[]): Uint8Array {
-  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    all.set(p, at);
-    at += p.length;
-  }
-  return all;
+  return { out: new TextDecoder().decode(concatBytes(out)), error };
 }
 
 Deno.test("filter: a psql command padded past the held-line limit is still foreign", () => {
@@ -319,4 +310,42 @@ Deno.test("filter: foreign statements in lower case, indented, or as client comm
     assertEquals(r.error, undefined);
     assertEquals(r.out, f.text);
   }
+});
+
+Deno.test("filter: a second statement or a psql command after a statement on one line is judged too", () => {
+  const head = "--\n-- PostgreSQL database dump\n--\nCREATE TABLE t (x int);\n";
+  const foreign = [
+    "SELECT 1; \\connect other",
+    "SELECT 1; DROP DATABASE other;",
+    "SELECT 1 \\! id",
+    "CREATE TABLE u (\n    a int); \\connect other",
+    "SELECT 1; /* c */ ALTER SYSTEM SET fsync = off;",
+  ];
+  for (const line of foreign) {
+    const text = head + line + "\nCREATE TABLE after (x int);\n";
+    for (const size of [1, 13, 65536]) {
+      const what = `${JSON.stringify(line)}, chunks of ${size}`;
+      const looked = new DumpLineReader({ dialect: postgresDialect });
+      const bytes = new TextEncoder().encode(text);
+      for (let i = 0; i < bytes.length; i += size) {
+        looked.push(bytes.subarray(i, i + size), () => {});
+      }
+      looked.end(() => {});
+      assertEquals(looked.facts.foreign?.line, 5 + line.split("\n").length - 1, what);
+      const r = pass(text, size, { dialect: postgresDialect, refuseForeign: true });
+      assertEquals(r.error instanceof Error, true, what);
+      assertEquals(r.out.includes("other") || r.out.includes("\\!"), false, `${what}: sent`);
+    }
+  }
+  // Where pg_dump writes such text it is quoted, commented or in a body: not judged.
+  const fine = head + [
+    "CREATE FUNCTION f() RETURNS text LANGUAGE sql AS $$SELECT 1; DROP DATABASE other; \\connect x$$;",
+    "COMMENT ON TABLE t IS E'a\\\\b; DROP DATABASE other; \\\\connect x';",
+    "-- SELECT 1; \\connect other",
+    "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO t VALUES (1); DELETE FROM t);",
+    "",
+  ].join("\n");
+  const r = pass(fine, 5, { dialect: postgresDialect, refuseForeign: true });
+  assertEquals(r.error, undefined);
+  assertEquals(r.out, fine);
 });

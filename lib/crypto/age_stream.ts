@@ -19,6 +19,7 @@ import { type ErrorKind, VyaError } from "../errors.ts";
 import { youngCollector } from "../stream/gc.ts";
 import type { AgeIdentities } from "./age_keys.ts";
 import { parseRecipients } from "./age_keys.ts";
+import { concatBytes } from "../stream/bytes.ts";
 
 /** Plaintext bytes per STREAM chunk (age spec). */
 export const AGE_CHUNK: number = 64 * 1024;
@@ -228,13 +229,6 @@ function startsLikeAge(buf: Uint8Array): boolean {
   return new TextDecoder().decode(buf.subarray(0, n)) === VERSION_LINE.slice(0, n);
 }
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
-
 /** Opens the header with the identities; the payload key, or an {@linkcode AgeError}. */
 async function openHeader(
   header: Uint8Array,
@@ -294,7 +288,7 @@ export function decryptStream(
     async transform(data, controller) {
       collect(data.length);
       if (chunker) return chunker.push(data);
-      head = concat(head, data);
+      head = concatBytes([head, data]);
       if (!startsLikeAge(head)) {
         throw new AgeError(`${file} is not an age-encrypted file`, "not-age", "refused");
       }

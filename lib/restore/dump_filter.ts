@@ -10,6 +10,7 @@
 import { DIALECTS, type SqlDialect } from "../engines/dialect.ts";
 import { SqlLexer } from "./sql_lexer.ts";
 import { type DefinerAccount, type ForeignStatement, MysqlBodyScanner } from "./mysql_body_scan.ts";
+import { concatBytes } from "../stream/bytes.ts";
 
 /** What a pass over a dump found. */
 export interface DumpFacts {
@@ -251,9 +252,9 @@ export class DumpLineReader {
       }
       if (this.#longLine) {
         // The end of a line too long to hold: it was not one the reader acts on.
-        this.#longLine = false;
         const tail = chunk.subarray(pos, nl + 1);
         this.#lexer!.feed(tail);
+        this.#longLine = false;
         this.facts.lines++;
         emit(tail);
         pos = nl + 1;
@@ -262,7 +263,7 @@ export class DumpLineReader {
       let line: Uint8Array;
       if (this.#carryBytes > 0) {
         this.#carry.push(chunk.subarray(pos, nl + 1));
-        line = concat(this.#carry, this.#carryBytes + nl + 1 - pos);
+        line = concatBytes(this.#carry, this.#carryBytes + nl + 1 - pos);
         this.#carry = [];
         this.#carryBytes = 0;
       } else line = chunk.subarray(pos, nl + 1);
@@ -285,7 +286,7 @@ export class DumpLineReader {
       return;
     }
     if (this.#carryBytes > 0) {
-      const line = concat(this.#carry, this.#carryBytes);
+      const line = concatBytes(this.#carry, this.#carryBytes);
       this.#carry = [];
       this.#carryBytes = 0;
       if (this.#midDataLine || this.#mode === "pass") emit(line);
@@ -312,12 +313,12 @@ export class DumpLineReader {
     if (held.length) {
       const cut = Math.max(0, held.length + rest.length - keep);
       if (cut === 0) {
-        this.#held = concat([held, rest], held.length + rest.length);
+        this.#held = concatBytes([held, rest], held.length + rest.length);
         return;
       }
       if (cut < held.length) {
         out(held.subarray(0, cut));
-        this.#held = concat([held.subarray(cut), rest], held.length - cut + rest.length);
+        this.#held = concatBytes([held.subarray(cut), rest], held.length - cut + rest.length);
         return;
       }
       out(held);
@@ -355,7 +356,7 @@ export class DumpLineReader {
       // A data line may be huge: let it flow unless it could still turn out to be "\.".
       if (this.#midDataLine || this.#carryBytes + rest.length > 3) {
         if (this.#carryBytes > 0) {
-          const head = concat(this.#carry, this.#carryBytes);
+          const head = concatBytes(this.#carry, this.#carryBytes);
           this.#carry = [];
           this.#carryBytes = 0;
           emit(head);
@@ -386,11 +387,16 @@ export class DumpLineReader {
     const lexer = this.#lexer!;
     // The line is never read whole: judge its start, as a line of normal length is judged.
     if (lexer.atBoundary) {
-      const head = concat([...this.#carry, rest], this.#carryBytes + rest.length).subarray(0, 64);
+      const head = concatBytes([...this.#carry, rest], this.#carryBytes + rest.length).subarray(
+        0,
+        64,
+      );
       if (leavesTarget(decoder.decode(head).trimStart())) {
         this.#foreign(head, this.facts.lines + 1);
       }
     }
+    // Set first: what the lexer reports while the pieces are fed is on a line not counted yet.
+    this.#longLine = true;
     for (const part of this.#carry) {
       lexer.feed(part, 0, part.length, false);
       emit(part);
@@ -399,7 +405,6 @@ export class DumpLineReader {
     this.#carryBytes = 0;
     lexer.feed(rest, 0, rest.length, false);
     emit(rest);
-    this.#longLine = true;
   }
 
   /** 1-based line number of byte `at` of a chunk not yet counted. */
@@ -473,6 +478,9 @@ export class DumpLineReader {
         this.facts.banner = text;
         this.facts.bannerLine = this.facts.lines;
         this.#mode = lexer.dialect.body === "passThrough" ? "pass" : "body";
+        if (this.#mode === "body") {
+          lexer.observe((buffer, at, what) => this.#statement(buffer, at, what));
+        }
         // The banner's own line ends here: the scanner starts at the next line.
         this.#definers?.push(new Uint8Array([NL]));
         return true;
@@ -566,6 +574,21 @@ export class DumpLineReader {
     return true;
   }
 
+  /**
+   * PostgreSQL body: each statement's start and each backslash outside quotes, wherever in a
+   * line (pg_dump writes one statement a line and psql commands only as lines of their own,
+   * which are judged before they reach the lexer): `SELECT 1; \connect other` or
+   * `SELECT 1; DROP DATABASE other;` is foreign too.
+   */
+  #statement(buffer: Uint8Array, at: number, what: "statement" | "backslash"): void {
+    // A statement at the start of a line was judged before the line reached the lexer.
+    if (what === "statement" && !this.#longLine && onlyBlanksBefore(buffer, at)) return;
+    const text = buffer.subarray(at, at + 80);
+    if (what === "backslash" || leavesTarget(decoder.decode(text))) {
+      this.#foreign(text, this.#longLine ? this.facts.lines + 1 : this.facts.lines);
+    }
+  }
+
   /** Records (or, with refuseForeign, stops at) a line that leaves the target. */
   #foreign(line: Uint8Array, at = this.facts.lines): void {
     this.facts.foreign ??= {
@@ -600,6 +623,11 @@ export class DumpLineReader {
     const revoke = REVOKE_RE.exec(text);
     if (revoke && topLevelAt(dialect, text, text.lastIndexOf(" FROM "))) add(revoke[1]);
   }
+}
+
+function onlyBlanksBefore(buffer: Uint8Array, at: number): boolean {
+  for (let i = 0; i < at; i++) if (buffer[i] !== 0x20 && buffer[i] !== 0x09) return false;
+  return true;
 }
 
 /**
@@ -671,16 +699,6 @@ function countNewlines(chunk: Uint8Array, from: number, to = chunk.length): numb
   }
   for (; i < to; i++) if (chunk[i] === NL) n++;
   return n;
-}
-
-function concat(parts: Uint8Array[], size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /**

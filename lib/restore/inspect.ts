@@ -66,6 +66,9 @@ export interface InspectOptions {
   recipients?: readonly string[];
 }
 
+/** Decompressed bytes between two breaks of the verify pass (see the sink in inspectDump). */
+const BREAK_EVERY = 16 * 1024 * 1024;
+
 /** How much of the end of a dump's SQL is kept to find the completion marker in. */
 export const COMPLETION_TAIL = 4096;
 
@@ -158,11 +161,20 @@ export async function inspectDump(
   const reader = new DumpLineReader({ collectDefiners: true });
   const tail = new TailKeeper(COMPLETION_TAIL);
   let rawBytes = 0;
+  let sinceBreak = 0;
   const sink = new WritableStream<Uint8Array>({
-    write(chunk) {
+    async write(chunk) {
       rawBytes += chunk.length;
       reader.push(chunk, () => {});
       tail.push(chunk);
+      // A file that decompresses hugely (a gzip bomb, a run of one byte) hands over many MB per
+      // piece read, all as microtasks: a break now and then lets a SIGTERM be heard at once.
+      sinceBreak += chunk.length;
+      if (sinceBreak >= BREAK_EVERY) {
+        sinceBreak = 0;
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        options.signal?.throwIfAborted();
+      }
     },
     close() {
       reader.end(() => {});

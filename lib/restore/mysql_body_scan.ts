@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { concatBytes } from "../stream/bytes.ts";
 
 /** One account named by a DEFINER clause. */
 export interface DefinerAccount {
@@ -90,7 +91,7 @@ export class MysqlBodyScanner {
         }
       } else if (this.#head !== null) {
         const part = chunk.subarray(start, Math.min(end, start + HEAD - this.#head.length));
-        const head = this.#head.length ? concat(this.#head, part) : part;
+        const head = this.#head.length ? concatBytes([this.#head, part]) : part;
         if (nl < 0 && head.length < HEAD && mayMatter(head)) this.#head = head.slice();
         else {
           this.#look(head);
@@ -154,11 +155,4 @@ function mayOpenObject(head: Uint8Array): boolean {
     if (head[i] !== create[i]) return false;
   }
   return true;
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
 }

@@ -8,6 +8,7 @@
  * @module
  */
 import type { SqlDialect } from "../engines/dialect.ts";
+import { concatBytes } from "../stream/bytes.ts";
 
 const SQ = 0x27; // '
 const DQ = 0x22; // "
@@ -21,13 +22,6 @@ const STAR = 0x2a;
 
 const EMPTY = new Uint8Array(0);
 const MAX_TAG = 256;
-
-function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
-}
 
 function isSpace(b: number): boolean {
   return b === 0x20 || b === 0x09 || b === 0x0d || b === 0x0a || b === 0x0c;
@@ -49,6 +43,13 @@ const STOP = -1;
 function isTagStart(b: number): boolean {
   return (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || b === 0x5f || b >= 0x80;
 }
+
+/** See {@linkcode SqlLexer.observe}; a throw stops the reading of the line. */
+export type LexerObserver = (
+  buffer: Uint8Array,
+  at: number,
+  what: "statement" | "backslash",
+) => void;
 
 /** Lexical state of a dump, fed one line at a time. */
 export class SqlLexer {
@@ -75,6 +76,7 @@ export class SqlLexer {
   #hold: Uint8Array = EMPTY;
   #skip = 0;
   #before: number[] = [0x20, 0x20];
+  #observer?: LexerObserver;
 
   /** Creates a lexer at the start of a file. */
   constructor(dialect: SqlDialect) {
@@ -104,6 +106,15 @@ export class SqlLexer {
   }
 
   /**
+   * Tells `observer` of every statement's first byte and of every backslash outside quotes
+   * and comments, wherever in a line they are (a second statement on a line, a psql command
+   * after a statement), with the buffer and position being read.
+   */
+  observe(observer: LexerObserver): void {
+    this.#observer = observer;
+  }
+
+  /**
    * Changes the statement delimiter (`DELIMITER x`, where the dialect has the command); the
    * caller recognises the command, which is a client command and not SQL.
    */
@@ -120,7 +131,7 @@ export class SqlLexer {
    */
   feed(line: Uint8Array, from = 0, to = line.length, final = true): void {
     if (this.#hold.length > 0) {
-      line = concatBytes(this.#hold, line.subarray(from, to));
+      line = concatBytes([this.#hold, line.subarray(from, to)]);
       from = 0;
       to = line.length;
       this.#hold = EMPTY;
@@ -246,6 +257,10 @@ export class SqlLexer {
         this.#inStatement = false;
         return i + this.#delimiter.length;
       }
+    }
+    if (this.#observer) {
+      if (!this.#inStatement) this.#observer(line, i, "statement");
+      if (b === BS) this.#observer(line, i, "backslash");
     }
     this.#inStatement = true;
     if (b === SQ || b === DQ || (this.#backticks && b === BT)) {

@@ -12,6 +12,7 @@ import { fromNodeTransform } from "./node_transform.ts";
 import { parallelGzip } from "./gzip_parallel.ts";
 import { offloadedZstd } from "./zstd_offload.ts";
 import { guardZstdDecompressor, zstdFrameCheck } from "./zstd_guard.ts";
+import { concatBytes } from "./bytes.ts";
 
 /** A compression format the tool writes and reads. */
 export type CodecFormat = "gzip" | "zstd" | "none";
@@ -120,7 +121,7 @@ function withoutTrailingEmptyFrame(
         held = chunk.slice(chunk.length - n);
         return;
       }
-      const all = concat(held, chunk);
+      const all = concatBytes([held, chunk]);
       if (all.length > n) {
         controller.enqueue(all.subarray(0, all.length - n));
         emitted += all.length - n;
@@ -145,13 +146,6 @@ function withoutTrailingEmptyFrame(
     Uint8Array,
     Uint8Array
   >;
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
 }
 
 const zstd: Codec = {

@@ -56,6 +56,11 @@ export function q(word: string): string {
   return `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
+/** How a MariaDB client of the bench reaches the server (the password is in its environment). */
+function myConnection(server: BenchServer): string[] {
+  return ["--protocol=TCP", "-h", server.host, "-P", String(server.port), "-u", server.user];
+}
+
 /** The dump command for bash, and the environment carrying the password. */
 export function dumpShell(server: BenchServer, database: string): string {
   if (server.engine === "postgresql") {
@@ -69,13 +74,7 @@ export function dumpShell(server: BenchServer, database: string): string {
   return [
     "mariadb-dump",
     "--no-defaults",
-    "--protocol=TCP",
-    "-h",
-    server.host,
-    "-P",
-    String(server.port),
-    "-u",
-    server.user,
+    ...myConnection(server),
     ...MYSQL_DUMP_OPTIONS,
     "--",
     database,
@@ -113,13 +112,7 @@ export function createShell(server: BenchServer, database: string): string {
   return [
     "mariadb",
     "--no-defaults",
-    "--protocol=TCP",
-    "-h",
-    server.host,
-    "-P",
-    String(server.port),
-    "-u",
-    server.user,
+    ...myConnection(server),
     "-e",
     sql,
   ].map(q).join(" ");
@@ -143,13 +136,7 @@ export function loadShell(server: BenchServer, database: string): string {
     "mariadb",
     "--no-defaults",
     "--default-character-set=utf8mb4",
-    "--protocol=TCP",
-    "-h",
-    server.host,
-    "-P",
-    String(server.port),
-    "-u",
-    server.user,
+    ...myConnection(server),
     `--database=${database}`,
   ].map(q).join(" ");
 }

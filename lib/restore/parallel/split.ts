@@ -17,6 +17,7 @@
  * @module
  */
 import type { Spool, SpoolFile } from "./spool.ts";
+import { concatBytes } from "../../stream/bytes.ts";
 
 /** A phase of a parallel restore; see the module comment. */
 export type Phase = 0 | 1 | 2 | 3;
@@ -106,14 +107,7 @@ export class DumpSplitter {
 
   /** The session prelude: what precedes the first entry header (settings, sandbox switch). */
   get prelude(): Uint8Array {
-    const size = this.#preludeParts.reduce((n, p) => n + p.length, 0);
-    const out = new Uint8Array(size);
-    let at = 0;
-    for (const p of this.#preludeParts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    return out;
+    return concatBytes(this.#preludeParts);
   }
 
   /** Lines of the prelude. */
