@@ -194,13 +194,10 @@ export async function inspectDump(
     } else {
       const file = await openOrExplain(path);
       const stored = fileChunks(file).pipeThrough(counter).pipeThrough(sha);
-      const plain = await decryptIfAge(stored, path, options.identities, options.recipients);
+      const plain = await plainSql(stored, path, packing, options);
       identities = plain.identities;
-      const inner = identities ? await peekStream(plain.stream) : undefined;
-      if (inner) packing = detectCodec(inner.head).format;
-      const codec = detectCodec(packing === "gzip" ? ".gz" : packing === "zstd" ? ".zst" : "");
-      await (inner?.stream ?? plain.stream).pipeThrough(codec.decompress())
-        .pipeTo(sink, { signal: options.signal });
+      packing = plain.packing;
+      await plain.sql.pipeTo(sink, { signal: options.signal });
       sha256 = await sha.digest;
     }
   } catch (e) {
@@ -232,7 +229,6 @@ export async function inspectDump(
     );
   }
   assertComplete(path, facts, tail);
-  const complete = true;
   const encrypted = identities !== undefined;
   return {
     path,
@@ -244,7 +240,29 @@ export async function inspectDump(
     zipEntry,
     rawBytes,
     facts,
-    complete,
+    complete: true,
+  };
+}
+
+/**
+ * The SQL in a dump file's stored bytes: decrypted when they are an age file (the identity
+ * checked against `options`), then decompressed as the inner bytes say (an encrypted file's
+ * packing is only known once decrypted).
+ */
+async function plainSql(
+  stored: ReadableStream<Uint8Array>,
+  path: string,
+  packing: Packing,
+  options: InspectOptions,
+): Promise<{ sql: ReadableStream<Uint8Array>; packing: Packing; identities?: AgeIdentities }> {
+  const plain = await decryptIfAge(stored, path, options.identities, options.recipients);
+  const inner = plain.identities ? await peekStream(plain.stream) : undefined;
+  if (inner) packing = detectCodec(inner.head).format;
+  const codec = detectCodec(packing === "gzip" ? ".gz" : packing === "zstd" ? ".zst" : "");
+  return {
+    sql: (inner?.stream ?? plain.stream).pipeThrough(codec.decompress()),
+    packing,
+    identities: plain.identities,
   };
 }
 
@@ -270,16 +288,9 @@ export async function peekDump(
   const file = await openOrExplain(path);
   let stream: ReadableStream<Uint8Array> | undefined;
   try {
-    const plain = await decryptIfAge(
-      fileChunks(file),
-      path,
-      options.identities,
-      options.recipients,
-    );
-    const inner = plain.identities ? await peekStream(plain.stream) : undefined;
-    if (inner) packing = detectCodec(inner.head).format;
-    const codec = detectCodec(packing === "gzip" ? ".gz" : packing === "zstd" ? ".zst" : "");
-    stream = (inner?.stream ?? plain.stream).pipeThrough(codec.decompress());
+    const plain = await plainSql(fileChunks(file), path, packing, options);
+    packing = plain.packing;
+    stream = plain.sql;
     for await (const chunk of stream) {
       reader.push(chunk, () => {});
       if (reader.facts.dialect || reader.facts.bytes >= PEEK_LIMIT) break;
