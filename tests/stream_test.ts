@@ -3,7 +3,8 @@
  * gzip, zstd and sha256sum must read and agree with what we write, and we must read theirs.
  */
 import { assert, assertEquals, assertRejects, assertThrows } from "./harness/assert.ts";
-import { codecFor, detectCodec } from "../lib/stream/codecs.ts";
+import { codecFor, detectCodec, OFFLOAD_THRESHOLD } from "../lib/stream/codecs.ts";
+import { bySize } from "../lib/stream/size_choice.ts";
 import { DEFAULT_BLOCK_SIZE, parallelGzip } from "../lib/stream/gzip_parallel.ts";
 import { sha256File, Sha256Stream } from "../lib/stream/sha256.ts";
 import { ByteCounter } from "../lib/stream/counter.ts";
@@ -125,7 +126,7 @@ Deno.test("parallel gzip: gzip -t accepts and gzip -d restores, at block edge ca
   ];
   for (const [name, data] of cases) {
     await t.step(name, async () => {
-      const gz = await compress(data, codecFor("gzip").compress(6, { threads: 2 }));
+      const gz = await compress(data, parallelGzip({ level: 6, threads: 2 }));
       await tool("gzip", ["-t"], gz);
       assertSameBytes(await tool("gzip", ["-dc"], gz), data, name);
       assertSameBytes(
@@ -135,6 +136,88 @@ Deno.test("parallel gzip: gzip -t accepts and gzip -d restores, at block edge ca
       );
     });
   }
+});
+
+/** Runs `work` with `new Worker` counted; returns how many workers it started. */
+async function countingWorkers(work: () => Promise<void>): Promise<number> {
+  const original = globalThis.Worker;
+  let started = 0;
+  globalThis.Worker = class extends original {
+    constructor(...args: ConstructorParameters<typeof Worker>) {
+      super(...args);
+      started++;
+    }
+  };
+  try {
+    await work();
+  } finally {
+    globalThis.Worker = original;
+  }
+  return started;
+}
+
+Deno.test("compression with threads: no worker below the offload threshold, workers above it", async (t) => {
+  const cases: [string, number, boolean][] = [
+    ["empty", 0, false],
+    ["a one-row dump", 1200, false],
+    ["one byte below the threshold", OFFLOAD_THRESHOLD - 1, false],
+    ["exactly the threshold", OFFLOAD_THRESHOLD, true],
+    ["threshold + 3 MiB", OFFLOAD_THRESHOLD + 3 * 1024 * 1024, true],
+  ];
+  for (const [format, decompress] of [["gzip", "gzip"], ["zstd", "zstd"]] as const) {
+    for (const [name, size, offloaded] of cases) {
+      await t.step(`${format}: ${name}`, async () => {
+        const data = sampleData(size, 0.1, size + 1);
+        let out: Uint8Array = new Uint8Array(0);
+        const workers = await countingWorkers(async () => {
+          out = await compress(data, codecFor(format).compress(3, { threads: 2 }));
+        });
+        assertEquals(workers > 0, offloaded, `${workers} worker(s) started`);
+        assertSameBytes(await tool(decompress, ["-dc"], out), data, `${format} ${name}`);
+      });
+    }
+  }
+});
+
+Deno.test("bySize: a failure of the chosen transform, or of the input, reaches the other side", async (t) => {
+  const failing = () =>
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform() {
+        throw new Error("compressor broke");
+      },
+    });
+  const passing = () => new TransformStream<Uint8Array, Uint8Array>();
+  await t.step("the large transform fails", async () => {
+    const s = bySize(10, failing, passing);
+    const read = collect(s.readable);
+    await assertRejects(() => chunked(new Uint8Array(100), 7).pipeTo(s.writable), Error);
+    await assertRejects(() => read, Error, "compressor broke");
+  });
+  await t.step("the small transform fails at the end of the input", async () => {
+    const s = bySize(1000, passing, failing);
+    const read = collect(s.readable);
+    await assertRejects(() => chunked(new Uint8Array(100), 7).pipeTo(s.writable), Error);
+    await assertRejects(() => read, Error, "compressor broke");
+  });
+  await t.step("the input fails before a transform was chosen", async () => {
+    const s = bySize(1000, passing, passing);
+    const read = collect(s.readable);
+    const input = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new Uint8Array(10));
+        c.error(new Error("dump died"));
+      },
+    });
+    await assertRejects(() => input.pipeTo(s.writable), Error, "dump died");
+    await assertRejects(() => read, Error, "dump died");
+  });
+  await t.step("chunks come out in order on both paths", async () => {
+    const data = sampleData(5000, 0, 3);
+    for (const threshold of [100, 10_000]) {
+      const s = bySize(threshold, passing, passing);
+      assertSameBytes(await compress(data, s), data, `threshold ${threshold}`);
+    }
+  });
 });
 
 Deno.test("parallel gzip: one gzip member, order kept with many small blocks and 3 threads", async () => {

@@ -424,7 +424,7 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
     meta.objects = inspected.objects;
     meta.database_properties = inspected.properties;
     const restoreWarning = inspected.restoreWarning;
-    const command = await dumpCommandFor(job, db.name);
+    const command = await dumpCommandFor(job, db);
     meta.dump.options = command.options;
     let stderr = "";
     const result = await streamDumpToFile({
@@ -678,9 +678,20 @@ async function exists(storage: Storage, key: string): Promise<boolean> {
   return await storage.exists(key);
 }
 
-function dumpCommandFor(job: DatabaseJob, database: string): Promise<DumpCommand> {
-  const tuning = { nice: job.request.config.backup.nice, ionice: job.request.config.backup.ionice };
-  return engineFor(job.version).dumpCommand(job.tool, job.params, database, tuning);
+/**
+ * Databases smaller than this (as the server reports them) dump without the big stdout buffer:
+ * its `stdbuf` wrapper costs an exec per database, which a server of hundreds of small
+ * databases feels, and a small dump is few reads anyway.
+ */
+const BUFFERED_DUMP_FROM_BYTES = 64 * 1024 * 1024;
+
+function dumpCommandFor(job: DatabaseJob, db: DatabaseInfo): Promise<DumpCommand> {
+  const tuning = {
+    nice: job.request.config.backup.nice,
+    ionice: job.request.config.backup.ionice,
+    bufferOutput: db.sizeBytes >= BUFFERED_DUMP_FROM_BYTES,
+  };
+  return engineFor(job.version).dumpCommand(job.tool, job.params, db.name, tuning);
 }
 
 /** Threads for compression: the configured number, or one per core. */

@@ -23,12 +23,14 @@ export type EngineFamily = "postgresql" | "mysql";
 /** The product a server turned out to be. */
 export type Flavor = "postgresql" | "mysql" | "mariadb";
 
-/** How a dump child is run (scheduling only). */
+/** How a dump child is run (scheduling and buffering only; never what it dumps). */
 export interface DumpTuning {
   /** nice(1) level. */
   nice?: number;
   /** ionice(1) class. */
   ionice?: "none" | "idle" | "best-effort";
+  /** A 1 MiB stdout buffer (see ChildSpec.bufferOutput); default on. */
+  bufferOutput?: boolean;
 }
 
 /** What a users backup collected from a server. */

@@ -13,6 +13,7 @@ import { parallelGzip } from "./gzip_parallel.ts";
 import { offloadedZstd } from "./zstd_offload.ts";
 import { guardZstdDecompressor, zstdFrameCheck } from "./zstd_guard.ts";
 import { concatBytes } from "./bytes.ts";
+import { bySize } from "./size_choice.ts";
 
 /** A compression format the tool writes and reads. */
 export type CodecFormat = "gzip" | "zstd" | "none";
@@ -45,6 +46,13 @@ export interface Codec {
   decompress(): TransformStream<Uint8Array, Uint8Array>;
 }
 
+/**
+ * Below this much input a compressor stays on the calling thread: a worker costs about 0.1
+ * CPU-s to start, more than one thread takes to compress 4 MiB, and servers with hundreds of
+ * tiny databases paid it per database.
+ */
+export const OFFLOAD_THRESHOLD = 4 * 1024 * 1024;
+
 /** Node zlib's default 16 KiB output chunks cost measurable per-chunk overhead in Deno. */
 const CHUNK_SIZE = 64 * 1024;
 /**
@@ -75,8 +83,10 @@ const gzip: Codec = {
     checkLevel("gzip", level, 1, 9);
     const threads = opts.threads ?? 1;
     checkThreads(threads);
-    if (threads > 1) return parallelGzip({ level, threads });
-    return fromNodeTransform(() => zlib.createGzip({ level, chunkSize: CHUNK_SIZE }));
+    const oneThread = () =>
+      fromNodeTransform(() => zlib.createGzip({ level, chunkSize: CHUNK_SIZE }));
+    if (threads === 1) return oneThread();
+    return bySize(OFFLOAD_THRESHOLD, () => parallelGzip({ level, threads }), oneThread);
   },
   decompress() {
     // createGunzip reads concatenated members until the input ends, which the parallel
@@ -156,8 +166,7 @@ const zstd: Codec = {
     checkLevel("zstd", level, 1, 19);
     const threads = opts.threads ?? 1;
     checkThreads(threads);
-    // More than one thread: compress on a worker, overlapping the caller's own work.
-    const inner = (threads > 1 ? offloadedZstd(level) : undefined) ??
+    const oneThread = () =>
       fromNodeTransform(() =>
         zlib.createZstdCompress({
           chunkSize: CHUNK_SIZE,
@@ -169,6 +178,10 @@ const zstd: Codec = {
           },
         })
       );
+    // More than one thread: compress on a worker, overlapping the caller's own work.
+    const inner = threads === 1
+      ? oneThread()
+      : bySize(OFFLOAD_THRESHOLD, () => offloadedZstd(level) ?? oneThread(), oneThread);
     return withoutTrailingEmptyFrame(inner);
   },
   decompress() {

@@ -7,6 +7,7 @@
 import type { ConnectionParams } from "../../config/types.ts";
 import type { DumpCommand } from "../../dump/types.ts";
 import { writeOptionsFile } from "./options_file.ts";
+import type { DumpTuning } from "../types.ts";
 import { isMariadbVersion, type MysqlFacts } from "./flavour.ts";
 
 /** Options every MySQL/MariaDB dump gets, recorded in metadata. */
@@ -56,7 +57,7 @@ export async function mysqlDumpCommand(
   facts: MysqlFacts,
   params: ConnectionParams,
   database: string,
-  tuning: { nice?: number; ionice?: "none" | "idle" | "best-effort" } = {},
+  tuning: DumpTuning = {},
 ): Promise<DumpCommand> {
   const options = [...MYSQL_DUMP_OPTIONS];
   // Both builds know --no-tablespaces; only MySQL's own knows --set-gtid-purged.

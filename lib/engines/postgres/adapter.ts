@@ -29,9 +29,20 @@ const HOME_DATABASE = "postgres";
 
 const open = openPostgres;
 
-/** Opens a connection and proves it works, so bad credentials fail here, not on first use. */
-async function openChecked(params: ConnectionParams, database: string): Promise<Sql> {
-  const sql = await open(params, database);
+/** How the connections of #on (per-database catalog queries and row counts) are opened. */
+const PER_DATABASE = { arrayTypes: false } as const;
+
+/**
+ * Opens a connection and proves it works, so bad credentials fail here, not on first use.
+ * `arrayTypes: false` for the per-database connections, whose catalog queries use no array:
+ * a backup opens one per database, and the type query took a quarter of each one's opening.
+ */
+async function openChecked(
+  params: ConnectionParams,
+  database: string,
+  options: { arrayTypes?: boolean } = {},
+): Promise<Sql> {
+  const sql = await open(params, database, options);
   try {
     await sql`select 1`;
     return sql;
@@ -188,10 +199,10 @@ class PostgresAdapter implements EngineAdapter {
   async #on(database: string): Promise<{ sql: Sql; done(): Promise<void> }> {
     const entry = this.#held.get(database);
     if (!entry) {
-      const sql = await openChecked(this.#params, database);
+      const sql = await openChecked(this.#params, database, PER_DATABASE);
       return { sql, done: () => sql.end({ timeout: 5 }).catch(() => {}) };
     }
-    entry.sql ??= openChecked(this.#params, database);
+    entry.sql ??= openChecked(this.#params, database, PER_DATABASE);
     const pending = entry.sql;
     // A failed open is not kept: the next query tries again (and reports its own error).
     const sql = await pending.catch((e) => {

@@ -20,6 +20,13 @@ let pgDriver: Promise<typeof postgresModule> | undefined;
 export async function openPostgres(
   params: ConnectionParams,
   database = "postgres",
+  options: {
+    /**
+     * Ask the server for its array types on connecting (default), so that arrays are sent and
+     * read as arrays. A connection whose queries use no array spares that catalog query.
+     */
+    arrayTypes?: boolean;
+  } = {},
 ): Promise<PgSql> {
   pgDriver ??= import("postgres").then((m) => m.default);
   const postgres = await pgDriver;
@@ -35,6 +42,7 @@ export async function openPostgres(
     idle_timeout: 0,
     max_lifetime: null,
     prepare: false,
+    fetch_types: options.arrayTypes ?? true,
     onnotice: () => {},
     connection: { application_name: "vya-backupdb" },
   });

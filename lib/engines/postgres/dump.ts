@@ -7,6 +7,7 @@
  */
 import type { ConnectionParams } from "../../config/types.ts";
 import type { DumpCommand } from "../../dump/types.ts";
+import type { DumpTuning } from "../types.ts";
 import { quoteConninfo } from "./quote.ts";
 
 /**
@@ -41,7 +42,7 @@ export function pgDumpCommand(
   toolPath: string,
   params: ConnectionParams,
   database: string,
-  tuning: { nice?: number; ionice?: "none" | "idle" | "best-effort" } = {},
+  tuning: DumpTuning = {},
 ): DumpCommand {
   return {
     child: {
