@@ -251,6 +251,15 @@ for (const entry of matrixEntries(MODE)) {
                 const mine = all.find((d) => d.name === name);
                 assert(mine, `${name} not listed: ${names.join(", ")}`);
                 assert(mine.sizeBytes > 0, `size of ${name}: ${mine.sizeBytes}`);
+                // Sized on request only: the same list, the named (hostile) database sized.
+                const some = await a.listDatabases({ sizeOf: [name] });
+                assertEquals(some.map((d) => d.name), names);
+                for (const d of some) {
+                  if (d.name === name) assertEquals(d.sizeBytes, mine.sizeBytes, "sized");
+                  else assertEquals(d.sizeBytes, 0, `${d.name} sized unasked`);
+                }
+                const none = await a.listDatabases({ sizeOf: [] });
+                assertEquals(none.map((d) => [d.name, d.sizeBytes]), names.map((n) => [n, 0]));
                 const present = engine.systemDatabases.filter((s) => names.includes(s));
                 assert(present.length > 0, "no system database listed");
                 for (const s of engine.systemDatabases) assert(engine.isSystemDatabase(s), s);

@@ -210,22 +210,28 @@ async function backupInstance(
   const usersPending = request.afterInstance !== undefined && !request.databases?.length &&
     instance.users.backup;
   let usersDone = false;
+  let ahead: Lookahead<DatabaseInfo, Inspected> | undefined;
   try {
     const params = await request.credentials.connectionParams(instance);
     adapter = await connect(instance.type, params);
     const version = await adapter.serverVersion();
     const engine = engineFor(version);
-    const all = await adapter.listDatabases();
+    // Databases named on the command line: only they are sized.
+    const all = await adapter.listDatabases(
+      request.databases?.length ? { sizeOf: request.databases } : undefined,
+    );
     const chosen = chooseDatabases(instance, request, engine, all, record);
     for (const db of chosen) pending.add(db.name);
-    const tool = await resolveDumpTool(instance, version);
-    const startedAt = new Date();
     const order = [...chosen].sort((a, b) => b.sizeBytes - a.sizeBytes);
-    const jobs = Math.max(1, request.jobs ?? request.config.backup.jobs);
     const held = adapter;
     // The next database's catalog queries run while this one dumps: with hundreds of small
-    // databases they would otherwise add up to a large part of the run.
-    const ahead = new Lookahead(order, (db) => inspectBeforeDump(db, held, instance, request));
+    // databases they would otherwise add up to a large part of the run. The first one's run
+    // while the dump tool is found.
+    ahead = new Lookahead(order, (db) => inspectBeforeDump(db, held, instance, request));
+    if (!request.dryRun) ahead.prime();
+    const tool = await resolveDumpTool(instance, version);
+    const startedAt = new Date();
+    const jobs = Math.max(1, request.jobs ?? request.config.backup.jobs);
     await pool(order, jobs, async (db, i, free) => {
       if (request.signal?.aborted) return;
       const result = await backupDatabase(db, {
@@ -237,7 +243,7 @@ async function backupInstance(
         version,
         tool,
         startedAt,
-        inspected: request.dryRun ? undefined : ahead.take(i),
+        inspected: request.dryRun ? undefined : ahead!.take(i),
       });
       pending.delete(db.name);
       record(result);
@@ -259,6 +265,12 @@ async function backupInstance(
     const skipped = [...pending, ...(usersPending && !usersDone ? [USERS_ITEM] : [])];
     recordInstanceFailure(e, instance, request, skipped, record);
   } finally {
+    // Inspections started ahead for databases never dumped (a failure, an interrupt) give their
+    // connections back before the adapter closes: one still opening would outlive it. Bounded
+    // like the close itself: a server that stopped answering must not hold up the exit.
+    if (ahead) {
+      await withTimeout(ahead.abandon((i) => i.release()), 5_000, "inspections").catch(() => {});
+    }
     await adapter?.close().catch(() => {});
   }
 }
@@ -662,6 +674,18 @@ class Lookahead<T, R> {
       this.#started.set(i, p);
     }
     return p;
+  }
+
+  /** Starts the first item's preparation before it is taken. */
+  prime(): void {
+    this.#start(0);
+  }
+
+  /** Waits for the preparations started and never taken, and hands each result to `discard`. */
+  async abandon(discard: (result: R) => void): Promise<void> {
+    const left = [...this.#started.values()];
+    this.#started.clear();
+    for (const p of left) await p.then(discard, () => {});
   }
 
   /** The item's prepared result; starts the next item's. */

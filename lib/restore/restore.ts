@@ -348,7 +348,7 @@ async function targetExists(request: RestoreRequest, name: string): Promise<bool
   let adapter: EngineAdapter | undefined;
   try {
     adapter = await connect(request.instance.type, request.params);
-    return (await adapter.listDatabases()).some((d) => d.name === name);
+    return (await adapter.listDatabases({ sizeOf: [] })).some((d) => d.name === name);
   } catch {
     return true; // not known: the file is read first, and the connection's error told after
   } finally {
@@ -557,7 +557,7 @@ async function readTarget(
       { hint: "wait for it to finish, or restore under another name with --target NAME" },
     );
   }
-  const exists = (await adapter.listDatabases()).some((d) => d.name === target);
+  const exists = (await adapter.listDatabases({ sizeOf: [] })).some((d) => d.name === target);
   const state: TargetState = { exists, hasObjects: false, sessions: 0, jobs: 1 };
   if (exists) {
     state.marker = await server.readMarker(target);
@@ -917,7 +917,10 @@ async function applyPlan(
   } finally {
     if (!done || request.scratch) await cleanUp(session, request, source, state, plan, created);
   }
-  if (request.scratch && (await session.adapter.listDatabases()).some((d) => d.name === target)) {
+  if (
+    request.scratch &&
+    (await session.adapter.listDatabases({ sizeOf: [] })).some((d) => d.name === target)
+  ) {
     throw new VyaError(`the scratch database ${where} could not be dropped (see above)`, "failed");
   }
 }

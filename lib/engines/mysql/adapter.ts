@@ -16,6 +16,7 @@ import { connectError } from "../connect_error.ts";
 import type {
   DatabaseInfo,
   EngineAdapter,
+  ListOptions,
   ObjectCounts,
   ServerVersion,
   TableRows,
@@ -60,7 +61,7 @@ class MysqlAdapter implements EngineAdapter {
     return Promise.resolve(this.#version);
   }
 
-  async listDatabases(): Promise<DatabaseInfo[]> {
+  async listDatabases(options: ListOptions = {}): Promise<DatabaseInfo[]> {
     try {
       // information_schema compares names case-insensitively (utf8_general_ci), but with
       // lower_case_table_names=0 (Linux's default) `Shop` and `shop` are two databases: a JOIN
@@ -69,11 +70,16 @@ class MysqlAdapter implements EngineAdapter {
       const [schemata] = await this.#conn.query<mysql.RowDataPacket[]>(
         "SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA",
       );
-      const [sizes] = await this.#conn.query<mysql.RowDataPacket[]>(
+      const only = options.sizeOf;
+      // The IN list compares case-insensitively too: the grouping by bytes below keeps `Shop`
+      // and `shop` apart, and only exact names are looked up.
+      const [sizes] = only?.length === 0 ? [[]] : await this.#conn.query<mysql.RowDataPacket[]>(
         `SELECT CAST(TABLE_SCHEMA AS BINARY) AS name,
                 CAST(COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) AS CHAR) AS size
            FROM information_schema.TABLES
+          ${only ? "WHERE TABLE_SCHEMA IN (?)" : ""}
           GROUP BY CAST(TABLE_SCHEMA AS BINARY)`,
+        only ? [only] : [],
       );
       const bytes = new Map<string, number>();
       for (const r of sizes) {

@@ -16,6 +16,7 @@ import {
   type DatabaseInfo,
   type EngineAdapter,
   EXACT_ROWS_MAX_BYTES,
+  type ListOptions,
   MissingDatabaseError,
   type ObjectCounts,
   type ServerVersion,
@@ -99,13 +100,17 @@ class PostgresAdapter implements EngineAdapter {
     }
   }
 
-  async listDatabases(): Promise<DatabaseInfo[]> {
+  async listDatabases(options: ListOptions = {}): Promise<DatabaseInfo[]> {
+    // As JSON text (a jsonb parameter would be encoded once more by the driver), not an array:
+    // the names need no array type on the connection.
+    const only = options.sizeOf ? JSON.stringify(options.sizeOf) : null;
     try {
       // pg_database_size needs CONNECT on the database (or pg_read_all_stats): report 0 rather
       // than fail the whole listing when the backup account lacks it.
       const rows = await this.#sql`
         select datname as name,
                case when has_database_privilege(oid, 'CONNECT')
+                     and (${only}::text is null or (${only}::text)::jsonb ? datname)
                     then pg_database_size(oid) else 0 end::text as size
           from pg_database
          where not datistemplate`;
