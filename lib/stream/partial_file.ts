@@ -40,6 +40,11 @@ export class PartialFile implements AsyncDisposable {
   #file: Deno.FsFile | undefined;
   #state: "open" | "committed" | "aborted" = "open";
   #streamClosed = false;
+  /** A second descriptor for the early flushes (see #flushEarly); opened on the first. */
+  #side: Deno.FsFile | undefined;
+  #flushing: Promise<void> | undefined;
+  #flushError: unknown;
+  #unflushed = 0;
 
   private constructor(finalPath: string, file: Deno.FsFile) {
     this.finalPath = finalPath;
@@ -50,6 +55,8 @@ export class PartialFile implements AsyncDisposable {
         const f = this.#requireFile();
         let offset = 0;
         while (offset < chunk.length) offset += await f.write(chunk.subarray(offset));
+        this.#unflushed += chunk.length;
+        if (this.#unflushed >= EARLY_FLUSH_BYTES && !this.#flushing) await this.#flushEarly();
       },
       close: () => {
         // The descriptor stays open so commit() can fsync it.
@@ -94,9 +101,39 @@ export class PartialFile implements AsyncDisposable {
       throw new Error(`cannot commit ${this.partialPath}: its writable stream was not closed`);
     }
     const file = this.#file;
+    await this.#endFlushes();
     await file.sync();
     file.close();
     this.#file = undefined;
+  }
+
+  /**
+   * Starts writing what the file holds so far to disk, in the background: the fsync at the end
+   * then has little left to do, where it used to wait for the whole file (0.2-0.35 s per 200 MB
+   * here, a fifth of a bare dump's time). A descriptor of its own, because Deno runs a write
+   * and an fsync on one descriptor one after the other, which would stall the dump meanwhile.
+   */
+  async #flushEarly(): Promise<void> {
+    this.#unflushed = 0;
+    if (!this.#side) {
+      const side = await Deno.open(this.partialPath, { read: true });
+      // Aborted meanwhile: the descriptor would outlive the file.
+      if (this.#state !== "open") return side.close();
+      this.#side = side;
+    }
+    this.#flushing = this.#side.syncData()
+      .catch((e) => {
+        this.#flushError ??= e;
+      })
+      .finally(() => this.#flushing = undefined);
+  }
+
+  /** Waits for an early flush and closes its descriptor; rethrows what the flush met. */
+  async #endFlushes(): Promise<void> {
+    await this.#flushing;
+    closeQuietly(this.#side);
+    this.#side = undefined;
+    if (this.#flushError) throw this.#flushError;
   }
 
   #requireFile(): Deno.FsFile {
@@ -130,11 +167,8 @@ export class PartialFile implements AsyncDisposable {
     this.#state = "aborted";
     const file = this.#file;
     this.#file = undefined;
-    try {
-      file?.close();
-    } catch (error) {
-      if (!(error instanceof Deno.errors.BadResource)) throw error;
-    }
+    await this.#endFlushes().catch(() => {});
+    closeQuietly(file);
     try {
       await Deno.remove(this.partialPath);
     } catch (error) {
@@ -145,6 +179,17 @@ export class PartialFile implements AsyncDisposable {
   /** Aborts unless committed, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.abort();
+  }
+}
+
+/** Written bytes between two early flushes. */
+const EARLY_FLUSH_BYTES = 32 * 1024 * 1024;
+
+function closeQuietly(file: Deno.FsFile | undefined): void {
+  try {
+    file?.close();
+  } catch (error) {
+    if (!(error instanceof Deno.errors.BadResource)) throw error;
   }
 }
 
