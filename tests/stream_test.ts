@@ -211,6 +211,24 @@ Deno.test("bySize: a failure of the chosen transform, or of the input, reaches t
     await assertRejects(() => input.pipeTo(s.writable), Error, "dump died");
     await assertRejects(() => read, Error, "dump died");
   });
+  await t.step("the output is cancelled while a write waits for it to be read", async () => {
+    // A sink that fails (a full disk) cancels the output while the input side is held up by
+    // backpressure: both sides must settle, not wait for each other.
+    const s = bySize(10, passing, passing);
+    const piped = chunked(new Uint8Array(100_000), 1000).pipeTo(s.writable);
+    const reader = s.readable.getReader();
+    await reader.read();
+    await reader.read();
+    // Time for the next write to reach the inner transform and wait there for a reader.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const settled = Promise.allSettled([reader.cancel(new Error("disk full")), piped]);
+    let id: ReturnType<typeof setTimeout> | undefined;
+    const timer = new Promise((resolve) => id = setTimeout(() => resolve("hung"), 5000));
+    const outcome = await Promise.race([settled, timer]);
+    clearTimeout(id);
+    assert(outcome !== "hung", "cancel or the input's pipe never settled");
+    await assertRejects(() => piped, Error, "disk full");
+  });
   await t.step("chunks come out in order on both paths", async () => {
     const data = sampleData(5000, 0, 3);
     for (const threshold of [100, 10_000]) {
@@ -447,15 +465,27 @@ Deno.test("parallel gzip: workers end when the input fails or is cancelled (proc
   try {
     const script = `${dir}/child.ts`;
     const lib = new URL("../lib/stream/gzip_parallel.ts", import.meta.url).href;
+    const codecs = new URL("../lib/stream/codecs.ts", import.meta.url).href;
     await Deno.writeTextFile(
       script,
       `import { parallelGzip } from ${JSON.stringify(lib)};
+import { codecFor } from ${JSON.stringify(codecs)};
 let n = 0;
 const failing = new ReadableStream({
   pull(c) { if (n++ < 5) c.enqueue(new Uint8Array(700 * 1024).fill(n)); else c.error(new Error("boom")); },
 });
 try {
   await failing.pipeThrough(parallelGzip({ level: 6, threads: 2 })).pipeTo(new WritableStream());
+  console.log("unexpected success");
+} catch (e) { console.log("failed:", e.message); }
+// Through the codec, above its offload threshold, into a sink that fails (a full disk).
+const big = new ReadableStream({
+  pull(c) { if (n++ < 20) c.enqueue(new Uint8Array(700 * 1024).fill(n)); else c.close(); },
+});
+try {
+  await big.pipeThrough(codecFor("gzip").compress(6, { threads: 2 })).pipeTo(new WritableStream({
+    write() { throw new Error("disk full"); },
+  }));
   console.log("unexpected success");
 } catch (e) { console.log("failed:", e.message); }
 const gz = parallelGzip({ level: 6, threads: 2 });
@@ -477,7 +507,7 @@ console.log("cancelled");
     clearTimeout(timer);
     const out = new TextDecoder().decode(stdout);
     assertEquals(code, 0, new TextDecoder().decode(stderr));
-    assertEquals(out, "failed: boom\ncancelled\n");
+    assertEquals(out, "failed: boom\nfailed: disk full\ncancelled\n");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

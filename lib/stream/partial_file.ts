@@ -45,6 +45,8 @@ export class PartialFile implements AsyncDisposable {
   #flushing: Promise<void> | undefined;
   #flushError: unknown;
   #unflushed = 0;
+  /** The partial name no longer names this file: no early flushes. */
+  #noSide = false;
 
   private constructor(finalPath: string, file: Deno.FsFile) {
     this.finalPath = finalPath;
@@ -115,7 +117,17 @@ export class PartialFile implements AsyncDisposable {
    */
   async #flushEarly(): Promise<void> {
     this.#unflushed = 0;
+    if (this.#noSide) return;
     if (!this.#side) {
+      // Opened by name, so only when the name is still this very file: whatever else was put
+      // there (a FIFO would block the open for ever) gets no early flush; the fsync at the end
+      // is on the descriptor written to, as before.
+      const own = await this.#requireFile().stat();
+      const there = await Deno.lstat(this.partialPath).catch(() => undefined);
+      if (!there?.isFile || there.ino !== own.ino || there.dev !== own.dev) {
+        this.#noSide = true;
+        return;
+      }
       const side = await Deno.open(this.partialPath, { read: true });
       // Aborted meanwhile: the descriptor would outlive the file.
       if (this.#state !== "open") return side.close();

@@ -27,6 +27,8 @@ export function bySize(
   let held: Uint8Array[] = [];
   let heldBytes = 0;
   let writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  let innerReader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  let input!: WritableStreamDefaultController;
   let chosen!: (reader: ReadableStreamDefaultReader<Uint8Array>) => void;
   let refused!: (reason: unknown) => void;
   const reader = new Promise<ReadableStreamDefaultReader<Uint8Array>>((resolve, reject) => {
@@ -37,15 +39,25 @@ export function bySize(
   reader.catch(() => {});
 
   const commit = async (make: MakeTransform) => {
-    const inner = make();
+    let inner: TransformStream<Uint8Array, Uint8Array>;
+    try {
+      inner = make();
+    } catch (e) {
+      refused(e);
+      throw e;
+    }
     writer = inner.writable.getWriter();
-    chosen(inner.readable.getReader());
+    innerReader = inner.readable.getReader();
+    chosen(innerReader);
     const first = held;
     held = [];
     for (const chunk of first) await writer.write(chunk);
   };
 
   const writable = new WritableStream<Uint8Array>({
+    start(controller) {
+      input = controller;
+    },
     async write(chunk) {
       if (writer) return await writer.write(chunk);
       held.push(chunk);
@@ -72,7 +84,11 @@ export function bySize(
     async cancel(reason) {
       refused(reason);
       held = [];
-      await writer?.abort(reason).catch(() => {});
+      input.error(reason);
+      // Cancelled from the read side, not aborted from the write side: a write of ours may be
+      // waiting for the inner transform's output to be read, and an abort would wait for that
+      // write forever. The cancel releases it and stops the inner transform (its workers too).
+      await innerReader?.cancel(reason).catch(() => {});
     },
   }, { highWaterMark: 0 });
 
