@@ -227,8 +227,9 @@ async function backupInstance(
     // The next database's catalog queries run while this one dumps: with hundreds of small
     // databases they would otherwise add up to a large part of the run. The first one's run
     // while the dump tool is found.
-    ahead = new Lookahead(order, (db) => inspectBeforeDump(db, held, instance, request));
-    if (!request.dryRun) ahead.prime();
+    const lookahead = new Lookahead(order, (db) => inspectBeforeDump(db, held, instance, request));
+    ahead = lookahead;
+    if (!request.dryRun) lookahead.prime();
     const tool = await resolveDumpTool(instance, version);
     const startedAt = new Date();
     const jobs = Math.max(1, request.jobs ?? request.config.backup.jobs);
@@ -243,7 +244,7 @@ async function backupInstance(
         version,
         tool,
         startedAt,
-        inspected: request.dryRun ? undefined : ahead!.take(i),
+        inspected: request.dryRun ? undefined : lookahead.take(i),
       });
       pending.delete(db.name);
       record(result);

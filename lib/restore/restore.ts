@@ -343,12 +343,17 @@ async function peekSource(request: RestoreRequest): Promise<VerifiedSource | und
   }
 }
 
+/** Whether the server has a database of exactly that name (no database is sized for it). */
+async function databaseExists(adapter: EngineAdapter, name: string): Promise<boolean> {
+  return (await adapter.listDatabases({ sizeOf: [] })).some((d) => d.name === name);
+}
+
 /** Whether database `name` exists, asked over a connection of its own (closed again). */
 async function targetExists(request: RestoreRequest, name: string): Promise<boolean> {
   let adapter: EngineAdapter | undefined;
   try {
     adapter = await connect(request.instance.type, request.params);
-    return (await adapter.listDatabases({ sizeOf: [] })).some((d) => d.name === name);
+    return await databaseExists(adapter, name);
   } catch {
     return true; // not known: the file is read first, and the connection's error told after
   } finally {
@@ -557,7 +562,7 @@ async function readTarget(
       { hint: "wait for it to finish, or restore under another name with --target NAME" },
     );
   }
-  const exists = (await adapter.listDatabases({ sizeOf: [] })).some((d) => d.name === target);
+  const exists = await databaseExists(adapter, target);
   const state: TargetState = { exists, hasObjects: false, sessions: 0, jobs: 1 };
   if (exists) {
     state.marker = await server.readMarker(target);
@@ -917,10 +922,7 @@ async function applyPlan(
   } finally {
     if (!done || request.scratch) await cleanUp(session, request, source, state, plan, created);
   }
-  if (
-    request.scratch &&
-    (await session.adapter.listDatabases({ sizeOf: [] })).some((d) => d.name === target)
-  ) {
+  if (request.scratch && await databaseExists(session.adapter, target)) {
     throw new VyaError(`the scratch database ${where} could not be dropped (see above)`, "failed");
   }
 }

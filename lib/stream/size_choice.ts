@@ -27,7 +27,6 @@ export function bySize(
   let held: Uint8Array[] = [];
   let heldBytes = 0;
   let writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
-  let innerReader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   let input!: WritableStreamDefaultController;
   let chosen!: (reader: ReadableStreamDefaultReader<Uint8Array>) => void;
   let refused!: (reason: unknown) => void;
@@ -47,8 +46,7 @@ export function bySize(
       throw e;
     }
     writer = inner.writable.getWriter();
-    innerReader = inner.readable.getReader();
-    chosen(innerReader);
+    chosen(inner.readable.getReader());
     const first = held;
     held = [];
     for (const chunk of first) await writer.write(chunk);
@@ -88,7 +86,8 @@ export function bySize(
       // Cancelled from the read side, not aborted from the write side: a write of ours may be
       // waiting for the inner transform's output to be read, and an abort would wait for that
       // write forever. The cancel releases it and stops the inner transform (its workers too).
-      await innerReader?.cancel(reason).catch(() => {});
+      // Settled by now: refused above when nothing was chosen yet.
+      await reader.then((r) => r.cancel(reason)).catch(() => {});
     },
   }, { highWaterMark: 0 });
 
