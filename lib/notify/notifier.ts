@@ -103,6 +103,7 @@ export class Notifier {
             `webhook[${i}] ${bad ? "failure" : "success"}`,
             url,
             w.body === "json" ? body : undefined,
+            deadline,
           ),
         );
       }
