@@ -98,6 +98,40 @@ Deno.test("verify: a good backup passes, the result and the row counts are in it
   assertMatch(after.verified_at!, /^\d{4}-\d\d-\d\dT/);
 });
 
+Deno.test("backup row counts on PostgreSQL are taken in the dump's own snapshot: rows written during the dump are neither dumped nor counted", async () => {
+  await using s = await pgSetup("vfy_snap");
+  // A filler long enough to dump that the writer commits many rows while pg_dump runs.
+  await s.pg.sql(
+    `CREATE TABLE filler AS SELECT g AS id, repeat('x', 200) AS pad
+       FROM generate_series(1, 150000) g;
+     CREATE TABLE busy (id serial PRIMARY KEY);
+     CREATE TABLE stop (done bool);
+     INSERT INTO busy DEFAULT VALUES;`,
+    { database: s.db },
+  );
+  const writer = s.pg.sql(
+    `DO $$ BEGIN
+       WHILE NOT EXISTS (SELECT FROM stop) LOOP
+         INSERT INTO busy DEFAULT VALUES; COMMIT; PERFORM pg_sleep(0.002);
+       END LOOP; END $$`,
+    { database: s.db },
+  );
+  try {
+    const { dump } = await backupNow(s.env, "pg", s.db);
+    const text = new TextDecoder().decode(gunzipSync(await Deno.readFile(dump)));
+    const copy = text.slice(text.indexOf("COPY public.busy "));
+    const dumped = copy.slice(copy.indexOf("\n") + 1, copy.indexOf("\n\\.\n")).split("\n").length;
+    const counted = (await readMeta(dump)).tables?.["public.busy"];
+    // Rows did arrive while the backup ran, so counts taken outside the dump would differ.
+    const later = Number(await s.pg.sql("SELECT count(*) FROM busy", { database: s.db }));
+    assert(later > dumped + 20, `only ${later - dumped} rows written during the backup`);
+    assertEquals(counted, { rows: dumped, exact: true });
+  } finally {
+    await s.pg.sql("INSERT INTO stop VALUES (true)", { database: s.db });
+    await writer;
+  }
+});
+
 Deno.test("verify catches a flipped byte, a truncated file and a missing completion marker with matching .sha256, and a deleted dump", async () => {
   await using s = await pgSetup("vfy_bad");
   const verifyFile = (f: string) => s.env.run(["verify", "--file", f]);

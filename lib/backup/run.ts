@@ -437,7 +437,10 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
     meta.objects = inspected.objects;
     meta.database_properties = inspected.properties;
     const restoreWarning = inspected.restoreWarning;
-    const command = await dumpCommandFor(job, db);
+    const snapshot = await shareSnapshot(job, db.name);
+    const command = await dumpCommandFor(job, db, snapshot?.id);
+    // In the dump's own snapshot the counts read what the dump reads: they need not wait for it.
+    const counted = snapshot ? countRows(job, db.name) : undefined;
     meta.dump.options = command.options;
     let stderr = "";
     const result = await streamDumpToFile({
@@ -466,12 +469,13 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
             sha256: written.sha256,
           },
         });
-        const rows = await countRows(job, db.name);
-        // The counts were the last query on the database: its held connection goes.
+        const rows = await (counted ?? countRows(job, db.name));
+        // The counts were the last query on the database: its held connection (and the
+        // snapshot, which the dump no longer needs) goes.
         (await job.inspected!).release();
         if (rows.tables) meta.tables = rows.tables;
         const warnings = dumpWarnings(stderr, engineFor(version));
-        if (rows.warning) warnings.push(rows.warning);
+        if (rows.warning) warnings.push(logged(job, db.name, rows.warning));
         if (restoreWarning) warnings.push(restoreWarning);
         if (warnings.length) meta.warnings = warnings;
         await writeMetadata(storage, paths.metadata, meta);
@@ -565,9 +569,11 @@ async function afterCommit(
 const ROW_COUNT_TIMEOUT_MS = 60_000;
 
 /**
- * Per-table row counts for `verify --restore`, taken right after the dump: they never hold up
- * the dump behind a lock, and a count that cannot be taken costs the backup nothing but a
- * warning (verify then compares what it has).
+ * Per-table row counts for `verify --restore`: in the dump's snapshot while it runs where the
+ * engine shares one (PostgreSQL), right after the dump otherwise. They never hold up the dump
+ * behind a lock, and a count that cannot be taken costs the backup nothing but a warning
+ * (verify then compares what it has). Never rejects; the caller logs the warning, since counts
+ * started beside a dump that then fails are never used.
  */
 async function countRows(
   job: DatabaseJob,
@@ -581,11 +587,35 @@ async function countRows(
     );
     return { tables };
   } catch (e) {
-    const warning = `row counts not recorded: ${
-      redact(e instanceof Error ? e.message : String(e))
-    }`;
-    job.request.log.warn(warning, { instance: job.instance.id, database });
-    return { warning };
+    return {
+      warning: `row counts not recorded: ${redact(e instanceof Error ? e.message : String(e))}`,
+    };
+  }
+}
+
+/** A warning of one database, logged, for its metadata. */
+function logged(job: DatabaseJob, database: string, warning: string): string {
+  job.request.log.warn(warning, { instance: job.instance.id, database });
+  return warning;
+}
+
+/**
+ * A snapshot of the database for its dump and row counts to share, or undefined (the engine
+ * shares none, or the server would not export one: the dump then takes its own, and the
+ * counts follow it as before).
+ */
+async function shareSnapshot(
+  job: DatabaseJob,
+  database: string,
+): Promise<{ id: string } | undefined> {
+  try {
+    return await withTimeout(
+      job.adapter.shareSnapshot?.(database) ?? Promise.resolve(undefined),
+      ROW_COUNT_TIMEOUT_MS,
+      `a snapshot of ${database}`,
+    );
+  } catch {
+    return undefined;
   }
 }
 
@@ -710,11 +740,16 @@ async function exists(storage: Storage, key: string): Promise<boolean> {
  */
 const BUFFERED_DUMP_FROM_BYTES = 64 * 1024 * 1024;
 
-function dumpCommandFor(job: DatabaseJob, db: DatabaseInfo): Promise<DumpCommand> {
+function dumpCommandFor(
+  job: DatabaseJob,
+  db: DatabaseInfo,
+  snapshot?: string,
+): Promise<DumpCommand> {
   const tuning = {
     nice: job.request.config.backup.nice,
     ionice: job.request.config.backup.ionice,
     bufferOutput: db.sizeBytes >= BUFFERED_DUMP_FROM_BYTES,
+    snapshot,
   };
   return engineFor(job.version).dumpCommand(job.tool, job.params, db.name, tuning);
 }

@@ -31,6 +31,8 @@ export interface DumpTuning {
   ionice?: "none" | "idle" | "best-effort";
   /** A 1 MiB stdout buffer (see ChildSpec.bufferOutput); default on. */
   bufferOutput?: boolean;
+  /** PostgreSQL: dump in this exported snapshot (EngineAdapter.shareSnapshot). */
+  snapshot?: string;
 }
 
 /** What a users backup collected from a server. */
@@ -234,6 +236,15 @@ export interface EngineAdapter {
    * out. Never hold a database that may be dropped meanwhile: the held session keeps it in use.
    */
   hold?(database: string): () => void;
+  /**
+   * Exports a snapshot of a held `database` for its dump to run in (PostgreSQL:
+   * `pg_export_snapshot()` on the held connection; the id goes to DumpTuning.snapshot), or
+   * undefined where none can be shared. Until `end` or the hold's release, tableRows of that
+   * database counts in that snapshot, so the counts are exactly the dump's rows, and they may run
+   * while the dump does. End it only once the dump has exited: the dump imports the snapshot
+   * when it starts, and it is gone once its transaction ends.
+   */
+  shareSnapshot?(database: string): Promise<{ id: string; end(): Promise<void> } | undefined>;
   /** Closes the connection(s), held ones included. Safe to call twice. */
   close(): Promise<void>;
 }

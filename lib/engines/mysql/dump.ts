@@ -66,13 +66,15 @@ export async function mysqlDumpCommand(
   }
   if (facts.dumpNoTablespaces) options.push("--no-tablespaces");
   const file = await writeOptionsFile(params);
+  // No snapshot is shared on these servers: the dump takes its own (--single-transaction).
+  const { snapshot: _none, ...process } = tuning;
   return {
     child: {
       cmd: toolPath,
       // --defaults-file must come first; the database name last, after every option.
       args: [`--defaults-file=${file.path}`, ...options, "--", database],
       bufferOutput: true,
-      ...tuning,
+      ...process,
     },
     tool,
     options,

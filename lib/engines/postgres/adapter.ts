@@ -6,6 +6,7 @@
  */
 import { openPostgres, type PgSql } from "./driver.ts";
 import { pgIdent } from "./quote.ts";
+import { DumpSnapshot } from "./dump_snapshot.ts";
 import { MARKER_PREFIX } from "../../restore/marker.ts";
 import type { DatabaseProperties } from "../../storage/metadata.ts";
 import type { ConnectionParams } from "../../config/types.ts";
@@ -71,6 +72,15 @@ function queryError(error: unknown, what: string): VyaError {
   return new VyaError(`${what}: ${message}`, "unreachable", { cause: error });
 }
 
+/** A held database's connection (see PostgresAdapter.hold). */
+interface HeldConnection {
+  /** Opened on first use. */
+  sql?: Promise<Sql>;
+  holders: number;
+  /** The snapshot shared with the database's dump, while it is open (see shareSnapshot). */
+  snapshot?: DumpSnapshot;
+}
+
 class PostgresAdapter implements EngineAdapter {
   readonly engine = "postgresql" as const;
   #sql: Sql;
@@ -78,7 +88,7 @@ class PostgresAdapter implements EngineAdapter {
   #version?: ServerVersion;
   #closed = false;
   /** Connections of held databases (see hold), opened on first use. */
-  #held = new Map<string, { sql?: Promise<Sql>; holders: number }>();
+  #held = new Map<string, HeldConnection>();
   /** Held connections being closed; close() waits for them. */
   #closing = new Set<Promise<void>>();
 
@@ -185,15 +195,21 @@ class PostgresAdapter implements EngineAdapter {
       released = true;
       if (--entry.holders > 0) return;
       this.#held.delete(database);
-      if (entry.sql) this.#endLater(entry.sql);
+      this.#endLater(entry);
     };
   }
 
-  /** Ends a held connection in the background: the next database need not wait for it. */
-  #endLater(sql: Promise<Sql>): void {
-    const done = sql.then((s) => s.end({ timeout: 5 }), () => {}).catch(() => {}).finally(() =>
-      this.#closing.delete(done)
-    );
+  /**
+   * Ends a held connection in the background (the next database need not wait), its shared
+   * snapshot's transaction told to end first so the driver's end does not wait it out.
+   */
+  #endLater(entry: HeldConnection): void {
+    const { sql, snapshot } = entry;
+    entry.snapshot = undefined;
+    snapshot?.end().catch(() => {});
+    if (!sql) return;
+    const done = sql.then((s) => s.end({ timeout: 5 }), () => {}).catch(() => {})
+      .finally(() => this.#closing.delete(done));
     this.#closing.add(done);
   }
 
@@ -297,58 +313,99 @@ class PostgresAdapter implements EngineAdapter {
     options: { exactMaxBytes?: number } = {},
   ): Promise<Record<string, TableRows>> {
     const limit = options.exactMaxBytes ?? EXACT_ROWS_MAX_BYTES;
-    const { sql, done } = await this.#on(database);
+    const snapshot = this.#held.get(database)?.snapshot;
     try {
-      // Counting must never hold up the backup behind another session's lock (max: 1, so
-      // the setting stays on this one connection).
-      await sql`set lock_timeout = '3s'`;
-      // Tables that hold rows: ordinary ones and partitions (a partitioned parent holds none
-      // of its own), outside system schemas and extensions, as objectCounts sees them.
-      const tables = await sql`
-        select n.nspname as schema, c.relname as name, c.reltuples::float8 as estimate,
-               pg_table_size(c.oid)::float8 as bytes
-          from pg_class c join pg_namespace n on n.oid = c.relnamespace
-         where c.relkind = 'r'
-           and n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast')
-           and n.nspname !~ '^pg_(toast_)?temp_'
-           and c.oid not in (select objid from pg_depend
-                              where deptype = 'e' and classid = 'pg_class'::regclass)
-         order by 1, 2`;
-      const out: Record<string, TableRows> = {};
-      for (const t of tables) {
-        // reltuples is -1 for a table never vacuumed or analyzed: no estimate, so it is counted.
-        if (t.bytes <= limit || t.estimate < 0) {
-          // Quoted here: postgres.js's sql(name) splits identifiers on dots.
-          const [row] = await sql.unsafe(
-            `select count(*)::float8 as n from ${pgIdent(t.schema)}.${pgIdent(t.name)}`,
-          ).catch((e) => {
-            // A table another session holds locked gets its estimate, never a wait.
-            if ((e as { code?: string }).code === "55P03") return [undefined];
-            throw e;
-          });
-          if (row) out[`${t.schema}.${t.name}`] = { rows: row.n, exact: true };
-          else if (t.estimate >= 0) {
-            out[`${t.schema}.${t.name}`] = { rows: Math.round(t.estimate), exact: false };
-          }
-        } else {
-          out[`${t.schema}.${t.name}`] = { rows: Math.round(t.estimate), exact: false };
-        }
+      // In the dump's snapshot while one is shared: the counts are then the dump's own rows.
+      if (snapshot) return await countTables((query) => snapshot.isolated(query), limit);
+      const { sql, done } = await this.#on(database);
+      try {
+        return await countTables((query) => query(sql), limit);
+      } finally {
+        await done();
       }
-      return out;
     } catch (error) {
       throw queryError(error, `cannot count rows in ${database}`);
-    } finally {
-      await done();
     }
+  }
+
+  async shareSnapshot(
+    database: string,
+  ): Promise<{ id: string; end(): Promise<void> } | undefined> {
+    const entry = this.#held.get(database);
+    if (!entry) return undefined;
+    const { sql } = await this.#on(database);
+    const snapshot = await DumpSnapshot.open(sql);
+    if (!snapshot) return undefined;
+    entry.snapshot = snapshot;
+    const end = async () => {
+      if (entry.snapshot === snapshot) entry.snapshot = undefined;
+      await snapshot.end();
+    };
+    return { id: snapshot.id, end };
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const entry of this.#held.values()) if (entry.sql) this.#endLater(entry.sql);
+    for (const entry of this.#held.values()) this.#endLater(entry);
     this.#held.clear();
     await Promise.all([this.#sql.end({ timeout: 5 }).catch(() => {}), ...this.#closing]);
   }
+}
+
+/** What countTables queries through: the plain connection, or the dump's snapshot. */
+type Queryable = Pick<Sql, "unsafe">;
+
+/**
+ * Rows of every table (see EngineAdapter.tableRows), each query run through `run`. Counting
+ * must never hold up the backup behind another session's lock: each query sets its own lock
+ * timeout, since a snapshot's savepoints roll a setting back with the query.
+ */
+async function countTables(
+  run: <T>(query: (q: Queryable) => Promise<T>) => Promise<T>,
+  limit: number,
+): Promise<Record<string, TableRows>> {
+  const guarded = <T>(text: string) =>
+    run(async (q) => {
+      await q.unsafe("set lock_timeout = '3s'");
+      return await q.unsafe(text) as T;
+    });
+  // Tables that hold rows: ordinary ones and partitions (a partitioned parent holds none of its
+  // own), outside system schemas and extensions, as objectCounts sees them. Their sizes are read
+  // table by table below: pg_table_size locks the table, and one locked table must cost only
+  // its own count.
+  const tables = await guarded<{ oid: number; schema: string; name: string; estimate: number }[]>(`
+    select c.oid::int8::float8 as oid, n.nspname as schema, c.relname as name,
+           c.reltuples::float8 as estimate
+      from pg_class c join pg_namespace n on n.oid = c.relnamespace
+     where c.relkind = 'r'
+       and n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast')
+       and n.nspname !~ '^pg_(toast_)?temp_'
+       and c.oid not in (select objid from pg_depend
+                          where deptype = 'e' and classid = 'pg_class'::regclass)
+     order by 2, 3`);
+  const out: Record<string, TableRows> = {};
+  for (const t of tables) {
+    const key = `${t.schema}.${t.name}`;
+    const estimate = t.estimate >= 0 ? { rows: Math.round(t.estimate), exact: false } : undefined;
+    // reltuples is -1 for a table never vacuumed or analyzed: no estimate, so it is counted.
+    // Otherwise only up to the limit: no row comes back for a bigger table, which is not scanned.
+    const small = t.estimate < 0 || limit === Infinity
+      ? ""
+      : ` where pg_table_size(${t.oid}::oid) <= ${limit}`;
+    // Quoted here: postgres.js's sql(name) splits identifiers on dots.
+    const rows = await guarded<{ n: number }[]>(
+      `select (select count(*) from ${pgIdent(t.schema)}.${pgIdent(t.name)})::float8 as n` +
+        small,
+    ).catch((e) => {
+      // A table another session holds locked gets its estimate, never a wait.
+      if ((e as { code?: string }).code === "55P03") return [];
+      throw e;
+    });
+    if (rows.length) out[key] = { rows: rows[0].n, exact: true };
+    else if (estimate) out[key] = estimate;
+  }
+  return out;
 }
 
 /**

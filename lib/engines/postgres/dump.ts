@@ -44,13 +44,16 @@ export function pgDumpCommand(
   database: string,
   tuning: DumpTuning = {},
 ): DumpCommand {
+  const { snapshot, ...process } = tuning;
+  // The snapshot is this run's alone: it stays out of the options metadata records.
+  const inSnapshot = snapshot ? [`--snapshot=${snapshot}`] : [];
   return {
     child: {
       cmd: toolPath,
-      args: [...PG_DUMP_OPTIONS, `--dbname=${pgConninfo(params, database)}`],
+      args: [...PG_DUMP_OPTIONS, ...inSnapshot, `--dbname=${pgConninfo(params, database)}`],
       env: pgEnv(params),
       bufferOutput: true,
-      ...tuning,
+      ...process,
     },
     tool: "pg_dump",
     options: PG_DUMP_OPTIONS,
