@@ -13,6 +13,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ExitCode, RefusedError } from "../lib/errors.ts";
 import { writeFileAtomic } from "../lib/secure_fs.ts";
+import { V8_FLAGS_OPTION } from "../lib/stream/gc.ts";
 import {
   DEFAULT_ON_CALENDAR,
   DEFAULT_RANDOMIZED_DELAY_SEC,
@@ -87,7 +88,7 @@ async function units(parsed: SystemdParsed, ctx: Context): Promise<Record<string
   // Run from source, the binary is deno itself: the unit runs main.ts with the project's permissions.
   const fromSource = /(^|\/)deno$/.test(exe) && Deno.mainModule.startsWith("file:");
   const main = fromSource ? fileURLToPath(Deno.mainModule) : undefined;
-  const exec = main ? [exe, "run", "-P=vya", "--no-prompt", "--v8-flags=--expose-gc", main] : [exe];
+  const exec = main ? [exe, "run", "-P=vya", "--no-prompt", V8_FLAGS_OPTION, main] : [exe];
   const args = ["--config", source.file];
   if (config.environment) args.push("--env", config.environment);
   args.push("--quiet", "backup", "--all");

@@ -24,6 +24,7 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { startMariadb, startPostgres } from "../tests/harness/servers.ts";
 import { makeTestEnv, REPO_ROOT, type TestEnv } from "../tests/helpers/cli.ts";
+import { V8_FLAGS_OPTION } from "../lib/stream/gc.ts";
 import {
   cloneDataset,
   type Dataset,
@@ -127,7 +128,7 @@ function vyaArgvFor(configPath: string, rest: string[]): string[] {
     "run",
     "--quiet",
     "--no-prompt",
-    "--v8-flags=--expose-gc",
+    V8_FLAGS_OPTION,
     "-P=vya",
     join(REPO_ROOT, "main.ts"),
     "--config",

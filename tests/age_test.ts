@@ -14,6 +14,7 @@ import {
 } from "../lib/crypto/age_stream.ts";
 import { type AgeIdentities, parseRecipients, readIdentityFile } from "../lib/crypto/age_keys.ts";
 import { ConfigError, CredentialError, VyaError } from "../lib/errors.ts";
+import { V8_FLAGS_OPTION } from "../lib/stream/gc.ts";
 import { REPO_ROOT, runCli } from "./helpers/cli.ts";
 
 const SIZES = [0, 1, 64 * 1024, 64 * 1024 + 1, 10 * 1024 * 1024];
@@ -332,7 +333,7 @@ Deno.test("memory stays flat: 512 MiB through encrypt and decrypt in a stream", 
       args: [
         "run",
         "-A",
-        "--v8-flags=--expose-gc", // as the app runs (deno.json tasks, compiled binary)
+        V8_FLAGS_OPTION, // as the app runs (deno.json tasks, compiled binary)
         join(REPO_ROOT, "tests/helpers/age_memory.ts"),
         "512",
         key.file,

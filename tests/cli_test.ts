@@ -9,6 +9,7 @@ import { assert, assertEquals, assertMatch, assertStringIncludes } from "./harne
 import { makeTestEnv, REPO_ROOT, runCli } from "./helpers/cli.ts";
 import { ORIGINAL_CREDENTIALS_JSON, ORIGINAL_VAULT } from "./helpers/original_tool.ts";
 import { runPython } from "./helpers/python.ts";
+import { V8_FLAGS_OPTION } from "../lib/stream/gc.ts";
 
 /** A password distinctive enough that finding it anywhere in output is a leak. */
 const SECRET = "Vya-S3cret_pw!42";
@@ -16,6 +17,17 @@ const SECRET = "Vya-S3cret_pw!42";
 function assertNoSecret(text: string, secret = SECRET): void {
   assert(!text.includes(secret), `the password leaked into:\n${text}`);
 }
+
+Deno.test("the deno.json tasks and the README start the program with the V8 flags the code declares", async () => {
+  // deno.json cannot import a constant; this keeps its literal flags from drifting from
+  // V8_FLAGS (what the tests, the bench and the systemd unit pass) and from what README tells.
+  const tasks = JSON.parse(await Deno.readTextFile(join(REPO_ROOT, "deno.json"))).tasks;
+  for (const task of ["vya", "compile"]) {
+    assertStringIncludes(tasks[task], ` ${V8_FLAGS_OPTION} `, `deno.json task "${task}"`);
+  }
+  const readme = await Deno.readTextFile(join(REPO_ROOT, "README.md"));
+  assertStringIncludes(readme, ` ${V8_FLAGS_OPTION} `);
+});
 
 Deno.test("--help documents the commands and the exit codes; every command has --help", async () => {
   const top = await runCli(["--help"]);

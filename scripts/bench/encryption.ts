@@ -7,6 +7,7 @@
  */
 import { join } from "node:path";
 import { REPO_ROOT } from "../../tests/helpers/cli.ts";
+import { V8_FLAGS_OPTION } from "../../lib/stream/gc.ts";
 import { q } from "./commands.ts";
 import type { Sample } from "./measure.ts";
 
@@ -67,7 +68,7 @@ function contenders(b: EncryptionBench): Contender[] {
     "run",
     "-A",
     "--quiet",
-    "--v8-flags=--expose-gc",
+    V8_FLAGS_OPTION,
     join(REPO_ROOT, "scripts/bench/age_stage.ts"),
     ...a,
   ];

@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
 import { generateKeyFile, loadKey } from "../../lib/crypto/keys.ts";
 import { setEntry } from "../../lib/credentials/store.ts";
+import { V8_FLAGS_OPTION } from "../../lib/stream/gc.ts";
 import type { TestServer } from "../harness/servers.ts";
 
 /** The repository root (where deno.json and main.ts are). */
@@ -79,7 +80,7 @@ export function cliArgs(configPath: string, args: string[]): string[] {
     "run",
     "--quiet",
     "--no-prompt",
-    "--v8-flags=--expose-gc",
+    V8_FLAGS_OPTION,
     "-P=vya",
     join(REPO_ROOT, "main.ts"),
     "--config",
@@ -165,7 +166,7 @@ export async function runCli(
       "run",
       "--quiet",
       "--no-prompt",
-      "--v8-flags=--expose-gc",
+      V8_FLAGS_OPTION,
       ...perms,
       join(REPO_ROOT, "main.ts"),
       ...args,
