@@ -12,7 +12,15 @@ import {
   decryptStream,
   encryptStream,
 } from "../lib/crypto/age_stream.ts";
-import { type AgeIdentities, parseRecipients, readIdentityFile } from "../lib/crypto/age_keys.ts";
+import {
+  type AgeIdentities,
+  isRecipient,
+  parseIdentityText,
+  parseRecipients,
+  readIdentityFile,
+} from "../lib/crypto/age_keys.ts";
+import { bech32Bytes } from "../lib/crypto/bech32.ts";
+import { Decrypter, Encrypter, generateX25519Identity, identityToRecipient } from "age-encryption";
 import { ConfigError, CredentialError, VyaError } from "../lib/errors.ts";
 import { V8_FLAGS_OPTION } from "../lib/stream/gc.ts";
 import { REPO_ROOT, runCli } from "./helpers/cli.ts";
@@ -324,6 +332,62 @@ Deno.test("recipients are validated: a bad age1 string is a config error naming 
   } catch (e) {
     assert(e instanceof ConfigError && /at least one/.test(e.message));
   }
+});
+
+/** Whether the age package itself accepts `s` (as recipient or identity). */
+function packageAccepts(s: string, as: "recipient" | "identity"): boolean {
+  try {
+    if (as === "recipient") new Encrypter().addRecipient(s);
+    else new Decrypter().addIdentity(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function ourCheckAccepts(s: string, as: "recipient" | "identity"): boolean {
+  if (as === "recipient") return isRecipient(s);
+  try {
+    parseIdentityText(s, "key.txt");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("keys are checked without the age package exactly as the package checks them", async () => {
+  // Our Bech32 check stands in for the package's parser so that a run without encryption never
+  // loads it: every one-character change of a real key, and every case change, must be judged
+  // the same way by both (a mistyped key accepted would fail only when it is needed).
+  const alphabet = "qpzry9x8gf2tvdw0s3jn54khce6mua7lbio1QPZ";
+  for (let k = 0; k < 3; k++) {
+    const identity = await generateX25519Identity();
+    const recipient = await identityToRecipient(identity);
+    for (const [key, as] of [[recipient, "recipient"], [identity, "identity"]] as const) {
+      equal(ourCheckAccepts(key, as), true, key.slice(0, 8));
+      const variants = [key.toLowerCase(), key.toUpperCase(), key + "q", key.slice(0, -1)];
+      for (let i = 0; i < key.length; i++) {
+        for (const c of alphabet) variants.push(key.slice(0, i) + c + key.slice(i + 1));
+      }
+      let refused = 0;
+      for (const v of variants) {
+        const expected = packageAccepts(v, as);
+        equal(ourCheckAccepts(v, as), expected, `${as} variant at odds with the package`);
+        if (!expected) refused++;
+      }
+      assert(refused > variants.length / 2, "the variants must mostly be invalid keys");
+    }
+  }
+  // BIP-173's own vectors: valid strings, then a mixed case and a wrong checksum.
+  for (const [s, prefix] of [["A12UEL5L", "a"], ["a12uel5l", "A"], ["?1ezyfcl", "?"]]) {
+    equal(bech32Bytes(s, prefix)?.length, 0, s);
+  }
+  equal(
+    bech32Bytes("abcdef1qpzry9x8gf2tvdw0s3jn54khce6mua7lmqqqxw", "abcdef")?.length,
+    20,
+  );
+  equal(bech32Bytes("A1G7SGD8", "a"), undefined);
+  equal(bech32Bytes("a12uel5m", "a"), undefined);
 });
 
 Deno.test("memory stays flat: 512 MiB through encrypt and decrypt in a stream", async () => {

@@ -7,13 +7,25 @@
  *
  * @module
  */
-import { Decrypter, Encrypter, generateX25519Identity, identityToRecipient } from "age-encryption";
+import type { Decrypter } from "age-encryption";
 import { dirname } from "node:path";
 import { ConfigError, CredentialError } from "../errors.ts";
+import { bech32Bytes } from "./bech32.ts";
 import { redactor } from "../redact.ts";
 import { ensurePrivateDir, readPrivateFile, writeFileAtomic } from "../secure_fs.ts";
 
 const WHAT = "identity file";
+
+/** An X25519 key is 32 bytes, in recipients and identities alike. */
+const KEY_BYTES = 32;
+
+/**
+ * The age package, loaded on first use: a run that neither encrypts nor decrypts never pays for
+ * it (about 5 MiB of memory); keys are checked by {@linkcode bech32Bytes} without it.
+ */
+export function agePackage(): Promise<typeof import("age-encryption")> {
+  return import("age-encryption");
+}
 
 /** The largest identity file read: thousands of keys and comments, far more than any real one. */
 export const MAX_IDENTITY_FILE_BYTES = 64 * 1024;
@@ -23,14 +35,7 @@ export const MAX_IDENTITY_FILE_BYTES = 64 * 1024;
  * (`age1pq1…`), tag and plugin recipients are refused: Debian's age cannot decrypt them.
  */
 export function isRecipient(s: string): boolean {
-  if (!/^age1[02-9ac-hj-np-z]{58}$/.test(s)) return false;
-  try {
-    // The package's parser checks the bech32 checksum and the key length.
-    new Encrypter().addRecipient(s);
-    return true;
-  } catch {
-    return false;
-  }
+  return /^age1[02-9ac-hj-np-z]{58}$/.test(s) && bech32Bytes(s, "age")?.length === KEY_BYTES;
 }
 
 /**
@@ -63,22 +68,30 @@ export class AgeIdentities {
   /** The public recipient of each identity, in file order (safe to show). */
   readonly recipients: readonly string[];
   readonly #keys: readonly string[];
+  readonly #age: typeof import("age-encryption");
 
-  private constructor(file: string, keys: string[], recipients: string[]) {
+  private constructor(
+    file: string,
+    keys: string[],
+    recipients: string[],
+    age: typeof import("age-encryption"),
+  ) {
     this.file = file;
     this.#keys = keys;
     this.recipients = recipients;
+    this.#age = age;
   }
 
   /** Builds the set from identity strings already checked by {@linkcode parseIdentityText}. */
   static async of(file: string, keys: string[]): Promise<AgeIdentities> {
-    const recipients = await Promise.all(keys.map((k) => identityToRecipient(k)));
-    return new AgeIdentities(file, keys, recipients);
+    const age = await agePackage();
+    const recipients = await Promise.all(keys.map((k) => age.identityToRecipient(k)));
+    return new AgeIdentities(file, keys, recipients, age);
   }
 
   /** A decrypter of the package loaded with every identity (for lib/crypto only). */
   decrypter(): Decrypter {
-    const d = new Decrypter();
+    const d = new this.#age.Decrypter();
     for (const k of this.#keys) d.addIdentity(k);
     return d;
   }
@@ -120,13 +133,8 @@ export function parseIdentityText(text: string, file: string): string[] {
 }
 
 function isIdentity(line: string): boolean {
-  if (!line.startsWith("AGE-SECRET-KEY-1")) return false;
-  try {
-    new Decrypter().addIdentity(line);
-    return true;
-  } catch {
-    return false;
-  }
+  return line.startsWith("AGE-SECRET-KEY-1") &&
+    bech32Bytes(line, "AGE-SECRET-KEY-")?.length === KEY_BYTES;
 }
 
 /**
@@ -148,9 +156,10 @@ export async function readIdentityFile(path: string): Promise<AgeIdentities> {
  *   encrypted to it unreadable
  */
 export async function generateIdentityFile(path: string, now = new Date()): Promise<string> {
-  const identity = await generateX25519Identity();
+  const age = await agePackage();
+  const identity = await age.generateX25519Identity();
   redactor.addSecret(identity);
-  const recipient = await identityToRecipient(identity);
+  const recipient = await age.identityToRecipient(identity);
   const created = now.toISOString().replace(/\.\d+Z$/, "Z");
   const text = `# created: ${created}\n# public key: ${recipient}\n${identity}\n`;
   await ensurePrivateDir(dirname(path), { tighten: false });

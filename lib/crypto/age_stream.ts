@@ -12,13 +12,12 @@
  *
  * @module
  */
-import { Encrypter, type Stanza } from "age-encryption";
+import type { Stanza } from "age-encryption";
 import { Buffer } from "node:buffer";
 import { createCipheriv, createDecipheriv, hkdfSync } from "node:crypto";
 import { type ErrorKind, VyaError } from "../errors.ts";
 import { youngCollector } from "../stream/gc.ts";
-import type { AgeIdentities } from "./age_keys.ts";
-import { parseRecipients } from "./age_keys.ts";
+import { type AgeIdentities, agePackage, parseRecipients } from "./age_keys.ts";
 import { concatBytes } from "../stream/bytes.ts";
 
 /** Plaintext bytes per STREAM chunk (age spec). */
@@ -153,7 +152,7 @@ class Chunker {
  * change in the package's layout fails loudly instead of writing unreadable files.
  */
 async function newHeader(recipients: readonly string[]) {
-  const e = new Encrypter();
+  const e = new (await agePackage()).Encrypter();
   for (const r of recipients) e.addRecipient(r);
   let fileKey: Uint8Array | undefined;
   e.addRecipient({
