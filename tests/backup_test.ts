@@ -25,7 +25,14 @@ import {
 const PG_DB = "bk_main";
 const MY_DB = "bk_my";
 
-const PG_OBJECTS = { tables: 3, views: 2, sequences: 1, routines: 3, triggers: 1 };
+const PG_OBJECTS = {
+  tables: 3,
+  views: 2,
+  sequences: 1,
+  routines: 3,
+  triggers: 1,
+  large_objects: 0,
+};
 const MY_OBJECTS = { tables: 2, views: 1, sequences: 1, routines: 2, triggers: 1, events: 1 };
 
 let fixtures: Promise<{ pg: PgServer; my: MyServer }> | undefined;

@@ -102,13 +102,15 @@ const ENGINE_ROWS: EngineRow[] = [
      create function trg() returns trigger language plpgsql as $$ begin return new; end $$;
      create trigger tr1 before insert on t1 for each row execute function trg();
      create trigger tr2 before update on s2.t2 for each row execute function trg();
-     create table fk(id int references t1(id)); -- constraint triggers are internal`,
+     create table fk(id int references t1(id)); -- constraint triggers are internal
+     select lo_from_bytea(0, 'blob one'), lo_from_bytea(0, 'blob two');`,
       counts: {
         tables: 5, // t1, s2.t2, parted, parted_1, fk
         views: 2,
         routines: 3, // f1, p1, trg
         triggers: 2,
         sequences: 2, // t1_id_seq, seq_extra
+        large_objects: 2,
       },
       empty: "postgres",
     },
@@ -205,6 +207,7 @@ for (const row of ENGINE_ROWS) {
           routines: 0,
           triggers: 0,
           sequences: 0,
+          large_objects: 0,
         });
       }
       await assertRejects(() => a.objectCounts("no_such_db"), MissingDatabaseError, "no_such_db");

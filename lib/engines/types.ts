@@ -157,6 +157,11 @@ export interface ObjectCounts {
   events?: number;
   /** Sequences (PostgreSQL only). */
   sequences?: number;
+  /**
+   * Large objects (PostgreSQL only; named as the metadata file spells it). A parallel restore
+   * that knows from the metadata there are none need not read the whole file first.
+   */
+  large_objects?: number;
 }
 
 /** One table's row count: counted exactly (`COUNT(*)`), or the server's own estimate. */

@@ -89,6 +89,12 @@ export interface DumpFilterOptions {
    * split the dump by entry where the lexer knows it is no COPY data or quoted text.
    */
   onEntryLine?: (text: string, outputLine: number) => void;
+  /**
+   * PostgreSQL: stop at the first large object (throws {@linkcode UnexpectedLargeObjectError})
+   * before any of it is passed on: for a parallel load whose sessions were settled on the
+   * metadata's word that the dump holds none.
+   */
+  refuseLargeObjects?: boolean;
 }
 
 /** Session settings pg_dump writes and the first server major that knows them. */
@@ -118,6 +124,19 @@ export class ForeignStatementError extends DumpFormatError {
   constructor(readonly statement: ForeignStatement) {
     super(`line ${statement.line}: \`${statement.text}\` would leave the target database`);
     this.name = "ForeignStatementError";
+  }
+}
+
+/** A large object in a dump that a parallel load was told holds none. */
+export class UnexpectedLargeObjectError extends DumpFormatError {
+  /** Creates the error. */
+  constructor(line: number) {
+    super(
+      `line ${line}: a large object, which the backup's metadata does not count (it was ` +
+        `created while the backup ran); a dump with large objects loads in one session: ` +
+        `restore it with --jobs 1`,
+    );
+    this.name = "UnexpectedLargeObjectError";
   }
 }
 
@@ -568,6 +587,9 @@ export class DumpLineReader {
       }
       if (first === 0x53 && text.startsWith("SELECT pg_catalog.lo_create(")) {
         this.facts.largeObjects = true;
+        if (this.#options.refuseLargeObjects) {
+          throw new UnexpectedLargeObjectError(this.facts.lines + 1);
+        }
       }
     }
     lexer.feed(line);

@@ -160,7 +160,8 @@ export interface RestoreResult {
 export const DEFAULT_LOCK_WAIT_SECONDS = 60;
 
 function isEmpty(c: ObjectCounts): boolean {
-  return c.tables + c.views + c.routines + (c.sequences ?? 0) + (c.events ?? 0) === 0;
+  return c.tables + c.views + c.routines + (c.sequences ?? 0) + (c.events ?? 0) +
+      (c.large_objects ?? 0) === 0;
 }
 
 function describeCounts(c: ObjectCounts): string {
@@ -307,10 +308,10 @@ export interface VerifiedSource {
 async function peekSource(request: RestoreRequest): Promise<VerifiedSource | undefined> {
   const meta = request.source.metadata;
   if (request.dryRun || request.scratch) return undefined;
-  if ((request.jobs ?? 1) > 1 && SESSIONS_FROM_WHOLE_FILE[familyOf(request.instance.type)]) {
+  if (meta?.kind !== "database" || meta.status !== "ok" || !meta.file || !meta.objects) {
     return undefined;
   }
-  if (meta?.kind !== "database" || meta.status !== "ok" || !meta.file || !meta.objects) {
+  if ((request.jobs ?? 1) > 1 && sessionsNeedWholeFile(familyOf(request.instance.type), meta)) {
     return undefined;
   }
   // An existing target is read and changed only after the whole file verified, as always.
@@ -842,14 +843,22 @@ function planRestore(
 }
 
 /**
- * Whether the sessions of a parallel load depend on a fact only a read of the whole file gives:
- * a PostgreSQL dump with large objects loads in one session (pg_dump wraps them in a
- * transaction of its own), so such a load verifies first.
+ * Engines whose dumps with large objects load in one session (PostgreSQL: pg_dump wraps them in
+ * a transaction of its own).
  */
-const SESSIONS_FROM_WHOLE_FILE: Record<EngineFamily, boolean> = {
+const LARGE_OBJECTS_IN_ONE_SESSION: Record<EngineFamily, boolean> = {
   postgresql: true,
   mysql: false,
 };
+
+/**
+ * Whether the sessions of a parallel load depend on a fact only a read of the whole file gives:
+ * whether the dump holds large objects, unless its metadata counted them (backups since the
+ * count was recorded). Such a load verifies first.
+ */
+function sessionsNeedWholeFile(family: EngineFamily, meta: BackupMetadata): boolean {
+  return LARGE_OBJECTS_IN_ONE_SESSION[family] && meta.objects?.large_objects !== 0;
+}
 
 /** What each phase of a parallel load does, for the plan. */
 const PARALLEL_PLAN: Record<EngineFamily, string> = {
@@ -1019,6 +1028,9 @@ async function load(session: Session, source: VerifiedSource, options: LoadOptio
     // Verified files hold no foreign statement; a file changed since, or streamed, may.
     refuseForeign: true,
     collectDefiners: source.streamed,
+    // Sessions were settled from the metadata's count of none: a large object (one created
+    // between that count and the dump) ends the load, and the database it created is dropped.
+    refuseLargeObjects: source.streamed && options.jobs > 1,
   };
   if (options.jobs > 1) return await loadParallel(session, source, options, filterOptions);
   const { child: spec, cleanup } = await session.server.clientCommand(session.client, target);

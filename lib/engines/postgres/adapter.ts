@@ -293,13 +293,15 @@ class PostgresAdapter implements EngineAdapter {
             as routines,
           (select count(*) from pg_trigger t join pg_class c on c.oid = t.tgrelid
             where not t.tgisinternal and c.relnamespace in (select oid from user_ns))::int
-            as triggers`;
+            as triggers,
+          (select count(*) from pg_largeobject_metadata)::int as large_objects`;
       return {
         tables: row.tables,
         views: row.views,
         routines: row.routines,
         triggers: row.triggers,
         sequences: row.sequences,
+        large_objects: row.large_objects,
       };
     } catch (error) {
       throw queryError(error, `cannot count objects in ${database}`);
