@@ -66,3 +66,79 @@ Deno.test("dump snapshot: counts in it ignore later writes, survive a lock timeo
     await pg.sql(`DROP DATABASE IF EXISTS ${db}`);
   }
 });
+
+/** The pid of the adapter's session on `db` that matches `where` (waits up to 5 s for it). */
+async function sessionPid(
+  pg: Awaited<ReturnType<typeof sharedPostgres>>,
+  db: string,
+  where: string,
+): Promise<string> {
+  for (let i = 0; i < 100; i++) {
+    const pid = await pg.sql(
+      `SELECT pid FROM pg_stat_activity WHERE datname = '${db}'
+          AND application_name = 'vya-backupdb' AND ${where} LIMIT 1`,
+    );
+    if (/^\d+$/.test(pid)) return pid;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`no session on ${db} where ${where}`);
+}
+
+Deno.test("dump snapshot: its session terminated, idle or in a count: the counts fail with the server's message, end() returns, nothing crashes", async () => {
+  // postgres.js writes a statement queued on a closed connection to a dropped socket and that
+  // throws outside any caller (an uncaught TypeError ends the process, and this test with it).
+  const pg = await sharedPostgres();
+  const db = `snap_${crypto.randomUUID().slice(0, 8)}`;
+  await pg.sql(`CREATE DATABASE ${db}`);
+  await pg.sql(
+    `CREATE TABLE a (id int); INSERT INTO a VALUES (1);
+     CREATE TABLE m_locked (id int); INSERT INTO m_locked VALUES (1);`,
+    { database: db },
+  );
+  const adapter = await connectPostgres(pg.params);
+  let locker: Promise<string> | undefined;
+  try {
+    // Idle in the transaction, between the export and the counts.
+    let release = adapter.hold!(db);
+    let snapshot = await adapter.shareSnapshot!(db);
+    assert(snapshot, "no snapshot shared");
+    const idle = await sessionPid(pg, db, "state LIKE 'idle in transaction%'");
+    await pg.sql(`SELECT pg_terminate_backend(${idle})`);
+    await new Promise((r) => setTimeout(r, 200));
+    const lost = await adapter.tableRows(db).then(() => "counted", (e) => String(e));
+    assert(/cannot count rows in snap_/.test(lost), lost);
+    await snapshot.end();
+    release();
+    // The adapter connects again for the next database (or this one).
+    assertEquals((await adapter.tableRows(db))["public.a"], { rows: 1, exact: true });
+
+    // Terminated while a count waits for a lock.
+    release = adapter.hold!(db);
+    snapshot = await adapter.shareSnapshot!(db);
+    assert(snapshot, "no snapshot shared");
+    locker = pg.sql(
+      `BEGIN; LOCK TABLE m_locked IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;`,
+      { database: db },
+    );
+    for (let i = 0; i < 100; i++) {
+      const held = await pg.sql(
+        `SELECT count(*) FROM pg_locks WHERE relation = 'm_locked'::regclass
+            AND mode = 'AccessExclusiveLock' AND granted`,
+        { database: db },
+      );
+      if (held === "1") break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const counting = adapter.tableRows(db).then(() => "counted", (e) => String(e));
+    const waiting = await sessionPid(pg, db, "wait_event_type = 'Lock'");
+    await pg.sql(`SELECT pg_terminate_backend(${waiting})`);
+    const failed = await counting;
+    assert(/cannot count rows in snap_/.test(failed), failed);
+    await snapshot.end();
+    release();
+  } finally {
+    await locker?.catch(() => {});
+    await adapter.close();
+    await pg.sql(`DROP DATABASE IF EXISTS ${db}`);
+  }
+});
