@@ -8,6 +8,9 @@
 import { assert, assertEquals } from "./harness/assert.ts";
 import { sharedPostgres } from "./harness/servers.ts";
 import { connectPostgres } from "../lib/engines/postgres/adapter.ts";
+import { join } from "node:path";
+import { makeTestEnv } from "./helpers/cli.ts";
+import { metadataOf, readMeta } from "./backup_support.ts";
 
 Deno.test("dump snapshot: counts in it ignore later writes, survive a lock timeout, and it stays importable until its end", async () => {
   const pg = await sharedPostgres();
@@ -138,6 +141,79 @@ Deno.test("dump snapshot: its session terminated, idle or in a count: the counts
     release();
   } finally {
     await locker?.catch(() => {});
+    await adapter.close();
+    await pg.sql(`DROP DATABASE IF EXISTS ${db}`);
+  }
+});
+
+Deno.test("a dump that cannot import the shared snapshot runs again in its own: the backup is ok, with a warning", async () => {
+  // The exporting session ends before pg_dump imports the snapshot: here the server's
+  // idle_in_transaction_session_timeout, shorter than the start of a slow pg_dump.
+  const pg = await sharedPostgres();
+  const db = `snap_${crypto.randomUUID().slice(0, 8)}`;
+  await pg.sql(`CREATE DATABASE ${db}`);
+  await pg.sql(`CREATE TABLE a (id int); INSERT INTO a SELECT generate_series(1, 42);`, {
+    database: db,
+  });
+  await pg.sql(`ALTER DATABASE ${db} SET idle_in_transaction_session_timeout = '100ms'`);
+  const env = await makeTestEnv([{ id: "pg", server: pg }]);
+  const slow = join(env.dir, "slowbin", "pg_dump");
+  await Deno.mkdir(join(env.dir, "slowbin"));
+  await Deno.writeTextFile(slow, `#!/bin/sh\nsleep 0.6\nexec ${pg.bin}/pg_dump "$@"\n`, {
+    mode: 0o755,
+  });
+  await env.writeConfig({
+    instances: [{
+      id: "pg",
+      type: "postgresql",
+      host: pg.host,
+      port: pg.port,
+      credential: "pg",
+      tools: { pg_dump: slow },
+    }],
+  });
+  try {
+    const r = await env.run(["backup", "--instance", "pg", "--database", db]);
+    assertEquals(r.code, 0, r.stderr);
+    assert(/dumped again in a snapshot of its own/.test(r.stderr), r.stderr);
+    const [file] = metadataOf(env, "pg", db);
+    const meta = await readMeta(file);
+    assertEquals(meta.status, "ok");
+    assert(meta.warnings?.some((w) => /invalid snapshot identifier/.test(w)), "no warning");
+    assertEquals(meta.tables?.["public.a"], { rows: 42, exact: true });
+  } finally {
+    await pg.sql(`DROP DATABASE IF EXISTS ${db}`);
+    await Deno.remove(env.dir, { recursive: true });
+  }
+});
+
+Deno.test("dump snapshot: a table truncated or dropped since the snapshot gets its estimate, never a count of what the dump did not see", async () => {
+  // Once pg_dump has exited its locks are gone, and the counts may still be running: TRUNCATE
+  // is not MVCC-safe (the old snapshot would count 0 rows), a dropped table cannot be counted.
+  const pg = await sharedPostgres();
+  const db = `snap_${crypto.randomUUID().slice(0, 8)}`;
+  await pg.sql(`CREATE DATABASE ${db}`);
+  const adapter = await connectPostgres(pg.params);
+  try {
+    await pg.sql(
+      `CREATE TABLE a (id int); INSERT INTO a SELECT generate_series(1, 7);
+       CREATE TABLE b (id int); INSERT INTO b SELECT generate_series(1, 7);
+       CREATE TABLE c (id int); INSERT INTO c SELECT generate_series(1, 7);
+       ANALYZE;`,
+      { database: db },
+    );
+    const release = adapter.hold!(db);
+    const snapshot = await adapter.shareSnapshot!(db);
+    assert(snapshot, "no snapshot shared");
+    await pg.sql(`TRUNCATE b; DROP TABLE c; INSERT INTO a VALUES (8);`, { database: db });
+    assertEquals(await adapter.tableRows(db), {
+      "public.a": { rows: 7, exact: true },
+      "public.b": { rows: 7, exact: false },
+      "public.c": { rows: 7, exact: false },
+    });
+    await snapshot.end();
+    release();
+  } finally {
     await adapter.close();
     await pg.sql(`DROP DATABASE IF EXISTS ${db}`);
   }

@@ -36,7 +36,7 @@ import {
 import { openStorage } from "../storage/open.ts";
 import { keyBase, type Storage } from "../storage/storage.ts";
 import { sweepPartials } from "../storage/writer.ts";
-import { streamDumpToFile } from "./stream_dump.ts";
+import { type StreamDumpOptions, type StreamDumpResult, streamDumpToFile } from "./stream_dump.ts";
 import { type DumpTool, resolveDumpTool } from "./tools.ts";
 
 /** What to back up and how. */
@@ -438,13 +438,10 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
     meta.database_properties = inspected.properties;
     const restoreWarning = inspected.restoreWarning;
     const snapshot = await shareSnapshot(job, db.name);
-    const command = await dumpCommandFor(job, db, snapshot?.id);
     // In the dump's own snapshot the counts read what the dump reads: they need not wait for it.
-    const counted = snapshot ? countRows(job, db.name) : undefined;
-    meta.dump.options = command.options;
+    let counted = snapshot ? countRows(job, db.name) : undefined;
     let stderr = "";
-    const result = await streamDumpToFile({
-      command,
+    const dumpOptions: Omit<StreamDumpOptions, "command"> = {
       storage,
       target: paths,
       codec: codecFor(format),
@@ -474,12 +471,15 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
         // snapshot, which the dump no longer needs) goes.
         (await job.inspected!).release();
         if (rows.tables) meta.tables = rows.tables;
-        const warnings = dumpWarnings(stderr, engineFor(version));
+        const warnings = [...(meta.warnings ?? []), ...dumpWarnings(stderr, engineFor(version))];
         if (rows.warning) warnings.push(logged(job, db.name, rows.warning));
         if (restoreWarning) warnings.push(restoreWarning);
         if (warnings.length) meta.warnings = warnings;
         await writeMetadata(storage, paths.metadata, meta);
       },
+    };
+    const result = await dumpInSnapshot(job, db, meta, snapshot, dumpOptions, () => {
+      counted = undefined;
     });
     return await afterCommit(job, db, paths, {
       ...base,
@@ -607,16 +607,58 @@ function logged(job: DatabaseJob, database: string, warning: string): string {
 async function shareSnapshot(
   job: DatabaseJob,
   database: string,
-): Promise<{ id: string } | undefined> {
+): Promise<{ id: string; end(): Promise<void> } | undefined> {
+  const opening = job.adapter.shareSnapshot?.(database) ?? Promise.resolve(undefined);
   try {
-    return await withTimeout(
-      job.adapter.shareSnapshot?.(database) ?? Promise.resolve(undefined),
-      ROW_COUNT_TIMEOUT_MS,
-      `a snapshot of ${database}`,
+    return await withTimeout(opening, ROW_COUNT_TIMEOUT_MS, `a snapshot of ${database}`);
+  } catch (e) {
+    // One that opens after all must not be the one the counts read: the dump runs without it.
+    opening.then((late) => late?.end(), () => {});
+    job.request.log.debug(
+      `no snapshot shared with the dump of ${database}: ` +
+        redact(e instanceof Error ? e.message : String(e)),
+      { instance: job.instance.id, database },
     );
-  } catch {
     return undefined;
   }
+}
+
+/**
+ * Runs the dump in the shared snapshot (or its own where none is shared). A dump that could not
+ * import it (the exporting session ended first, or the host name led pg_dump to another server)
+ * runs once more in a snapshot of its own, with a warning; `onRetry` then drops the counts taken
+ * in the shared one, which the dump no longer matches.
+ */
+async function dumpInSnapshot(
+  job: DatabaseJob,
+  db: DatabaseInfo,
+  meta: BackupMetadata,
+  snapshot: { id: string; end(): Promise<void> } | undefined,
+  options: Omit<StreamDumpOptions, "command">,
+  onRetry: () => void,
+): Promise<StreamDumpResult> {
+  const dump = async (snapshotId?: string) => {
+    const command = await dumpCommandFor(job, db, snapshotId);
+    meta.dump.options = command.options;
+    return await streamDumpToFile({ ...options, command });
+  };
+  try {
+    return await dump(snapshot?.id);
+  } catch (e) {
+    if (!snapshot || !isSnapshotRefused(e) || job.request.signal?.aborted) throw e;
+    onRetry();
+    await snapshot.end();
+    const why = "the dump could not import the snapshot its row counts were taken in " +
+      "(invalid snapshot identifier: the exporting session ended, or the host name leads to " +
+      "more than one server); dumped again in a snapshot of its own";
+    meta.warnings = [...(meta.warnings ?? []), logged(job, db.name, why)];
+    return await dump(undefined);
+  }
+}
+
+/** A dump that failed because pg_dump could not import the snapshot it was given. */
+function isSnapshotRefused(e: unknown): boolean {
+  return e instanceof Error && /invalid snapshot identifier/.test(e.message);
 }
 
 /** The metadata of a dump about to start: failed until the dump proves otherwise. */

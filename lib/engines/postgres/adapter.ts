@@ -376,9 +376,11 @@ async function countTables(
   // own), outside system schemas and extensions, as objectCounts sees them. Their sizes are read
   // table by table below: pg_table_size locks the table, and one locked table must cost only
   // its own count.
-  const tables = await guarded<{ oid: number; schema: string; name: string; estimate: number }[]>(`
+  const tables = await guarded<
+    { oid: number; schema: string; name: string; estimate: number; filenode: number }[]
+  >(`
     select c.oid::int8::float8 as oid, n.nspname as schema, c.relname as name,
-           c.reltuples::float8 as estimate
+           c.reltuples::float8 as estimate, c.relfilenode::int8::float8 as filenode
       from pg_class c join pg_namespace n on n.oid = c.relnamespace
      where c.relkind = 'r'
        and n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast')
@@ -395,17 +397,22 @@ async function countTables(
     const small = t.estimate < 0 || limit === Infinity
       ? ""
       : ` where pg_table_size(${t.oid}::oid) <= ${limit}`;
-    // Quoted here: postgres.js's sql(name) splits identifiers on dots.
-    const rows = await guarded<{ n: number }[]>(
-      `select (select count(*) from ${pgIdent(t.schema)}.${pgIdent(t.name)})::float8 as n` +
-        small,
+    // Quoted here: postgres.js's sql(name) splits identifiers on dots. The file node is read
+    // once the count holds its lock: a table rewritten since the snapshot (TRUNCATE, VACUUM
+    // FULL, a rewriting ALTER, once pg_dump no longer holds its lock) reads as empty in it, so
+    // its count would not be the dump's.
+    const rows = await guarded<{ n: number; filenode: number }[]>(
+      `select (select count(*) from ${pgIdent(t.schema)}.${pgIdent(t.name)})::float8 as n,` +
+        ` pg_relation_filenode(${t.oid}::oid)::int8::float8 as filenode` + small,
     ).catch((e) => {
-      // A table another session holds locked gets its estimate, never a wait.
-      if ((e as { code?: string }).code === "55P03") return [];
+      // A table another session holds locked gets its estimate, never a wait; one dropped
+      // since the listing (the dump holds what it had) too.
+      if (["55P03", "42P01"].includes((e as { code?: string }).code ?? "")) return [];
       throw e;
     });
-    if (rows.length) out[key] = { rows: rows[0].n, exact: true };
-    else if (estimate) out[key] = estimate;
+    if (rows.length && rows[0].filenode === t.filenode) {
+      out[key] = { rows: rows[0].n, exact: true };
+    } else if (estimate) out[key] = estimate;
   }
   return out;
 }
