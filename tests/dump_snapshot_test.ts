@@ -12,6 +12,23 @@ import { join } from "node:path";
 import { makeTestEnv } from "./helpers/cli.ts";
 import { metadataOf, readMeta } from "./backup_support.ts";
 
+/** Waits until another session holds `table` ACCESS EXCLUSIVE-locked (up to 5 s). */
+async function waitLocked(
+  pg: Awaited<ReturnType<typeof sharedPostgres>>,
+  db: string,
+  table: string,
+): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const held = await pg.sql(
+      `SELECT count(*) FROM pg_locks WHERE relation = '${table}'::regclass
+          AND mode = 'AccessExclusiveLock' AND granted`,
+      { database: db },
+    );
+    if (held === "1") return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 Deno.test("dump snapshot: counts in it ignore later writes, survive a lock timeout, and it stays importable until its end", async () => {
   const pg = await sharedPostgres();
   const db = `snap_${crypto.randomUUID().slice(0, 8)}`;
@@ -35,15 +52,7 @@ Deno.test("dump snapshot: counts in it ignore later writes, survive a lock timeo
       `BEGIN; LOCK TABLE m_locked IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(6); COMMIT;`,
       { database: db },
     );
-    for (let i = 0; i < 100; i++) {
-      const held = await pg.sql(
-        `SELECT count(*) FROM pg_locks WHERE relation = 'm_locked'::regclass
-            AND mode = 'AccessExclusiveLock' AND granted`,
-        { database: db },
-      );
-      if (held === "1") break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitLocked(pg, db, "m_locked");
     const inSnapshot = await adapter.tableRows(db);
     assertEquals(inSnapshot, {
       "public.a": { rows: 2, exact: true },
@@ -123,15 +132,7 @@ Deno.test("dump snapshot: its session terminated, idle or in a count: the counts
       `BEGIN; LOCK TABLE m_locked IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;`,
       { database: db },
     );
-    for (let i = 0; i < 100; i++) {
-      const held = await pg.sql(
-        `SELECT count(*) FROM pg_locks WHERE relation = 'm_locked'::regclass
-            AND mode = 'AccessExclusiveLock' AND granted`,
-        { database: db },
-      );
-      if (held === "1") break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitLocked(pg, db, "m_locked");
     const counting = adapter.tableRows(db).then(() => "counted", (e) => String(e));
     const waiting = await sessionPid(pg, db, "wait_event_type = 'Lock'");
     await pg.sql(`SELECT pg_terminate_backend(${waiting})`);
