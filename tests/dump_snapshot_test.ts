@@ -200,17 +200,26 @@ Deno.test("dump snapshot: a table truncated or dropped since the snapshot gets i
       `CREATE TABLE a (id int); INSERT INTO a SELECT generate_series(1, 7);
        CREATE TABLE b (id int); INSERT INTO b SELECT generate_series(1, 7);
        CREATE TABLE c (id int); INSERT INTO c SELECT generate_series(1, 7);
+       CREATE TABLE s1 (id int); INSERT INTO s1 SELECT generate_series(1, 3);
+       CREATE TABLE s2 (id int); INSERT INTO s2 SELECT generate_series(1, 100);
        ANALYZE;`,
       { database: db },
     );
     const release = adapter.hold!(db);
     const snapshot = await adapter.shareSnapshot!(db);
     assert(snapshot, "no snapshot shared");
-    await pg.sql(`TRUNCATE b; DROP TABLE c; INSERT INTO a VALUES (8);`, { database: db });
+    // Also a "swap" migration: the names trade tables, the dump holds them under the old ones.
+    await pg.sql(
+      `TRUNCATE b; DROP TABLE c; INSERT INTO a VALUES (8);
+       ALTER TABLE s1 RENAME TO s_tmp; ALTER TABLE s2 RENAME TO s1; ALTER TABLE s_tmp RENAME TO s2;`,
+      { database: db },
+    );
     assertEquals(await adapter.tableRows(db), {
       "public.a": { rows: 7, exact: true },
       "public.b": { rows: 7, exact: false },
       "public.c": { rows: 7, exact: false },
+      "public.s1": { rows: 3, exact: false },
+      "public.s2": { rows: 100, exact: false },
     });
     await snapshot.end();
     release();

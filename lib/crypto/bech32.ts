@@ -31,6 +31,8 @@ function expandPrefix(prefix: string): number[] {
  * as age does not apply it. Leftover bits must be fewer than 8 and zero, as the encoder writes them.
  */
 export function bech32Bytes(s: string, prefix: string): Uint8Array | undefined {
+  // Printable ASCII only, before any case change: "\u212a" (Kelvin sign) lowercases to "k".
+  if (!/^[\x21-\x7e]*$/.test(s)) return undefined;
   if (s !== s.toLowerCase() && s !== s.toUpperCase()) return undefined;
   const text = s.toLowerCase();
   const sep = text.lastIndexOf("1");

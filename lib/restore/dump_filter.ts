@@ -588,7 +588,7 @@ export class DumpLineReader {
       if (first === 0x53 && text.startsWith("SELECT pg_catalog.lo_create(")) {
         this.facts.largeObjects = true;
         if (this.#options.refuseLargeObjects) {
-          throw new UnexpectedLargeObjectError(this.facts.lines + 1);
+          throw new UnexpectedLargeObjectError(this.facts.lines);
         }
       }
     }

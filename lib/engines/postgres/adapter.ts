@@ -5,7 +5,7 @@
  * @module
  */
 import { openPostgres, type PgSql } from "./driver.ts";
-import { pgIdent } from "./quote.ts";
+import { pgIdent, pgLiteral } from "./quote.ts";
 import { DumpSnapshot } from "./dump_snapshot.ts";
 import { MARKER_PREFIX } from "../../restore/marker.ts";
 import type { DatabaseProperties } from "../../storage/metadata.ts";
@@ -405,9 +405,13 @@ async function countTables(
     // once the count holds its lock: a table rewritten since the snapshot (TRUNCATE, VACUUM
     // FULL, a rewriting ALTER, once pg_dump no longer holds its lock) reads as empty in it, so
     // its count would not be the dump's.
-    const rows = await guarded<{ n: number; filenode: number }[]>(
-      `select (select count(*) from ${pgIdent(t.schema)}.${pgIdent(t.name)})::float8 as n,` +
-        ` pg_relation_filenode(${t.oid}::oid)::int8::float8 as filenode` + small,
+    // The name must still be that table: one renamed into it since (a "swap" migration) is
+    // another table, whose rows the dump holds under the other name.
+    const name = `${pgIdent(t.schema)}.${pgIdent(t.name)}`;
+    const rows = await guarded<{ n: number; filenode: number; oid: number }[]>(
+      `select (select count(*) from ${name})::float8 as n,` +
+        ` pg_relation_filenode(${t.oid}::oid)::int8::float8 as filenode,` +
+        ` ${pgLiteral(name)}::regclass::oid::int8::float8 as oid` + small,
     ).catch((e) => {
       // A table another session holds locked gets its estimate, never a wait; one dropped
       // since the listing (the dump holds what it had) too.
@@ -415,7 +419,7 @@ async function countTables(
       if (["55P03", "42P01", "57014"].includes((e as { code?: string }).code ?? "")) return [];
       throw e;
     });
-    if (rows.length && rows[0].filenode === t.filenode) {
+    if (rows.length && rows[0].filenode === t.filenode && rows[0].oid === t.oid) {
       out[key] = { rows: rows[0].n, exact: true };
     } else if (estimate) out[key] = estimate;
   }
