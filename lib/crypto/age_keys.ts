@@ -19,11 +19,14 @@ const WHAT = "identity file";
 /** An X25519 key is 32 bytes, in recipients and identities alike. */
 const KEY_BYTES = 32;
 
+/** The age package's module. */
+export type AgePackage = typeof import("age-encryption");
+
 /**
  * The age package, loaded on first use: a run that neither encrypts nor decrypts never pays for
  * it (about 5 MiB of memory); keys are checked by {@linkcode bech32Bytes} without it.
  */
-export function agePackage(): Promise<typeof import("age-encryption")> {
+export function agePackage(): Promise<AgePackage> {
   return import("age-encryption");
 }
 
@@ -68,13 +71,13 @@ export class AgeIdentities {
   /** The public recipient of each identity, in file order (safe to show). */
   readonly recipients: readonly string[];
   readonly #keys: readonly string[];
-  readonly #age: typeof import("age-encryption");
+  readonly #age: AgePackage;
 
   private constructor(
     file: string,
     keys: string[],
     recipients: string[],
-    age: typeof import("age-encryption"),
+    age: AgePackage,
   ) {
     this.file = file;
     this.#keys = keys;

@@ -401,21 +401,18 @@ async function countTables(
     const small = t.estimate < 0 || limit === Infinity
       ? ""
       : ` where pg_table_size(${t.oid}::oid) <= ${limit}`;
-    // Quoted here: postgres.js's sql(name) splits identifiers on dots. The file node is read
-    // once the count holds its lock: a table rewritten since the snapshot (TRUNCATE, VACUUM
-    // FULL, a rewriting ALTER, once pg_dump no longer holds its lock) reads as empty in it, so
-    // its count would not be the dump's.
-    // The name must still be that table: one renamed into it since (a "swap" migration) is
-    // another table, whose rows the dump holds under the other name.
+    // Quoted here: postgres.js's sql(name) splits identifiers on dots. The file node and the
+    // name's oid are read once the count holds its lock: a table rewritten since the snapshot
+    // (TRUNCATE, VACUUM FULL, a rewriting ALTER, once pg_dump no longer holds its lock) reads as
+    // empty in it, and a table renamed into the name (a "swap" migration) is another table.
     const name = `${pgIdent(t.schema)}.${pgIdent(t.name)}`;
     const rows = await guarded<{ n: number; filenode: number; oid: number }[]>(
       `select (select count(*) from ${name})::float8 as n,` +
         ` pg_relation_filenode(${t.oid}::oid)::int8::float8 as filenode,` +
         ` ${pgLiteral(name)}::regclass::oid::int8::float8 as oid` + small,
     ).catch((e) => {
-      // A table another session holds locked gets its estimate, never a wait; one dropped
-      // since the listing (the dump holds what it had) too.
-      // A count cancelled by the statement timeout (57014) costs only that table's.
+      // Locked by another session (never waited for), dropped since the listing (the dump holds
+      // what it had) or cancelled by the statement timeout: that table gets its estimate.
       if (["55P03", "42P01", "57014"].includes((e as { code?: string }).code ?? "")) return [];
       throw e;
     });
