@@ -21,7 +21,8 @@ export type CodecFormat = "gzip" | "zstd" | "none";
 /** Options for {@linkcode Codec.compress}. */
 export interface CompressOptions {
   /**
-   * Threads to compress with (default 1). gzip compresses blocks on up to that many workers;
+   * Threads to compress with (default 1). gzip compresses blocks on up to that many threads
+   * (the caller's and `threads - 1` workers);
    * zstd (whose node:zlib build rejects `ZSTD_c_nbWorkers`) moves to one worker when more than
    * one thread is allowed, so compression overlaps the caller's reading, hashing and writing.
    */

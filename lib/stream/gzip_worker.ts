@@ -1,14 +1,13 @@
 /**
  * Worker thread of the parallel gzip compressor: deflates one block per message.
  *
- * Each block is raw deflate primed with the previous block's last 32 KiB, ending in a sync flush
- * (or the final block's finish), so the main thread can concatenate the replies into one gzip
- * member. See gzip_parallel.ts for the protocol.
+ * The main thread concatenates the replies into one gzip member; see gzip_parallel.ts for the
+ * protocol and gzip_block.ts for how a block is deflated.
  *
  * @module
  */
-import zlib from "node:zlib";
 import type { BlockReply, BlockRequest } from "./gzip_parallel.ts";
+import { deflateBlock } from "./gzip_block.ts";
 import { youngCollector } from "./gc.ts";
 
 const collect = youngCollector(4 * 1024 * 1024);
@@ -22,12 +21,7 @@ const scope = self as unknown as {
 scope.onmessage = (event) => {
   const { id, level, data, dict, last } = event.data;
   try {
-    const out = zlib.deflateRawSync(data, {
-      level,
-      dictionary: dict,
-      finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
-      chunkSize: 256 * 1024,
-    });
+    const out = deflateBlock(data, level, dict, last);
     // Small results can be views into Node's shared Buffer pool; transferring that pool would
     // detach memory other Buffers still use, so only a buffer we own outright is transferred.
     const owned = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength
