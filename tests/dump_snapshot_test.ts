@@ -228,3 +228,80 @@ Deno.test("dump snapshot: a table truncated or dropped since the snapshot gets i
     await pg.sql(`DROP DATABASE IF EXISTS ${db}`);
   }
 });
+
+Deno.test("object counts are taken again in the dump's snapshot: a large object and a table created after the first count are recorded, and verify passes", async () => {
+  // The second database of a run is inspected while the first one dumps: what is created in it
+  // meanwhile is in its dump, and must be in its metadata (a restore counts it against them).
+  const pg = await sharedPostgres();
+  const id = crypto.randomUUID().slice(0, 8);
+  const [first, second] = [`lo_${id}_first`, `lo_${id}_second`];
+  for (const db of [first, second]) {
+    await pg.sql(`CREATE DATABASE ${db}`);
+    await pg.sql(`CREATE TABLE a (id int); INSERT INTO a VALUES (1);`, { database: db });
+  }
+  const env = await makeTestEnv([{ id: "pg", server: pg }]);
+  const bin = join(env.dir, "pausebin");
+  await Deno.mkdir(bin);
+  // The first dump to start says which database is the other one, and waits for a go.
+  await Deno.writeTextFile(
+    join(bin, "pg_dump"),
+    `#!/bin/sh
+if mkdir ${bin}/first 2>/dev/null; then
+  case "$*" in *${first}*) echo ${second} ;; *) echo ${first} ;; esac > ${bin}/other.tmp
+  mv ${bin}/other.tmp ${bin}/other
+  while [ ! -e ${bin}/go ]; do sleep 0.05; done
+fi
+exec ${pg.bin}/pg_dump "$@"
+`,
+    { mode: 0o755 },
+  );
+  await env.writeConfig({
+    instances: [{
+      id: "pg",
+      type: "postgresql",
+      host: pg.host,
+      port: pg.port,
+      credential: "pg",
+      tools: { pg_dump: join(bin, "pg_dump") },
+    }],
+  });
+  try {
+    const backup = env.run([
+      "backup",
+      "--instance",
+      "pg",
+      "--database",
+      first,
+      "--database",
+      second,
+    ]);
+    let other = "";
+    for (let i = 0; i < 200 && !other; i++) {
+      other = await Deno.readTextFile(join(bin, "other")).catch(() => "");
+      if (!other) await new Promise((r) => setTimeout(r, 50));
+    }
+    other = other.trim();
+    assert(other, "the first dump never started");
+    // Its first counts ran as the first dump was taken; let them finish.
+    await new Promise((r) => setTimeout(r, 500));
+    await pg.sql(`SELECT lo_from_bytea(0, 'blob'); CREATE TABLE b (id int);`, { database: other });
+    await Deno.writeTextFile(join(bin, "go"), "");
+    const r = await backup;
+    assertEquals(r.code, 0, r.stderr);
+    const meta = await readMeta(metadataOf(env, "pg", other)[0]);
+    assertEquals(meta.objects?.large_objects, 1);
+    assertEquals(meta.objects?.tables, 2);
+    const verified = await env.run([
+      "verify",
+      "--restore",
+      "--instance",
+      "pg",
+      "--database",
+      other,
+    ]);
+    assertEquals(verified.code, 0, verified.stdout + verified.stderr);
+  } finally {
+    for (const db of [first, second]) await pg.sql(`DROP DATABASE IF EXISTS ${db}`);
+    await Deno.remove(env.dir, { recursive: true });
+  }
+});

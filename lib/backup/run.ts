@@ -22,7 +22,7 @@ import { redact } from "../redact.ts";
 import { withTimeout } from "../timeout.ts";
 import { VERSION } from "../version.ts";
 import { codecFor } from "../stream/codecs.ts";
-import type { DatabaseInfo, EngineAdapter, ServerVersion } from "../engines/types.ts";
+import type { DatabaseInfo, EngineAdapter, ObjectCounts, ServerVersion } from "../engines/types.ts";
 import { connect, type Engine, engineFor, selectDatabases } from "../engines/mod.ts";
 import type { DumpCommand } from "../dump/types.ts";
 import { type BackupPaths, databaseBackupKeys, encodeName } from "../storage/layout.ts";
@@ -438,8 +438,10 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
     meta.database_properties = inspected.properties;
     const restoreWarning = inspected.restoreWarning;
     const snapshot = await shareSnapshot(job, db.name);
-    // In the dump's own snapshot the counts read what the dump reads: they need not wait for it.
-    let counted = snapshot ? countRows(job, db.name) : undefined;
+    // In the dump's own snapshot the counts read what the dump reads: they need not wait for it,
+    // and the object counts taken before it are taken again there (a large object or table
+    // created in between would make verify fail a good backup).
+    let counted = snapshot ? countRows(job, db.name, { objects: true }) : undefined;
     let stderr = "";
     const dumpOptions: Omit<StreamDumpOptions, "command"> = {
       storage,
@@ -471,6 +473,7 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
         // snapshot, which the dump no longer needs) goes.
         (await job.inspected!).release();
         if (rows.tables) meta.tables = rows.tables;
+        if (rows.objects) meta.objects = { ...rows.objects };
         const warnings = [...(meta.warnings ?? []), ...dumpWarnings(stderr, engineFor(version))];
         if (rows.warning) warnings.push(logged(job, db.name, rows.warning));
         if (restoreWarning) warnings.push(restoreWarning);
@@ -572,20 +575,25 @@ const ROW_COUNT_TIMEOUT_MS = 60_000;
  * Per-table row counts for `verify --restore`: in the dump's snapshot while it runs where the
  * engine shares one (PostgreSQL), right after the dump otherwise. They never hold up the dump
  * behind a lock, and a count that cannot be taken costs the backup nothing but a warning
- * (verify then compares what it has). Never rejects; the caller logs the warning, since counts
- * started beside a dump that then fails are never used.
+ * (verify then compares what it has). With `objects` (in the snapshot) the object counts are
+ * taken too; where they fail, the ones taken before the dump stay. Never rejects; the caller
+ * logs the warning, since counts started beside a dump that then fails are never used.
  */
 async function countRows(
   job: DatabaseJob,
   database: string,
-): Promise<{ tables?: BackupMetadata["tables"]; warning?: string }> {
+  options: { objects?: boolean } = {},
+): Promise<{ tables?: BackupMetadata["tables"]; objects?: ObjectCounts; warning?: string }> {
+  const objects = options.objects
+    ? job.adapter.objectCounts(database).catch(() => undefined)
+    : undefined;
   try {
     const tables = await withTimeout(
       job.adapter.tableRows(database),
       ROW_COUNT_TIMEOUT_MS,
       `row counts of ${database}`,
     );
-    return { tables };
+    return { tables, objects: await objects };
   } catch (e) {
     return {
       warning: `row counts not recorded: ${redact(e instanceof Error ? e.message : String(e))}`,

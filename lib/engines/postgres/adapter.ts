@@ -233,6 +233,16 @@ class PostgresAdapter implements EngineAdapter {
     return { sql, done: () => Promise.resolve() };
   }
 
+  /** Runs `query` on a connection to `database` (see #on) and gives the connection back. */
+  async #with<T>(database: string, query: (sql: Sql) => Promise<T>): Promise<T> {
+    const { sql, done } = await this.#on(database);
+    try {
+      return await query(sql);
+    } finally {
+      await done();
+    }
+  }
+
   async restoreWarning(database: string): Promise<string | undefined> {
     const { sql, done } = await this.#on(database);
     try {
@@ -262,39 +272,13 @@ class PostgresAdapter implements EngineAdapter {
   }
 
   async objectCounts(database: string): Promise<ObjectCounts> {
-    const { sql, done } = await this.#on(database);
+    const snapshot = this.#held.get(database)?.snapshot;
     try {
-      // User objects only: system schemas and extension members are left out, as a dump of the
-      // database would recreate them through CREATE EXTENSION.
-      const [row] = await sql`
-        with user_ns as (
-          select oid from pg_namespace
-           where nspname not in ('pg_catalog', 'information_schema', 'pg_toast')
-             and nspname !~ '^pg_(toast_)?temp_'
-        ), ext as (
-          select objid, classid from pg_depend where deptype = 'e'
-        )
-        select
-          (select count(*) from pg_class c where c.relnamespace in (select oid from user_ns)
-              and c.relkind in ('r', 'p')
-              and c.oid not in (select objid from ext where classid = 'pg_class'::regclass))::int
-            as tables,
-          (select count(*) from pg_class c where c.relnamespace in (select oid from user_ns)
-              and c.relkind in ('v', 'm')
-              and c.oid not in (select objid from ext where classid = 'pg_class'::regclass))::int
-            as views,
-          (select count(*) from pg_class c where c.relnamespace in (select oid from user_ns)
-              and c.relkind = 'S'
-              and c.oid not in (select objid from ext where classid = 'pg_class'::regclass))::int
-            as sequences,
-          (select count(*) from pg_proc p where p.pronamespace in (select oid from user_ns)
-              and p.prokind in ('f', 'p')
-              and p.oid not in (select objid from ext where classid = 'pg_proc'::regclass))::int
-            as routines,
-          (select count(*) from pg_trigger t join pg_class c on c.oid = t.tgrelid
-            where not t.tgisinternal and c.relnamespace in (select oid from user_ns))::int
-            as triggers,
-          (select count(*) from pg_largeobject_metadata)::int as large_objects`;
+      // In the dump's snapshot while one is shared: the counts are then the dump's own objects.
+      const rows = snapshot
+        ? await snapshot.isolated((q) => q.unsafe(OBJECT_COUNTS))
+        : await this.#with(database, (sql) => sql.unsafe(OBJECT_COUNTS));
+      const row = rows[0];
       return {
         tables: row.tables,
         views: row.views,
@@ -305,8 +289,6 @@ class PostgresAdapter implements EngineAdapter {
       };
     } catch (error) {
       throw queryError(error, `cannot count objects in ${database}`);
-    } finally {
-      await done();
     }
   }
 
@@ -319,12 +301,7 @@ class PostgresAdapter implements EngineAdapter {
     try {
       // In the dump's snapshot while one is shared: the counts are then the dump's own rows.
       if (snapshot) return await countTables((query) => snapshot.isolated(query), limit);
-      const { sql, done } = await this.#on(database);
-      try {
-        return await countTables((query) => query(sql), limit);
-      } finally {
-        await done();
-      }
+      return await this.#with(database, (sql) => countTables((query) => query(sql), limit));
     } catch (error) {
       throw queryError(error, `cannot count rows in ${database}`);
     }
@@ -354,6 +331,40 @@ class PostgresAdapter implements EngineAdapter {
     await Promise.all([this.#sql.end({ timeout: 5 }).catch(() => {}), ...this.#closing]);
   }
 }
+
+/**
+ * The user objects of a database: system schemas and extension members are left out, as a dump
+ * of the database would recreate them through CREATE EXTENSION.
+ */
+const OBJECT_COUNTS = `
+  with user_ns as (
+    select oid from pg_namespace
+     where nspname not in ('pg_catalog', 'information_schema', 'pg_toast')
+       and nspname !~ '^pg_(toast_)?temp_'
+  ), ext as (
+    select objid, classid from pg_depend where deptype = 'e'
+  )
+  select
+    (select count(*) from pg_class c where c.relnamespace in (select oid from user_ns)
+        and c.relkind in ('r', 'p')
+        and c.oid not in (select objid from ext where classid = 'pg_class'::regclass))::int
+      as tables,
+    (select count(*) from pg_class c where c.relnamespace in (select oid from user_ns)
+        and c.relkind in ('v', 'm')
+        and c.oid not in (select objid from ext where classid = 'pg_class'::regclass))::int
+      as views,
+    (select count(*) from pg_class c where c.relnamespace in (select oid from user_ns)
+        and c.relkind = 'S'
+        and c.oid not in (select objid from ext where classid = 'pg_class'::regclass))::int
+      as sequences,
+    (select count(*) from pg_proc p where p.pronamespace in (select oid from user_ns)
+        and p.prokind in ('f', 'p')
+        and p.oid not in (select objid from ext where classid = 'pg_proc'::regclass))::int
+      as routines,
+    (select count(*) from pg_trigger t join pg_class c on c.oid = t.tgrelid
+      where not t.tgisinternal and c.relnamespace in (select oid from user_ns))::int
+      as triggers,
+    (select count(*) from pg_largeobject_metadata)::int as large_objects`;
 
 /** What countTables queries through: the plain connection, or the dump's snapshot. */
 type Queryable = Pick<Sql, "unsafe">;
