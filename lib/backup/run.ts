@@ -494,21 +494,42 @@ async function backupDatabaseOnce(db: DatabaseInfo, job: DatabaseJob): Promise<I
     });
   } catch (e) {
     if (request.signal?.aborted) throw e;
-    const message = redact(e instanceof Error ? e.message : String(e));
-    Object.assign(meta, finishedFields(started), { status: "failed", error: message, file: null });
-    await writeFailureMetadata(storage, paths, meta, request.log, request.failureFallback);
-    request.log.error(`backup of ${instance.id}/${db.name} failed: ${message}`, {
-      instance: instance.id,
-      database: db.name,
-    });
-    return {
-      ...base,
-      status: "failed",
-      path: undefined,
-      error: message,
-      duration_ms: meta.duration_ms,
-    };
+    return await failedItem(job, { base, meta, paths, started }, e);
   }
+}
+
+/** Records a database's failed backup (metadata, log) and returns its item. */
+async function failedItem(
+  job: DatabaseJob,
+  item: { base: ItemResult; meta: BackupMetadata; paths: BackupPaths; started: Date },
+  e: unknown,
+): Promise<ItemResult> {
+  const { request, instance } = job;
+  const { base, meta } = item;
+  const message = redact(e instanceof Error ? e.message : String(e));
+  Object.assign(meta, finishedFields(item.started), {
+    status: "failed",
+    error: message,
+    file: null,
+  });
+  await writeFailureMetadata(
+    request.storage!,
+    item.paths,
+    meta,
+    request.log,
+    request.failureFallback,
+  );
+  request.log.error(`backup of ${instance.id}/${base.database} failed: ${message}`, {
+    instance: instance.id,
+    database: base.database,
+  });
+  return {
+    ...base,
+    status: "failed",
+    path: undefined,
+    error: message,
+    duration_ms: meta.duration_ms,
+  };
 }
 
 /**
