@@ -19,6 +19,16 @@ export const VERBATIM: Partial<mysql.ConnectionOptions> = {
 };
 
 /**
+ * mysql2 quotes the values of `?` placeholders with backslash escapes (`'` as `\'`). A server
+ * whose sql_mode holds NO_BACKSLASH_ESCAPES reads the backslash as a character and the quote as
+ * the end of the string: a database named `x' OR 1=1 -- ` (a tenant of a hosting server may
+ * create one) would rewrite the query around it. Every session of ours reads backslashes as
+ * escapes; the rest of the server's mode stays.
+ */
+const BACKSLASH_ESCAPES_ON = "SET SESSION sql_mode = TRIM(BOTH ',' FROM " +
+  "REPLACE(CONCAT(',', @@SESSION.sql_mode, ','), ',NO_BACKSLASH_ESCAPES,', ','))";
+
+/**
  * Opens a MySQL/MariaDB connection (one statement per query, utf8mb4). `options` adds or
  * overrides driver options, e.g. {@linkcode VERBATIM} where values are copied verbatim.
  */
@@ -27,7 +37,7 @@ export async function openMysql(
   options: Partial<mysql.ConnectionOptions> = {},
 ): Promise<mysql.Connection> {
   myDriver ??= import("mysql2/promise").then((m) => m.default);
-  return await (await myDriver).createConnection({
+  const conn = await (await myDriver).createConnection({
     host: params.host,
     port: params.port,
     user: params.user,
@@ -38,4 +48,11 @@ export async function openMysql(
     multipleStatements: false,
     ...options,
   });
+  try {
+    await conn.query(BACKSLASH_ESCAPES_ON);
+  } catch (e) {
+    conn.destroy();
+    throw e;
+  }
+  return conn;
 }
