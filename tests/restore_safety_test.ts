@@ -656,3 +656,24 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "a PostgreSQL dump given to a MariaDB instance is refused as such, exit 3, before anything is created",
+  opts,
+  async () => {
+    const { env, engines } = await getSetup();
+    const pg = engines.find((e) => e.id === "pg")!;
+    const my = engines.find((e) => e.id === "my")!;
+    await pg.server.sql("CREATE DATABASE crossed");
+    await pg.server.sql("CREATE TABLE t (id int)", { database: "crossed" });
+    const { dump } = await backupNow(env, "pg", "crossed");
+    const r = await env.run(["restore", "--instance", "my", "--file", dump, "--target", "crossed"]);
+    assertEquals(r.code, 3, r.stderr);
+    assertMatch(
+      r.stderr,
+      /is a PostgreSQL dump \(-- PostgreSQL database dump\); instance my is mariadb/,
+    );
+    assert(!await my.exists("crossed"), "refused, yet the target was created");
+    await pg.drop("crossed");
+  },
+);

@@ -27,7 +27,7 @@ import { type Logger, silentLogger } from "../log.ts";
 import { redact } from "../redact.ts";
 import { startChild } from "../process.ts";
 import { connect, type Engine, engineFor, engineOf, familyOf } from "../engines/mod.ts";
-import type { EngineAdapter, EngineFamily, ObjectCounts } from "../engines/types.ts";
+import type { EngineAdapter, EngineFamily, ObjectCounts, ServerVersion } from "../engines/types.ts";
 import { requireTools } from "../tools/find.ts";
 import { ByteCounter } from "../stream/counter.ts";
 import { fileChunks } from "../stream/file_chunks.ts";
@@ -173,10 +173,20 @@ function describeCounts(c: ObjectCounts): string {
 export async function restore(request: RestoreRequest): Promise<RestoreResult> {
   const started = Date.now();
   const notes = new Notes(request.log);
-  let source = await peekSource(request) ?? await verifySource(request, notes);
+  // The server connection opens while the file is checked; a file that fails is told first all
+  // the same, and an unreachable server only once the file is known to be good.
+  const connecting = connectServer(request);
+  connecting.catch(() => {});
+  let source: VerifiedSource;
+  try {
+    source = await peekSource(request, connecting) ?? await verifySource(request, notes);
+  } catch (e) {
+    await connecting.then((c) => c.adapter.close(), () => {});
+    throw e;
+  }
   let session: Session;
   try {
-    session = await openSession(request, source);
+    session = await openSession(request, source, await connecting);
   } catch (e) {
     throw await explainStreamed(e, request, source);
   }
@@ -305,7 +315,10 @@ export interface VerifiedSource {
  * target before it is sent, DEFINER accounts at the end. Undefined when the file must be read
  * first (see also {@linkcode streamable}).
  */
-async function peekSource(request: RestoreRequest): Promise<VerifiedSource | undefined> {
+async function peekSource(
+  request: RestoreRequest,
+  connecting: Promise<ConnectedServer>,
+): Promise<VerifiedSource | undefined> {
   const meta = request.source.metadata;
   if (request.dryRun || request.scratch) return undefined;
   if (meta?.kind !== "database" || meta.status !== "ok" || !meta.file || !meta.objects) {
@@ -316,7 +329,7 @@ async function peekSource(request: RestoreRequest): Promise<VerifiedSource | und
   }
   // An existing target is read and changed only after the whole file verified, as always.
   const target = request.target ?? meta.database;
-  if (!target || await targetExists(request, target)) return undefined;
+  if (!target || await targetExists(connecting, target)) return undefined;
   // The checksum still gates: nothing of a file that is not the recorded one is ever sent. It
   // reads only the compressed bytes, a fraction of the cost of decompressing them.
   const { path } = request.source;
@@ -349,16 +362,15 @@ async function databaseExists(adapter: EngineAdapter, name: string): Promise<boo
   return (await adapter.listDatabases({ sizeOf: [] })).some((d) => d.name === name);
 }
 
-/** Whether database `name` exists, asked over a connection of its own (closed again). */
-async function targetExists(request: RestoreRequest, name: string): Promise<boolean> {
-  let adapter: EngineAdapter | undefined;
+/** Whether database `name` exists, asked over the connection being opened. */
+async function targetExists(
+  connecting: Promise<ConnectedServer>,
+  name: string,
+): Promise<boolean> {
   try {
-    adapter = await connect(request.instance.type, request.params);
-    return await databaseExists(adapter, name);
+    return await databaseExists((await connecting).adapter, name);
   } catch {
     return true; // not known: the file is read first, and the connection's error told after
-  } finally {
-    await adapter?.close().catch(() => {});
   }
 }
 
@@ -485,37 +497,65 @@ interface Session {
   close(): Promise<void>;
 }
 
-async function openSession(request: RestoreRequest, source: VerifiedSource): Promise<Session> {
+/** The instance's server, connected: its adapter, version and engine. */
+interface ConnectedServer {
+  adapter: EngineAdapter;
+  version: ServerVersion;
+  engine: Engine;
+}
+
+async function connectServer(request: RestoreRequest): Promise<ConnectedServer> {
+  const adapter = await connect(request.instance.type, request.params);
+  try {
+    const version = await adapter.serverVersion();
+    return { adapter, version, engine: engineFor(version) };
+  } catch (e) {
+    await adapter.close();
+    throw e;
+  }
+}
+
+/** The session of the restore on `connected` (closed on failure): client tool, target. */
+async function openSession(
+  request: RestoreRequest,
+  source: VerifiedSource,
+  connected: ConnectedServer,
+): Promise<Session> {
   const { instance } = request;
-  let adapter: EngineAdapter | undefined;
+  const { adapter, version, engine } = connected;
   let server: TargetServer | undefined;
   try {
-    adapter = await connect(instance.type, request.params);
-    const version = await adapter.serverVersion();
-    const engine = engineFor(version);
     if (engine.family !== source.engine) {
       throw new BadBackupError(
         `${request.source.path} is a ${source.engine} dump but ${instance.id} runs ` +
           `${version.flavor}`,
       );
     }
-    const tools = requireTools(await engine.findTools(version.major, instance.tools));
-    server = await engine.openRestoreTarget(request.params, version.major);
-    const [a, s] = [adapter, server];
+    // A load needs the client only: every other tool would cost its `--version` runs. The
+    // target's connection opens meanwhile.
+    const [found, opened] = await Promise.allSettled([
+      engine.findTools(version.major, instance.tools, { roles: ["client"] }),
+      engine.openRestoreTarget(request.params, version.major),
+    ]);
+    if (opened.status === "fulfilled") server = opened.value;
+    if (found.status === "rejected") throw found.reason;
+    const tools = requireTools(found.value);
+    if (opened.status === "rejected") throw opened.reason;
+    const s = opened.value;
     return {
       engine,
-      adapter: a,
+      adapter,
       server: s,
       serverMajor: version.major,
       client: tools.client!,
       close: async () => {
         await s.close();
-        await withTimeout(a.close(), 5000, "closing the connection").catch(() => {});
+        await withTimeout(adapter.close(), 5000, "closing the connection").catch(() => {});
       },
     };
   } catch (e) {
     await server?.close();
-    await adapter?.close();
+    await adapter.close();
     throw e;
   }
 }
