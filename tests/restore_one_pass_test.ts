@@ -312,3 +312,38 @@ Deno.test(
     await e.drop("lo_src");
   },
 );
+
+Deno.test(
+  "restore --latest does not hash the file a second time: the checksum of the pick is the gate, a named file is hashed before the load",
+  opts,
+  async (t) => {
+    const { env, engines } = await getSetup();
+    for (const e of engines) {
+      await t.step(e.id, async () => {
+        await e.fill("picked_src", 500);
+        const backup = await backupNow(env, e.id, "picked_src");
+        const reused = /checksum verified as the file was picked/;
+        let r = await env.run(["--verbose", ...restoreArgs(e, "picked_src", "picked_dst")]);
+        assertEquals(r.code, 0, r.stderr);
+        assertMatch(r.stderr, reused);
+        assertEquals(await e.rows("picked_dst"), await e.rows("picked_src"));
+        await e.drop("picked_dst");
+        r = await env.run([
+          "--verbose",
+          "restore",
+          "--instance",
+          e.id,
+          "--file",
+          backup.dump,
+          "--target",
+          "picked_dst",
+        ]);
+        assertEquals(r.code, 0, r.stderr);
+        assert(!reused.test(r.stderr), r.stderr);
+        assertEquals(await e.rows("picked_dst"), await e.rows("picked_src"));
+        await e.drop("picked_dst");
+        await e.drop("picked_src");
+      });
+    }
+  },
+);

@@ -28,6 +28,8 @@ export interface DownloadedBackup extends AsyncDisposable {
   path: string;
   /** The entry it came from. */
   entry: CatalogEntry;
+  /** The SHA-256 of the downloaded bytes (the recorded one). */
+  sha256: string;
 }
 
 /**
@@ -65,7 +67,7 @@ export async function downloadEntry(
       const data = await storage.readSmall(key);
       if (data) await Deno.writeFile(join(dir, keyBase(key)), data, { mode: 0o600 });
     }
-    return { path, entry, [Symbol.asyncDispose]: dispose };
+    return { path, entry, sha256: actual, [Symbol.asyncDispose]: dispose };
   } catch (e) {
     await dispose();
     throw e;
@@ -88,7 +90,8 @@ export async function downloadLatest(
     try {
       const download = await downloadEntry(storage, entry, signal);
       log.info(`using the backup of ${entry.started_at.toISOString()}: ${entry.paths.dump}`);
-      return { source: { path: download.path, metadata: entry.metadata }, download };
+      const { path, sha256: verifiedSha256 } = download;
+      return { source: { path, metadata: entry.metadata, verifiedSha256 }, download };
     } catch (e) {
       if (!(e instanceof BadBackupError)) throw e;
       log.warn(`skipped backup of ${entry.started_at.toISOString()}: ${e.message}`);

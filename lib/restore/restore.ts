@@ -62,6 +62,12 @@ export interface RestoreSource {
   originalName?: string;
   /** The file follows the original tool's naming. */
   original?: boolean;
+  /**
+   * The SHA-256 of the file, computed by this run as it picked (`--latest`) or downloaded it:
+   * the check of the file against its metadata before a load is not read again (a file changed
+   * since is still caught by the hash taken during the load).
+   */
+  verifiedSha256?: string;
 }
 
 /** What to restore where. */
@@ -173,17 +179,28 @@ function describeCounts(c: ObjectCounts): string {
 export async function restore(request: RestoreRequest): Promise<RestoreResult> {
   const started = Date.now();
   const notes = new Notes(request.log);
-  // The server connection opens while the file is checked; a file that fails is told first all
-  // the same, and an unreachable server only once the file is known to be good.
-  const connecting = connectServer(request);
-  connecting.catch(() => {});
+  // Where the file may be read only as it loads, the server connection opens while its
+  // checksum is taken. A file that fails is told first all the same, and an unreachable server
+  // only once the file is known to be good.
+  const early = mayPeek(request) ? connectServer(request) : undefined;
+  early?.catch(() => {});
+  // Not awaited: an interrupt must not wait for a server that does not answer.
+  const closeEarly = () => void early?.then((c) => c.adapter.close(), () => {});
   let source: VerifiedSource;
   try {
-    source = await peekSource(request, connecting) ?? await verifySource(request, notes);
+    const peeked = early && await peekSource(request, early);
+    if (peeked) source = peeked;
+    else {
+      // The whole file is read first, which can take minutes: a connection idle that long may
+      // be gone (MySQL's wait_timeout), so the server is asked once the file is good.
+      closeEarly();
+      source = await verifySource(request, notes);
+    }
   } catch (e) {
-    await connecting.then((c) => c.adapter.close(), () => {});
+    closeEarly();
     throw e;
   }
+  const connecting = source.streamed ? early! : connectServer(request);
   let session: Session;
   try {
     session = await openSession(request, source, await connecting);
@@ -320,21 +337,16 @@ async function peekSource(
   connecting: Promise<ConnectedServer>,
 ): Promise<VerifiedSource | undefined> {
   const meta = request.source.metadata;
-  if (request.dryRun || request.scratch) return undefined;
-  if (meta?.kind !== "database" || meta.status !== "ok" || !meta.file || !meta.objects) {
-    return undefined;
-  }
-  if ((request.jobs ?? 1) > 1 && sessionsNeedWholeFile(familyOf(request.instance.type), meta)) {
-    return undefined;
-  }
+  if (!mayPeek(request) || !meta?.file) return undefined;
   // An existing target is read and changed only after the whole file verified, as always.
   const target = request.target ?? meta.database;
   if (!target || await targetExists(connecting, target)) return undefined;
   // The checksum still gates: nothing of a file that is not the recorded one is ever sent. It
   // reads only the compressed bytes, a fraction of the cost of decompressing them.
-  const { path } = request.source;
+  const { path, verifiedSha256 } = request.source;
   const bytes = meta.file.bytes;
-  const sha256 = await sha256File(path, {
+  if (verifiedSha256) request.log.debug(`${path}: checksum verified as the file was picked`);
+  const sha256 = verifiedSha256 ?? await sha256File(path, {
     onBytes: request.onProgress && ((n) => request.onProgress!("verify", n, bytes)),
     signal: request.signal,
   }).catch((e) => {
@@ -360,6 +372,21 @@ async function peekSource(
 /** Whether the server has a database of exactly that name (no database is sized for it). */
 async function databaseExists(adapter: EngineAdapter, name: string): Promise<boolean> {
   return (await adapter.listDatabases({ sizeOf: [] })).some((d) => d.name === name);
+}
+
+/**
+ * Whether the file may be loaded as it is read, as far as the request and the metadata tell: a
+ * good database backup with its object counts, not a dry run or a verification, and (with
+ * several sessions) no large objects that would need the whole file first.
+ */
+function mayPeek(request: RestoreRequest): boolean {
+  const meta = request.source.metadata;
+  if (request.dryRun || request.scratch) return false;
+  if (meta?.kind !== "database" || meta.status !== "ok" || !meta.file || !meta.objects) {
+    return false;
+  }
+  return (request.jobs ?? 1) === 1 ||
+    !sessionsNeedWholeFile(familyOf(request.instance.type), meta);
 }
 
 /** Whether database `name` exists, asked over the connection being opened. */

@@ -26,7 +26,7 @@ export async function selectSource(request: SourceRequest, log: Logger): Promise
     const { storage, hostname, instance, database } = request;
     const entries = (await listCatalog(storage, { hostname, instance, database }))
       .filter((e) => e.state !== "partial");
-    const { chosen, skipped } = await pickLatest(storage, entries);
+    const { chosen, sha256, skipped } = await pickLatest(storage, entries);
     for (const s of skipped) {
       log.warn(`skipped backup of ${s.entry.started_at.toISOString()}: ${s.reason}`, {
         file: s.entry.paths.dump ?? s.entry.paths.metadata ?? s.entry.paths.sha256,
@@ -40,7 +40,7 @@ export async function selectSource(request: SourceRequest, log: Logger): Promise
       );
     }
     log.info(`using the backup of ${chosen.started_at.toISOString()}: ${chosen.paths.dump}`);
-    return { path: chosen.paths.dump!, metadata: chosen.metadata };
+    return { path: chosen.paths.dump!, metadata: chosen.metadata, verifiedSha256: sha256 };
   }
   const path = resolve(request.file);
   // Missing, a folder, a FIFO or a device: said first, before anything reads or warns.

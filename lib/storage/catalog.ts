@@ -309,12 +309,16 @@ export async function checkEntry(storage: Storage, entry: CatalogEntry): Promise
 export async function pickLatest(
   storage: Storage,
   entries: readonly CatalogEntry[],
-): Promise<{ chosen?: CatalogEntry; skipped: { entry: CatalogEntry; reason: string }[] }> {
+): Promise<{
+  chosen?: CatalogEntry;
+  sha256?: string;
+  skipped: { entry: CatalogEntry; reason: string }[];
+}> {
   const skipped: { entry: CatalogEntry; reason: string }[] = [];
   for (const entry of entries) {
     if (entry.state === "partial") continue;
     const check = await checkEntry(storage, entry);
-    if (check.ok) return { chosen: entry, skipped };
+    if (check.ok) return { chosen: entry, sha256: check.sha256, skipped };
     skipped.push({ entry, reason: check.reason });
   }
   return { skipped };
