@@ -617,6 +617,8 @@ async function countRows(
     return { tables, objects: await objects };
   } catch (e) {
     return {
+      // Taken first (one query at a time in the snapshot), and bounded by their own timeouts.
+      objects: await objects,
       warning: `row counts not recorded: ${redact(e instanceof Error ? e.message : String(e))}`,
     };
   }

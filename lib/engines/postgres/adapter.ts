@@ -275,8 +275,13 @@ class PostgresAdapter implements EngineAdapter {
     const snapshot = this.#held.get(database)?.snapshot;
     try {
       // In the dump's snapshot while one is shared: the counts are then the dump's own objects.
+      // In the snapshot it runs before the row counts: it must not keep them waiting long.
       const rows = snapshot
-        ? await snapshot.isolated((q) => q.unsafe(OBJECT_COUNTS))
+        ? await snapshot.isolated(async (q) => {
+          await q.unsafe("set lock_timeout = '3s'");
+          await q.unsafe("set statement_timeout = '30s'");
+          return await q.unsafe(OBJECT_COUNTS);
+        })
         : await this.#with(database, (sql) => sql.unsafe(OBJECT_COUNTS));
       const row = rows[0];
       return {
