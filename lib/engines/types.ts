@@ -246,8 +246,9 @@ export interface EngineAdapter {
    * `pg_export_snapshot()` on the held connection; the id goes to DumpTuning.snapshot), or
    * undefined where none can be shared. Until `end` or the hold's release, tableRows and
    * objectCounts of that database count in that snapshot, so the counts are exactly the dump's
-   * rows and objects, and they may run while the dump does. End it only once the dump has exited: the dump imports the snapshot
-   * when it starts, and it is gone once its transaction ends.
+   * rows and objects, and they may run while the dump does. End it only once the dump has
+   * exited: the dump imports the snapshot when it starts, and it is gone once its transaction
+   * ends.
    */
   shareSnapshot?(database: string): Promise<{ id: string; end(): Promise<void> } | undefined>;
   /** Closes the connection(s), held ones included. Safe to call twice. */
