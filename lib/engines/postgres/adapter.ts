@@ -273,28 +273,28 @@ class PostgresAdapter implements EngineAdapter {
 
   async objectCounts(database: string): Promise<ObjectCounts> {
     const snapshot = this.#held.get(database)?.snapshot;
-    try {
-      // In the dump's snapshot while one is shared: the counts are then the dump's own objects.
-      // In the snapshot it runs before the row counts: it must not keep them waiting long.
-      const rows = snapshot
-        ? await snapshot.isolated(async (q) => {
-          await q.unsafe("set lock_timeout = '3s'");
-          await q.unsafe("set statement_timeout = '30s'");
-          return await q.unsafe(OBJECT_COUNTS);
-        })
-        : await this.#with(database, (sql) => sql.unsafe(OBJECT_COUNTS));
-      const row = rows[0];
-      return {
-        tables: row.tables,
-        views: row.views,
-        routines: row.routines,
-        triggers: row.triggers,
-        sequences: row.sequences,
-        large_objects: row.large_objects,
-      };
-    } catch (error) {
+    // A connection's own errors (a missing database, a refused login) pass as they are.
+    const failed = (error: unknown): never => {
       throw queryError(error, `cannot count objects in ${database}`);
-    }
+    };
+    // In the dump's snapshot while one is shared: the counts are then the dump's own objects.
+    // In the snapshot it runs before the row counts: it must not keep them waiting long.
+    const rows = snapshot
+      ? await snapshot.isolated(async (q) => {
+        await q.unsafe("set lock_timeout = '3s'");
+        await q.unsafe("set statement_timeout = '30s'");
+        return await q.unsafe(OBJECT_COUNTS);
+      }).catch(failed)
+      : await this.#with(database, (sql) => sql.unsafe(OBJECT_COUNTS).catch(failed));
+    const row = rows[0];
+    return {
+      tables: row.tables,
+      views: row.views,
+      routines: row.routines,
+      triggers: row.triggers,
+      sequences: row.sequences,
+      large_objects: row.large_objects,
+    };
   }
 
   async tableRows(
