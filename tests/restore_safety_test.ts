@@ -677,3 +677,26 @@ Deno.test(
     await pg.drop("crossed");
   },
 );
+
+Deno.test(
+  "a property statement that fails after CREATE DATABASE leaves nothing: the new database carries the mark from its first moment and is dropped",
+  opts,
+  async () => {
+    const { env, engines } = await getSetup();
+    const pg = engines.find((e) => e.id === "pg")!;
+    await pg.server.sql("CREATE DATABASE props_src");
+    await pg.server.sql("CREATE TABLE t (id int); INSERT INTO t VALUES (1)", {
+      database: "props_src",
+    });
+    const backup = await backupNow(env, "pg", "props_src");
+    // As a backup of a newer server's database holds a setting this server does not know.
+    const meta = JSON.parse(await Deno.readTextFile(backup.metadata));
+    meta.database_properties.settings = [{ role: null, setting: "no_such_setting=1" }];
+    await Deno.writeTextFile(backup.metadata, JSON.stringify(meta, null, 2));
+    const r = await env.run(restoreArgs(pg, "props_src", "props_dst"));
+    assertEquals(r.code, 1, r.stderr);
+    assertMatch(r.stderr, /no_such_setting/);
+    assertEquals(await pg.state("props_dst"), "absent");
+    await pg.drop("props_src");
+  },
+);

@@ -852,15 +852,19 @@ function planRestore(
   } else if (drop === "interrupted") {
     actions.push(`drop database ${where}, left incomplete by an interrupted restore`);
   }
-  if (create) actions.push(...createStatements.map((s) => `run: ${s}`));
-  else {
-    actions.push(`load into the existing empty database ${where}`);
+  const markAction = `mark ${target} incomplete until the load has gone through`;
+  if (create) {
+    for (const s of createStatements) {
+      actions.push(`run: ${s}`);
+      if (CREATES_DATABASE.test(s)) actions.push(markAction);
+    }
+  } else {
+    actions.push(`load into the existing empty database ${where}`, markAction);
     notes.warn(
       `database ${target} exists and is empty: the dump is loaded into it as it is; its ` +
         `owner, encoding and other properties are not changed`,
     );
   }
-  actions.push(`mark ${target} incomplete until the load has gone through`);
   if (source.skipHeader) {
     actions.push(
       `skip the original tool's header (lines before line ${inspection.facts.bannerLine})`,
@@ -962,14 +966,21 @@ async function applyPlan(
   let created = false;
   let done = false;
   try {
+    const mark = () => server.execute(server.markStatements(target, plan.marker));
     if (plan.create) {
       log.info(`creating database ${where}`);
-      await server.execute(plan.createStatements);
-      // Only now is the database this run's own: a CREATE that failed (e.g. the name exists)
-      // made nothing this run may drop.
-      created = true;
-    }
-    await server.execute(server.markStatements(target, plan.marker));
+      for (const statement of plan.createStatements) {
+        await server.execute([statement]);
+        if (created || !CREATES_DATABASE.test(statement)) continue;
+        // Only now is the database this run's own (a CREATE that failed, e.g. the name exists,
+        // made nothing this run may drop), and it is marked at once: a property statement that
+        // fails after it (a setting this server does not know) leaves nothing behind, and a
+        // kill -9 nothing that looks like a whole database.
+        created = true;
+        await mark();
+      }
+      if (!created) throw new Error(`no CREATE DATABASE among ${plan.createStatements.length}`);
+    } else await mark();
     // A scratch database keeps its mark to the end: it is never a usable copy.
     const unmark = request.scratch ? [] : server.unmarkStatements(target, plan.finalComment);
     await load(session, source, {
@@ -1002,6 +1013,9 @@ async function applyPlan(
     throw new VyaError(`the scratch database ${where} could not be dropped (see above)`, "failed");
   }
 }
+
+/** The one statement of TargetServer.createStatements that creates the database. */
+const CREATES_DATABASE = /^CREATE DATABASE /;
 
 // How long each clean-up step may wait for the server.
 const CLEANUP_MS = 30_000;

@@ -64,7 +64,11 @@ export interface TargetServer {
   sessionsUsing(name: string): Promise<number>;
   /** What dropping `name` does to the `sessions` connected to it, for the user. */
   dropEffect(sessions: number, waitSeconds: number): string;
-  /** The statements that create database `name` with its captured properties. */
+  /**
+   * The statements that create database `name` with its captured properties. The one that
+   * creates it starts with `CREATE DATABASE `: the restore marks the database right after it,
+   * so nothing after it may replace the mark (the comment comes back with the unmark).
+   */
   createStatements(
     name: string,
     props: DatabaseProperties | undefined,

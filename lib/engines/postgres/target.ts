@@ -69,7 +69,8 @@ export function pgCreateStatements(
     create.push(`CONNECTION LIMIT = ${Math.trunc(props.connection_limit)}`);
   }
   const out = [create.join(" ")];
-  if (props.comment) out.push(`COMMENT ON DATABASE ${db} IS ${pgLiteral(props.comment)}`);
+  // No COMMENT: the restore's mark is the comment until the load has gone through, and the
+  // captured comment replaces it then (TargetServer.unmarkStatements).
   const grants = (props.grants ?? []).filter((g) =>
     !(options.noOwner && props.owner && g.grantee === props.owner)
   );
