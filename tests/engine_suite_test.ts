@@ -348,6 +348,9 @@ for (const entry of matrixEntries(MODE)) {
                 await withAdapter(engine, server, async (a) => {
                   const got = await a.databaseProperties(name);
                   for (const key of Object.keys(row.props) as (keyof DatabaseProperties)[]) {
+                    // Where the mark is the comment (PostgreSQL), the comment comes with the
+                    // unmark below.
+                    if (key === "comment" && engine.family === "postgresql") continue;
                     assertEquals(got[key], row.props[key], `property ${key}`);
                   }
                   // Only a transactional target needs the comment back (to restore it on rollback).
@@ -370,7 +373,10 @@ for (const entry of matrixEntries(MODE)) {
                   );
                   assertEquals(await target.readMarker(name), undefined);
                   assertEquals(await a.restoreMark(name), undefined);
-                  assertEquals((await a.databaseProperties(name)).comment, got.comment);
+                  assertEquals(
+                    (await a.databaseProperties(name)).comment ?? null,
+                    row.props.comment ?? null,
+                  );
 
                   const client = requireTools(await engine.findTools(version.major, tools)).client!;
                   await load(target, client, name, tableSql(engine, `t ${HOSTILE}`));
