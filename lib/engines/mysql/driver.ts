@@ -49,7 +49,11 @@ export async function openMysql(
     ...options,
   });
   try {
-    await conn.query(BACKSLASH_ESCAPES_ON);
+    // Asked first: a session without the flag (the usual case) sends no SET, which some
+    // proxies refuse.
+    const [rows] = await conn.query("SELECT @@SESSION.sql_mode AS m");
+    const mode = String((rows as { m?: unknown }[])[0]?.m ?? "");
+    if (mode.split(",").includes("NO_BACKSLASH_ESCAPES")) await conn.query(BACKSLASH_ESCAPES_ON);
   } catch (e) {
     conn.destroy();
     throw e;
