@@ -29,6 +29,24 @@ async function waitLocked(
   }
 }
 
+/** Points the test config's instance `pg` at a pg_dump of the test's own (a wrapper script). */
+async function useDumpTool(
+  env: Awaited<ReturnType<typeof makeTestEnv>>,
+  pg: Awaited<ReturnType<typeof sharedPostgres>>,
+  pgDump: string,
+): Promise<void> {
+  await env.writeConfig({
+    instances: [{
+      id: "pg",
+      type: "postgresql",
+      host: pg.host,
+      port: pg.port,
+      credential: "pg",
+      tools: { pg_dump: pgDump },
+    }],
+  });
+}
+
 Deno.test("dump snapshot: counts in it ignore later writes, survive a lock timeout, and it stays importable until its end", async () => {
   const pg = await sharedPostgres();
   const db = `snap_${crypto.randomUUID().slice(0, 8)}`;
@@ -163,16 +181,7 @@ Deno.test("a dump that cannot import the shared snapshot runs again in its own: 
   await Deno.writeTextFile(slow, `#!/bin/sh\nsleep 0.6\nexec ${pg.bin}/pg_dump "$@"\n`, {
     mode: 0o755,
   });
-  await env.writeConfig({
-    instances: [{
-      id: "pg",
-      type: "postgresql",
-      host: pg.host,
-      port: pg.port,
-      credential: "pg",
-      tools: { pg_dump: slow },
-    }],
-  });
+  await useDumpTool(env, pg, slow);
   try {
     const r = await env.run(["backup", "--instance", "pg", "--database", db]);
     assertEquals(r.code, 0, r.stderr);
@@ -255,16 +264,7 @@ exec ${pg.bin}/pg_dump "$@"
 `,
     { mode: 0o755 },
   );
-  await env.writeConfig({
-    instances: [{
-      id: "pg",
-      type: "postgresql",
-      host: pg.host,
-      port: pg.port,
-      credential: "pg",
-      tools: { pg_dump: join(bin, "pg_dump") },
-    }],
-  });
+  await useDumpTool(env, pg, join(bin, "pg_dump"));
   try {
     const backup = env.run([
       "backup",

@@ -337,7 +337,8 @@ async function peekSource(
   connecting: Promise<ConnectedServer>,
 ): Promise<VerifiedSource | undefined> {
   const meta = request.source.metadata;
-  if (!mayPeek(request) || !meta?.file) return undefined;
+  // Called only where mayPeek said yes: the metadata has its file.
+  if (!meta?.file) return undefined;
   // An existing target is read and changed only after the whole file verified, as always.
   const target = request.target ?? meta.database;
   if (!target || await targetExists(connecting, target)) return undefined;
